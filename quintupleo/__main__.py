@@ -1,0 +1,3 @@
+from quintupleo.cli import main
+
+main()

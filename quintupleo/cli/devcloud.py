@@ -1,0 +1,105 @@
+"""`quintupleo devcloud`: a small real OpenStack on 127.0.0.1, for users and for our tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quintupleo.devcloud.clouds_yaml import ADMIN_CLOUD, MEMBER_CLOUD, clouds_yaml_path
+from quintupleo.devcloud.layout import default_home
+from quintupleo.devcloud.manager import Devcloud
+from quintupleo.errors import QuintupleOError
+
+app = typer.Typer(help="A local OpenStack (Keystone, Nova, Neutron, Glance, Placement) on "
+                       "127.0.0.1.", no_args_is_help=True)
+console = Console(stderr=True)
+
+HomeOption = typer.Option(
+    None, "--home", envvar="QUINTUPLEO_DEVCLOUD_HOME",
+    help="Data dir of the devcloud [default: $QUINTUPLEO_HOME/devcloud, else "
+         "$XDG_DATA_HOME/quintupleo/devcloud].")
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _devcloud(home: Path | None) -> Devcloud:
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        console.print(f"[green]✓[/] {message}  [dim]{time.monotonic() - started:5.1f} s[/]")
+
+    return Devcloud(home or default_home(), progress)
+
+
+def _fail(exc: QuintupleOError) -> None:
+    console.print(f"[red]error:[/] {exc}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def up(home: Path | None = HomeOption,
+       port_base: int | None = typer.Option(
+           None, help="First of the 8 loopback ports the cloud uses [default: 19000].")) -> None:
+    """Install (once), bootstrap (once) and start the local cloud; wait until a server can boot."""
+    cloud = _devcloud(home)
+    try:
+        with console.status("bringing the devcloud up…"):
+            state = cloud.up(port_base)
+    except QuintupleOError as exc:
+        _fail(exc)
+    console.print(f"[bold green]devcloud ready[/]: {state.auth_url}  "
+                  f"(clouds: {MEMBER_CLOUD}, {ADMIN_CLOUD} in {clouds_yaml_path()})")
+    console.print(f"try: OS_CLOUD={MEMBER_CLOUD} {cloud.layout.bin('openstack')} server list")
+
+
+@app.command()
+def down(home: Path | None = HomeOption) -> None:
+    """Stop every process the devcloud started (TERM, then KILL)."""
+    cloud = _devcloud(home)
+    try:
+        stopped = cloud.down()
+    except QuintupleOError as exc:
+        _fail(exc)
+    console.print(f"stopped {len(stopped)} service(s)" + (f": {', '.join(stopped)}"
+                                                         if stopped else ""))
+
+
+@app.command()
+def reset(home: Path | None = HomeOption) -> None:
+    """Return to the clean bootstrapped state (restores the golden copy) and start."""
+    cloud = _devcloud(home)
+    try:
+        with console.status("resetting the devcloud…"):
+            cloud.reset()
+    except QuintupleOError as exc:
+        _fail(exc)
+    console.print("[bold green]devcloud reset and ready[/]")
+
+
+@app.command()
+def status(home: Path | None = HomeOption,
+           format: Format = typer.Option(Format.table, "--format", "-f")) -> None:
+    """Each service's state, PID, port and resident memory."""
+    rows = _devcloud(home).status()
+    if format is Format.json:
+        typer.echo(json.dumps([asdict(row) for row in rows], indent=2))
+        return
+    table = Table("service", "state", "pid", "port", "rss", "log")
+    for row in rows:
+        colour = "green" if row.state == "running" else "red"
+        table.add_row(row.name, f"[{colour}]{row.state}[/]", str(row.pid or "-"),
+                      str(row.port or "-"),
+                      f"{row.rss / 2**20:.0f} MiB" if row.rss else "-", row.log)
+    Console().print(table)
+    total = sum(row.rss or 0 for row in rows)
+    Console().print(f"total RSS: {total / 2**20:.0f} MiB")

@@ -1,0 +1,221 @@
+"""Configuration files of the local cloud, rendered from the layout and the state.
+
+Each function returns {relative path under etc/: file text}. Settings that are not the services'
+defaults say why in a comment; the measured pitfalls they avoid are in the design notes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from quintupleo.devcloud.layout import HOST, Layout, State
+
+Ini = Mapping[str, Mapping[str, object]]
+
+# oslo.log's defaults plus nova.service at DEBUG: its "Join ServiceGroup" line tells us the
+# conductor consumes RPC, so nova-compute's first call is not lost (a 10 s retry otherwise).
+NOVA_LOG_LEVELS = ",".join([
+    "amqp=WARN", "amqplib=WARN", "boto=WARN", "qpid=WARN", "sqlalchemy=WARN", "suds=INFO",
+    "oslo.messaging=INFO", "oslo_messaging=INFO", "iso8601=WARN",
+    "requests.packages.urllib3.connectionpool=WARN", "urllib3.connectionpool=WARN",
+    "websocket=WARN", "requests.packages.urllib3.util.retry=WARN", "urllib3.util.retry=WARN",
+    "keystonemiddleware=WARN", "routes.middleware=WARN", "stevedore=WARN", "taskflow=WARN",
+    "keystoneauth=WARN", "oslo.cache=INFO", "oslo_policy=INFO", "dogpile.core.dogpile=INFO",
+    "nova.service=DEBUG",
+])
+
+
+def render_ini(sections: Ini) -> str:
+    lines: list[str] = []
+    for name, options in sections.items():
+        lines.append(f"[{name}]")
+        for key, value in options.items():
+            if isinstance(value, bool):
+                value = str(value).lower()
+            lines.append(f"{key} = {value}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _service_auth(state: State, user: str) -> dict[str, object]:
+    """Credentials a service uses to talk to the others (keystone_authtoken, [placement], ...)."""
+    return {
+        "auth_url": state.auth_url,
+        "auth_type": "password",
+        "username": user,
+        "password": state.service_password,
+        "project_name": "service",
+        "user_domain_name": "Default",
+        "project_domain_name": "Default",
+        "region_name": "RegionOne",
+    }
+
+
+def _authtoken(state: State, user: str) -> dict[str, object]:
+    return {"www_authenticate_uri": state.auth_url, **_service_auth(state, user)}
+
+
+def _common(layout: Layout, service: str) -> dict[str, dict[str, object]]:
+    return {
+        "oslo_concurrency": {"lock_path": layout.data / service / "locks"},
+        "oslo_policy": {"enforce_new_defaults": True, "enforce_scope": False},
+    }
+
+
+def keystone(layout: Layout, state: State) -> dict[str, str]:
+    conf = {
+        "DEFAULT": {"use_stderr": True},
+        "database": {"connection": layout.db_url("keystone")},
+        "token": {"provider": "fernet", "expiration": 86400},
+        "fernet_tokens": {"key_repository": layout.data / "keystone" / "fernet-keys"},
+        "fernet_receipts": {"key_repository": layout.data / "keystone" / "fernet-keys"},
+        "credential": {"key_repository": layout.data / "keystone" / "credential-keys"},
+        **_common(layout, "keystone"),
+    }
+    return {"keystone/keystone.conf": render_ini(conf)}
+
+
+def placement(layout: Layout, state: State) -> dict[str, str]:
+    conf = {
+        "DEFAULT": {"use_stderr": True},
+        "placement_database": {"connection": layout.db_url("placement")},
+        "api": {"auth_strategy": "keystone"},
+        "keystone_authtoken": _authtoken(state, "placement"),
+        **_common(layout, "placement"),
+    }
+    return {"placement/placement.conf": render_ini(conf)}
+
+
+def glance(layout: Layout, state: State) -> dict[str, str]:
+    conf = {
+        "DEFAULT": {"use_stderr": True, "enabled_backends": "fs:file"},
+        "database": {"connection": layout.db_url("glance")},
+        "glance_store": {"default_backend": "fs"},
+        "fs": {"filesystem_store_datadir": layout.data / "glance" / "images"},
+        "os_glance_staging_store": {"filesystem_store_datadir": layout.data / "glance" / "staging"},
+        "os_glance_tasks_store": {"filesystem_store_datadir": layout.data / "glance" / "tasks"},
+        "paste_deploy": {"flavor": "keystone",
+                         "config_file": layout.etc / "glance" / "glance-api-paste.ini"},
+        "keystone_authtoken": _authtoken(state, "glance"),
+        "oslo_messaging_notifications": {"driver": "noop"},
+        **_common(layout, "glance"),
+    }
+    return {"glance/glance-api.conf": render_ini(conf)}
+
+
+def neutron(layout: Layout, state: State) -> dict[str, str]:
+    conf = {
+        "DEFAULT": {
+            "use_stderr": True,
+            "core_plugin": "ml2",
+            "service_plugins": "router",
+            "auth_strategy": "keystone",
+            "transport_url": state.transport_url,
+            "state_path": layout.data / "neutron",
+            # No agents and no Nova callback: ports go ACTIVE when our driver binds them.
+            "notify_nova_on_port_status_changes": False,
+            "notify_nova_on_port_data_changes": False,
+        },
+        "database": {"connection": layout.db_url("neutron")},
+        "keystone_authtoken": _authtoken(state, "neutron"),
+        "oslo_messaging_notifications": {"driver": "noop"},
+        "quotas": {"quota_network": 100, "quota_subnet": 100, "quota_port": 1000},
+        **_common(layout, "neutron"),
+    }
+    ml2 = {
+        "ml2": {
+            "type_drivers": "flat,vlan,vxlan",
+            "tenant_network_types": "vxlan",
+            "mechanism_drivers": "quintupleo_agentless",
+            "extension_drivers": "port_security",
+        },
+        "ml2_type_flat": {"flat_networks": "*"},
+        "ml2_type_vlan": {"network_vlan_ranges": "physnet1:100:199"},
+        "ml2_type_vxlan": {"vni_ranges": "1:10000"},
+    }
+    return {
+        "neutron/neutron.conf": render_ini(conf),
+        "neutron/plugins/ml2/ml2_conf.ini": render_ini(ml2),
+    }
+
+
+def _nova_common(layout: Layout, state: State) -> dict[str, dict[str, object]]:
+    return {
+        "DEFAULT": {
+            "use_stderr": True,
+            "default_log_levels": NOVA_LOG_LEVELS,
+            "host": "devcloud-compute",
+            "my_ip": HOST,
+            "transport_url": state.transport_url,
+            "state_path": layout.data / "nova",
+            "instances_path": layout.data / "nova" / "instances",
+            "compute_driver": "fake.FakeDriverWithoutFakeNodes",
+            # The fake driver plugs nothing: do not wait for Neutron's vif-plugged event.
+            "vif_plugging_is_fatal": False,
+            "vif_plugging_timeout": 0,
+            # Otherwise periodic tasks (and so host discovery) start up to 60 s late.
+            "periodic_fuzzy_delay": 0,
+            "allow_resize_to_same_host": True,
+        },
+        "api": {"auth_strategy": "keystone"},
+        "wsgi": {"api_paste_config": layout.etc / "nova" / "api-paste.ini"},
+        "keystone_authtoken": _authtoken(state, "nova"),
+        "placement": _service_auth(state, "placement"),
+        "neutron": _service_auth(state, "neutron"),
+        "glance": {"region_name": "RegionOne"},
+        "scheduler": {"discover_hosts_in_cells_interval": 2},
+        "quota": {"instances": 100, "cores": 400, "ram": 819200},
+        "vnc": {"enabled": False},
+        "oslo_messaging_notifications": {"driver": "noop"},
+        **_common(layout, "nova"),
+    }
+
+
+def nova(layout: Layout, state: State) -> dict[str, str]:
+    conf = _nova_common(layout, state)
+    conf["database"] = {"connection": layout.db_url("nova_cell1")}
+    conf["api_database"] = {"connection": layout.db_url("nova_api")}
+    # nova-compute must not see the databases: it talks to them through the conductor.
+    return {
+        "nova/nova.conf": render_ini(conf),
+        "nova/nova-compute.conf": render_ini(_nova_common(layout, state)),
+    }
+
+
+def rabbitmq(layout: Layout, state: State) -> dict[str, str]:
+    conf = "\n".join([
+        f"listeners.tcp.1 = {HOST}:{state.port('rabbitmq')}",
+        "default_user = quintupleo",
+        f"default_pass = {state.rabbit_password}",
+        "log.console = true",
+        "log.file = false",
+        "",
+    ])
+    return {
+        "rabbitmq/rabbitmq.conf": conf,
+        "rabbitmq/enabled_plugins": "[].\n",
+        # An empty env file, so that /etc/rabbitmq/rabbitmq-env.conf is not read.
+        "rabbitmq/rabbitmq-env.conf": "",
+    }
+
+
+RENDERERS = (keystone, placement, glance, neutron, nova, rabbitmq)
+PASTE_FILES = {
+    "glance/glance-api-paste.ini": "glance/glance-api-paste.ini",
+    "neutron/api-paste.ini": "neutron/api-paste.ini",
+    "nova/api-paste.ini": "nova/api-paste.ini",
+}
+
+
+def write_all(layout: Layout, state: State) -> None:
+    """Render every configuration file; the paste files come from the venv's own etc/."""
+    files: dict[str, str] = {}
+    for render in RENDERERS:
+        files.update(render(layout, state))
+    for target, source in PASTE_FILES.items():
+        files[target] = (layout.venv / "etc" / source).read_text()
+    for rel, text in files.items():
+        path = layout.etc / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o600)
