@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from quintupleo.devcloud.clouds_yaml import ADMIN_CLOUD, MEMBER_CLOUD, clouds_yaml_path
@@ -42,7 +43,7 @@ def _devcloud(home: Path | None) -> Devcloud:
 
 
 def _fail(exc: QuintupleOError) -> None:
-    console.print(f"[red]error:[/] {exc}", markup=False, highlight=False)
+    console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
     raise typer.Exit(1)
 
 

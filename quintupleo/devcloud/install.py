@@ -29,7 +29,7 @@ SERVICE_PACKAGES = (
     "python-memcached",
     "uwsgi",
     "python-openstackclient",
-    "setuptools",
+    "setuptools>=70.1",  # builds our plugins without the separate wheel package
 )
 PLUGIN_DIST = "quintupleo-devcloud-plugins"
 PLUGIN_PYPROJECT = f"""\

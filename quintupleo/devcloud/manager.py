@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from keystoneauth1.exceptions import ClientException
+from openstack.exceptions import SDKException
+
 from quintupleo.devcloud import bootstrap, clouds_yaml, configs, install, processes, readiness
 from quintupleo.devcloud.layout import Layout, State
 from quintupleo.devcloud.services import Service, all_services
@@ -62,15 +65,18 @@ class Devcloud:
         try:
             self._start(state)
             if not state.bootstrapped:
-                with step("identities, catalog, flavors, image"):
+                with step("flavors and image"):
                     conn = bootstrap.admin_connection(state)
-                    bootstrap.create_identities(conn, state)
                     bootstrap.create_flavors(conn)
                     bootstrap.upload_image(conn)
                 with step("golden copy for reset"):
                     bootstrap.snapshot(self.layout, self.layout.golden)
                 state.bootstrapped = True
                 state.save(self.layout)
+        except (SDKException, ClientException) as exc:
+            self._stop_all()
+            raise DevcloudError(f"bootstrap through the OpenStack APIs failed: {exc}",
+                                hint=f"The services' logs are in {self.layout.logs}.") from exc
         except BaseException:
             self._stop_all()
             raise
@@ -161,6 +167,10 @@ class Devcloud:
                 self._wait(state, members, offsets)
                 if "nova-compute" in offsets:
                     self._wait_compute(state, members, offsets)
+            if "keystone" in offsets and not state.bootstrapped:
+                # The other services authenticate as their own users from their first start.
+                with self._step("identities and catalog"):
+                    bootstrap.create_identities(bootstrap.admin_connection(state), state)
 
     def _check_ports(self, state: State, services: list[Service]) -> None:
         for service in services:

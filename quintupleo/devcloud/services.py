@@ -40,7 +40,8 @@ def _uwsgi(layout: Layout, state: State, name: str, module: str, port: str,
         "--buffer-size", "65535",
         # Glance receives image data with chunked transfer encoding.
         "--http-chunked-input", "--http-raw-body", "--http-auto-chunked",
-        "--http-keepalive",
+        # uWSGI's plain http-socket does not do keep-alive well: tell clients so.
+        "--add-header", "Connection: close",
         "--max-requests", "0",
         "--hook-master-start", "unix_signal:15 gracefully_kill_them_all",
         "--disable-logging",
