@@ -156,14 +156,18 @@ def _nova_common(layout: Layout, state: State) -> dict[str, dict[str, object]]:
             # Otherwise periodic tasks (and so host discovery) start up to 60 s late.
             "periodic_fuzzy_delay": 0,
             "allow_resize_to_same_host": True,
+            # A dev cloud has nothing to drain: stop within seconds, not a minute.
+            "graceful_shutdown_timeout": 3,
         },
+        # One worker each: the default (one per core) doubles their memory for nothing here.
+        "conductor": {"workers": 1},
         "api": {"auth_strategy": "keystone"},
         "wsgi": {"api_paste_config": layout.etc / "nova" / "api-paste.ini"},
         "keystone_authtoken": _authtoken(state, "nova"),
         "placement": _service_auth(state, "placement"),
         "neutron": _service_auth(state, "neutron"),
         "glance": {"region_name": "RegionOne"},
-        "scheduler": {"discover_hosts_in_cells_interval": 2},
+        "scheduler": {"discover_hosts_in_cells_interval": 2, "workers": 1},
         "quota": {"instances": 100, "cores": 400, "ram": 819200},
         "vnc": {"enabled": False},
         "oslo_messaging_notifications": {"driver": "noop"},

@@ -80,7 +80,7 @@ def stop(layout: Layout, name: str, timeout: float = 15.0) -> bool:
         return False
     group = [current.process, *current.process.children(recursive=True)]
     _signal_group(current.pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(group, timeout=timeout)
+    alive = _wait_gone(group, timeout)
     if alive:
         _signal_group(current.pid, signal.SIGKILL)
         for proc in alive:
@@ -88,9 +88,31 @@ def stop(layout: Layout, name: str, timeout: float = 15.0) -> bool:
                 proc.kill()
             except psutil.Error:
                 pass
-        psutil.wait_procs(alive, timeout=5)
+        _wait_gone(alive, 5.0)
     layout.pid_file(name).unlink(missing_ok=True)
     return True
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until PROCS have exited; returns those still alive at TIMEOUT.
+
+    Our services are not our children once the command that started them has exited, and a
+    zombie waiting for PID 1 to reap it has exited all the same: psutil's wait_procs would count
+    it as alive.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [proc for proc in procs if _alive(proc)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
