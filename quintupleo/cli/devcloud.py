@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,13 +23,13 @@ app = typer.Typer(help="A local OpenStack (Keystone, Nova, Neutron, Glance, Plac
                        "127.0.0.1.", no_args_is_help=True)
 console = Console(stderr=True)
 
-HomeOption = typer.Option(
-    None, "--home", envvar="QUINTUPLEO_DEVCLOUD_HOME",
+HomeOption = Annotated[Path | None, typer.Option(
+    "--home", envvar="QUINTUPLEO_DEVCLOUD_HOME",
     help="Data dir of the devcloud [default: $QUINTUPLEO_HOME/devcloud, else "
-         "$XDG_DATA_HOME/quintupleo/devcloud].")
+         "$XDG_DATA_HOME/quintupleo/devcloud].")]
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
 
@@ -48,9 +49,9 @@ def _fail(exc: QuintupleOError) -> None:
 
 
 @app.command()
-def up(home: Path | None = HomeOption,
-       port_base: int | None = typer.Option(
-           None, help="First of the 8 loopback ports the cloud uses [default: 19000].")) -> None:
+def up(home: HomeOption = None,
+       port_base: Annotated[int | None, typer.Option(
+           help="First of the 8 loopback ports the cloud uses [default: 19000].")] = None) -> None:
     """Install (once), bootstrap (once) and start the local cloud; wait until a server can boot."""
     cloud = _devcloud(home)
     try:
@@ -64,7 +65,7 @@ def up(home: Path | None = HomeOption,
 
 
 @app.command()
-def down(home: Path | None = HomeOption) -> None:
+def down(home: HomeOption = None) -> None:
     """Stop every process the devcloud started (TERM, then KILL)."""
     cloud = _devcloud(home)
     try:
@@ -76,7 +77,7 @@ def down(home: Path | None = HomeOption) -> None:
 
 
 @app.command()
-def reset(home: Path | None = HomeOption) -> None:
+def reset(home: HomeOption = None) -> None:
     """Return to the clean bootstrapped state (restores the golden copy) and start."""
     cloud = _devcloud(home)
     try:
@@ -88,8 +89,8 @@ def reset(home: Path | None = HomeOption) -> None:
 
 
 @app.command()
-def status(home: Path | None = HomeOption,
-           format: Format = typer.Option(Format.table, "--format", "-f")) -> None:
+def status(home: HomeOption = None,
+           format: Annotated[Format, typer.Option("--format", "-f")] = Format.table) -> None:
     """Each service's state, PID, port and resident memory."""
     rows = _devcloud(home).status()
     if format is Format.json:

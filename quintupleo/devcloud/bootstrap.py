@@ -157,7 +157,8 @@ def snapshot(layout: Layout, target: Path) -> None:
     shutil.copytree(layout.data, tmp, ignore=shutil.ignore_patterns(
         "rabbitmq", "*.sqlite", "*.sqlite-wal", "*.sqlite-shm", "locks"))
     for name in DATABASES:
-        with sqlite3.connect(layout.db(name)) as src, sqlite3.connect(tmp / "db" / f"{name}.sqlite") as dst:
+        target_db = tmp / "db" / f"{name}.sqlite"
+        with sqlite3.connect(layout.db(name)) as src, sqlite3.connect(target_db) as dst:
             src.backup(dst)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)

@@ -124,9 +124,15 @@ def _fingerprint() -> str:
     return "\n".join([*SERVICE_PACKAGES, constraints_file().read_text()])
 
 
+# A venv whose marker is current but which lost one of these is repaired by the next install.
+KEY_PROGRAMS = ("python", "uwsgi", "keystone-manage", "nova-compute", "neutron-db-manage",
+                "glance-manage", "placement-manage", "openstack")
+
+
 def venv_is_current(layout: Layout) -> bool:
     marker = layout.venv / MARKER
-    return marker.exists() and marker.read_text() == _fingerprint()
+    return (marker.exists() and marker.read_text() == _fingerprint()
+            and all(layout.bin(name).exists() for name in KEY_PROGRAMS))
 
 
 def install_venv(layout: Layout) -> None:

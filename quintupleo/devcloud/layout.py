@@ -130,8 +130,10 @@ class State:
             return cls(**json.loads(raw))
         except (ValueError, TypeError) as exc:
             raise DevcloudError(
-                f"the data dir is corrupt: {layout.state_file} cannot be read ({type(exc).__name__})",
-                hint=f"Remove {layout.home} (or choose another --home) and run `quintupleo devcloud up`.",
+                f"the data dir is corrupt: {layout.state_file} cannot be read "
+                f"({type(exc).__name__})",
+                hint=f"Remove {layout.home} (or choose another --home) and run "
+                     "`quintupleo devcloud up`.",
             ) from None
 
     def save(self, layout: Layout) -> None:

@@ -158,6 +158,7 @@ class Devcloud:
 
     def _start(self, state: State) -> None:
         services = all_services(self.layout, state)
+        self._check_executables(services)
         self._check_ports(state, services)
         for wave in sorted({s.wave for s in services}):
             members = [s for s in services if s.wave == wave]
@@ -171,6 +172,16 @@ class Devcloud:
                 # The other services authenticate as their own users from their first start.
                 with self._step("identities and catalog"):
                     bootstrap.create_identities(bootstrap.admin_connection(state), state)
+
+    def _check_executables(self, services: list[Service]) -> None:
+        for service in services:
+            program = service.argv[0]
+            if shutil.which(program, path=service.env.get("PATH")) is None:
+                package = "rabbitmq-server" if service.name in ("epmd", "rabbitmq") else None
+                hint = (f"It comes with Debian's {package}: apt-get install {package}" if package
+                        else "Run `quintupleo devcloud up` again to repair the services' venv.")
+                raise DevcloudError(f"cannot run {program}: not found", service=service.name,
+                                    log=self.layout.log(service.name), hint=hint)
 
     def _check_ports(self, state: State, services: list[Service]) -> None:
         for service in services:

@@ -6,6 +6,7 @@ signal a process whose start time matches what we recorded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -30,10 +31,8 @@ class Running:
         """Resident memory of the whole process group (uWSGI workers, forked helpers)."""
         total = 0
         for proc in [self.process, *self.process.children(recursive=True)]:
-            try:
+            with contextlib.suppress(psutil.Error):
                 total += proc.memory_info().rss
-            except psutil.Error:
-                pass
         return total
 
 
@@ -84,10 +83,8 @@ def stop(layout: Layout, name: str, timeout: float = 15.0) -> bool:
     if alive:
         _signal_group(current.pid, signal.SIGKILL)
         for proc in alive:
-            try:
+            with contextlib.suppress(psutil.Error):
                 proc.kill()
-            except psutil.Error:
-                pass
         _wait_gone(alive, 5.0)
     layout.pid_file(name).unlink(missing_ok=True)
     return True
@@ -116,10 +113,8 @@ def _alive(proc: psutil.Process) -> bool:
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def port_in_use(port: int) -> bool:
@@ -136,9 +131,9 @@ def port_owner(port: int) -> str:
     """A short description of who listens on PORT, for error messages."""
     try:
         for conn in psutil.net_connections(kind="inet"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
-                if conn.pid:
-                    return f"PID {conn.pid} ({psutil.Process(conn.pid).name()})"
+            listening = conn.laddr and conn.status == psutil.CONN_LISTEN
+            if listening and conn.laddr.port == port and conn.pid:
+                return f"PID {conn.pid} ({psutil.Process(conn.pid).name()})"
     except psutil.Error:
         pass
     return "another process"
