@@ -100,10 +100,10 @@ class State:
     """Chosen once, on the first `up`, and kept so later runs find the same cloud."""
 
     port_base: int = DEFAULT_PORT_BASE
-    admin_password: str = field(default_factory=_password)
-    member_password: str = field(default_factory=_password)
-    service_password: str = field(default_factory=_password)
-    rabbit_password: str = field(default_factory=_password)
+    admin_password: str = field(default_factory=_password, repr=False)
+    member_password: str = field(default_factory=_password, repr=False)
+    service_password: str = field(default_factory=_password, repr=False)
+    rabbit_password: str = field(default_factory=_password, repr=False)
     bootstrapped: bool = False
 
     def port(self, name: str) -> int:
