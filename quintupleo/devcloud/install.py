@@ -58,6 +58,9 @@ def _run(argv: list[str], what: str, log: Path, env: dict[str, str] | None = Non
 
 
 def missing_apt_packages() -> list[str]:
+    """Debian packages still to install; none known where there is no dpkg to ask."""
+    if shutil.which("dpkg-query") is None:
+        return []
     return [name for name in APT_PACKAGES if not _dpkg_installed(name)]
 
 

@@ -1,0 +1,168 @@
+"""`quintupleo devcloud` as a user drives it: the real CLI, real processes, real faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import openstack
+import psutil
+import pytest
+
+from quintupleo.devcloud.layout import State
+from quintupleo.devcloud.manager import Devcloud
+from quintupleo.errors import DevcloudError
+
+pytestmark = pytest.mark.devcloud
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "quintupleo", "devcloud", *args],
+                          capture_output=True, text=True, env=env, check=False, timeout=600)
+
+
+def our_processes(cloud: Devcloud) -> list[psutil.Process]:
+    """Every process whose command line or environment points into the devcloud's home."""
+    home = str(cloud.layout.home)
+    found = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            text = " ".join(proc.info["cmdline"] or []) + " ".join(
+                (proc.info["environ"] or {}).values())
+        except psutil.Error:
+            continue
+        if home in text and proc.pid != os.getpid():
+            found.append(proc)
+    return found
+
+
+def assert_all_stopped(cloud: Devcloud) -> None:
+    assert {row.state for row in cloud.status()} == {"stopped"}
+    assert our_processes(cloud) == []
+
+
+def test_status_json_lists_every_service_running(devcloud):
+    result = cli("status", "--format", "json", "--home", str(devcloud.layout.home))
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert {"rabbitmq", "keystone", "placement", "glance", "neutron", "nova-api",
+            "nova-conductor", "nova-scheduler", "nova-compute"} <= set(rows)
+    for row in rows.values():
+        assert row["state"] == "running"
+        assert psutil.pid_exists(row["pid"])
+        assert row["rss"] > 0
+    assert rows["keystone"]["port"] == State.load(devcloud.layout).port("keystone")
+
+
+def test_nothing_listens_beyond_loopback(devcloud):
+    pids = {p.pid for p in our_processes(devcloud)}
+    listening = [c for c in psutil.net_connections(kind="inet")
+                 if c.pid in pids and c.status == psutil.CONN_LISTEN]
+    assert listening, "the services listen somewhere"
+    assert {c.laddr.ip for c in listening} <= {"127.0.0.1", "::1"}
+
+
+def test_openstack_cli_works_with_os_cloud(devcloud):
+    env = {**os.environ, "OS_CLOUD": "devcloud"}
+    result = subprocess.run([str(devcloud.layout.bin("openstack")), "server", "list", "-f",
+                             "json"], capture_output=True, text=True, env=env, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), list)
+
+
+def test_up_again_keeps_the_running_services(devcloud):
+    before = {row.name: row.pid for row in devcloud.status()}
+    result = cli("up", "--home", str(devcloud.layout.home))
+    assert result.returncode == 0, result.stderr
+    assert "devcloud ready" in result.stderr
+    assert {row.name: row.pid for row in devcloud.status()} == before
+
+
+def test_down_leaves_no_process_of_ours(devcloud):
+    assert our_processes(devcloud)
+    result = cli("down", "--home", str(devcloud.layout.home))
+    assert result.returncode == 0, result.stderr
+    assert_all_stopped(devcloud)
+
+
+def test_reset_returns_to_the_bootstrapped_state(devcloud):
+    conn = openstack.connect(cloud="devcloud")
+    net = conn.network.create_network(name="qo-test-reset")
+    devcloud.reset()
+    conn = openstack.connect(cloud="devcloud")
+    assert conn.network.find_network(net.id) is None
+    assert conn.compute.find_flavor("qo.tiny") is not None
+    assert conn.image.find_image("quintupleo-tiny") is not None
+
+
+def test_port_in_use_names_the_service_and_starts_nothing(devcloud):
+    devcloud.down()
+    port = State.load(devcloud.layout).port("glance")
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        result = cli("up", "--home", str(devcloud.layout.home))
+        assert result.returncode == 1
+        assert "glance" in result.stderr and str(port) in result.stderr
+        assert "already in use" in result.stderr
+        assert str(devcloud.layout.log("glance")) in result.stderr.replace("\n", "")
+        assert "Traceback" not in result.stderr
+        assert_all_stopped(devcloud)
+
+
+def test_service_that_dies_on_start_is_named_and_the_rest_stopped(devcloud):
+    devcloud.down()
+    conf = devcloud.layout.etc / "placement" / "placement.conf"
+    good = conf.read_text()
+    conf.write_text(good.replace("auth_strategy = keystone", "auth_strategy = no-such-strategy"))
+    try:
+        with pytest.raises(DevcloudError) as failure:
+            devcloud.up()
+        assert failure.value.service == "placement"
+        assert failure.value.log == devcloud.layout.log("placement")
+        assert "exited while starting" in str(failure.value)
+        assert "auth_strategy" in str(failure.value)  # the cause, from the log's last lines
+        assert_all_stopped(devcloud)
+    finally:
+        conf.write_text(good)
+
+
+def test_corrupt_data_dir_is_named_with_a_way_out(devcloud):
+    devcloud.down()
+    db = devcloud.layout.db("keystone")
+    saved = db.with_suffix(".saved")
+    shutil.copy(db, saved)
+    try:
+        db.write_bytes(b"this is not a database" * 100)
+        with pytest.raises(DevcloudError) as failure:
+            devcloud.up()
+        assert "corrupt" in str(failure.value) and str(db) in str(failure.value)
+        assert "devcloud reset" in str(failure.value)
+        assert_all_stopped(devcloud)
+    finally:
+        saved.replace(db)
+
+
+def test_missing_program_is_named_with_its_package(devcloud, monkeypatch):
+    devcloud.down()
+    monkeypatch.setenv("PATH", str(devcloud.layout.venv / "bin"))  # no /usr/bin: no epmd
+    with pytest.raises(DevcloudError) as failure:
+        devcloud.up()
+    assert failure.value.service == "epmd"
+    assert "rabbitmq-server" in str(failure.value)
+    assert_all_stopped(devcloud)
+
+
+def test_errors_and_logs_show_no_password(devcloud):
+    state = State.load(devcloud.layout)
+    secrets = [state.admin_password, state.member_password, state.service_password]
+    logs = "".join(p.read_text(errors="replace") for p in devcloud.layout.logs.glob("*.log"))
+    for secret in secrets:
+        assert secret not in logs
+    assert state.admin_password not in repr(state)
