@@ -89,6 +89,26 @@ def reset(home: HomeOption = None) -> None:
 
 
 @app.command()
+def smoke(cloud: Annotated[str, typer.Option(envvar="OS_CLOUD", help="Cloud from clouds.yaml.")]
+          = MEMBER_CLOUD) -> None:
+    """Boot a server on a pre-created port, stop it, start it, delete it; print the timings."""
+    import openstack
+    from openstack.exceptions import SDKException
+
+    from quintupleo.devcloud import smoke as smoke_run
+
+    try:
+        with console.status(f"smoke run on {cloud}…"):
+            timings = smoke_run.run(openstack.connect(cloud=cloud))
+    except (QuintupleOError, SDKException) as exc:
+        _fail(QuintupleOError(f"smoke run on {cloud} failed: {exc}"))
+    table = Table("step", "seconds", title=f"smoke run on {cloud}: passed")
+    for step, seconds in timings:
+        table.add_row(step, f"{seconds:.2f}")
+    Console().print(table)
+
+
+@app.command()
 def status(home: HomeOption = None,
            format: Annotated[Format, typer.Option("--format", "-f")] = Format.table) -> None:
     """Each service's state, PID, port and resident memory."""

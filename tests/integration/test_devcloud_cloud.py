@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from openstack import exceptions
+
+from quintupleo.devcloud.smoke import settle
 
 pytestmark = pytest.mark.devcloud
 
@@ -91,51 +92,38 @@ def test_server_on_a_precreated_port_goes_active_and_binds_it(conn, admin_conn, 
     assert port.binding_host_id == "devcloud-compute"
 
 
-def settle(conn, server, status: str, timeout: float = 60.0):
-    """Wait for STATUS with no task in progress: Nova answers 409 to an action on a busy server,
-    and the status alone still reads ACTIVE for a moment after a reboot was accepted."""
-    deadline = time.monotonic() + timeout
-    while True:
-        server = conn.compute.get_server(server)
-        if server.status == status and server.task_state is None:
-            return server
-        assert server.status != "ERROR", server.fault
-        assert time.monotonic() < deadline, f"{server.status}/{server.task_state}, not {status}"
-        time.sleep(0.2)
-
-
 def test_power_and_rebuild_cycle(conn, boot):
     server = boot()
     compute = conn.compute
 
     compute.stop_server(server)
-    server = settle(conn, server, "SHUTOFF")
+    server = settle(conn, server.id, "SHUTOFF")
     assert server.power_state == 4  # shutdown
     compute.start_server(server)
-    server = settle(conn, server, "ACTIVE")
+    server = settle(conn, server.id, "ACTIVE")
     assert server.power_state == 1  # running
 
     for reboot_type in ("SOFT", "HARD"):
         compute.reboot_server(server, reboot_type)
-        server = settle(conn, server, "ACTIVE")
+        server = settle(conn, server.id, "ACTIVE")
     actions = [a.action for a in compute.server_actions(server)]
     assert actions.count("reboot") == 2, actions
 
     image = conn.image.find_image("quintupleo-tiny")
     compute.rebuild_server(server, image=image.id)
-    server = settle(conn, server, "ACTIVE")
+    server = settle(conn, server.id, "ACTIVE")
     assert server.image.id == image.id
 
     compute.rescue_server(server)
-    assert settle(conn, server, "RESCUE").vm_state == "rescued"
+    assert settle(conn, server.id, "RESCUE").vm_state == "rescued"
     compute.unrescue_server(server)
-    assert settle(conn, server, "ACTIVE").vm_state == "active"
+    assert settle(conn, server.id, "ACTIVE").vm_state == "active"
 
 
 def test_stop_twice_is_a_409(conn, boot):
     server = boot()
     conn.compute.stop_server(server)
-    settle(conn, server, "SHUTOFF")
+    settle(conn, server.id, "SHUTOFF")
     with pytest.raises(exceptions.ConflictException):
         conn.compute.stop_server(server)
 

@@ -1,0 +1,32 @@
+# The two commands of the README, and their parts.
+VENV := .venv
+QO := $(VENV)/bin/quintupleo
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup devcloud lint unit bench down
+
+## demo: set up, bring the local cloud up, and run the main job on it
+demo: setup devcloud
+	$(QO) devcloud smoke
+
+## test: set up, bring the local cloud up, and run every test
+test: setup devcloud lint
+	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+setup:
+	./scripts/setup.sh
+
+devcloud:
+	$(QO) devcloud up
+
+lint:
+	$(VENV)/bin/ruff check .
+
+unit: setup
+	$(VENV)/bin/pytest tests/unit
+
+bench: setup devcloud
+	$(VENV)/bin/python bench/devcloud.py
+
+down:
+	$(QO) devcloud down

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian machine (as root) for QuintupleO: the Debian packages it needs and a
+# venv (.venv) with QuintupleO and its test tools. The local cloud installs its own venv on
+# `quintupleo devcloud up`. Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "QuintupleO needs Python >= 3.11"'
+
+# Debian packages for QuintupleO itself and its tests (the devcloud adds RabbitMQ itself).
+APT_PACKAGES=()
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
