@@ -25,7 +25,7 @@ class Service:
 
 
 def _uwsgi(layout: Layout, state: State, name: str, module: str, port: str,
-           processes: int = 1, threads: int = 2) -> list[str]:
+           processes: int) -> list[str]:
     return [
         str(layout.bin("uwsgi")),
         "--http-socket", f"{HOST}:{state.port(port)}",
@@ -36,7 +36,9 @@ def _uwsgi(layout: Layout, state: State, name: str, module: str, port: str,
         # Exit when the app cannot be loaded, instead of serving 500s forever.
         "--need-app",
         "--lazy-apps",
-        "--processes", str(processes), "--threads", str(threads), "--enable-threads",
+        # Processes, not threads: a thread holding SQLite's write lock while it waits for a
+        # Python lock held by a sibling waiting for SQLite deadlocks until the busy timeout.
+        "--processes", str(processes), "--threads", "1", "--enable-threads",
         "--buffer-size", "65535",
         # Glance receives image data with chunked transfer encoding.
         "--http-chunked-input", "--http-raw-body", "--http-auto-chunked",
@@ -78,7 +80,7 @@ def all_services(layout: Layout, state: State) -> list[Service]:
     etc = layout.etc
 
     def api(name: str, module: str, config_env: str, port: str, wave: int,
-            processes: int = 1) -> Service:
+            processes: int = 2) -> Service:
         return Service(
             name=name,
             argv=_uwsgi(layout, state, name, module, port, processes=processes),
@@ -100,10 +102,9 @@ def all_services(layout: Layout, state: State) -> list[Service]:
         Service("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"],
                 env={**base_env, **rabbit}, port="rabbitmq", wave=1,
                 cwd=layout.data / "rabbitmq"),
-        api("keystone", "keystone.wsgi.api", "OS_KEYSTONE_CONFIG_DIR", "keystone", 1,
-            processes=2),
+        api("keystone", "keystone.wsgi.api", "OS_KEYSTONE_CONFIG_DIR", "keystone", 1),
         api("placement", "placement.wsgi.api", "OS_PLACEMENT_CONFIG_DIR", "placement", 1),
-        api("glance", "glance.wsgi.api", "OS_GLANCE_CONFIG_DIR", "glance", 1),
+        api("glance", "glance.wsgi.api", "OS_GLANCE_CONFIG_DIR", "glance", 1, processes=1),
         api("neutron", "neutron.wsgi.api", "OS_NEUTRON_CONFIG_DIR", "neutron", 1),
         api("nova-api", "nova.wsgi.osapi_compute", "OS_NOVA_CONFIG_DIR", "nova", 2),
         nova("nova-conductor", "nova.conf", 2),
