@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import openstack
 import psutil
@@ -166,3 +167,27 @@ def test_errors_and_logs_show_no_password(devcloud):
     for secret in secrets:
         assert secret not in logs
     assert state.admin_password not in repr(state)
+
+
+def test_up_recovers_after_every_process_was_killed(devcloud):
+    for row in devcloud.status():
+        os.killpg(row.pid, 9)  # a crash: no TERM, no clean shutdown, stale PID files
+    deadline = time.monotonic() + 10
+    while {row.state for row in devcloud.status()} != {"stopped"}:
+        assert time.monotonic() < deadline, "SIGKILL did not end every service"
+        time.sleep(0.1)
+    devcloud.up()
+    assert {row.state for row in devcloud.status()} == {"running"}
+    conn = openstack.connect(cloud="devcloud")
+    assert conn.compute.find_flavor("qo.tiny") is not None
+
+
+def test_smoke_run_passes_and_leaves_nothing(devcloud):
+    result = subprocess.run([sys.executable, "-m", "quintupleo", "devcloud", "smoke"],
+                            capture_output=True, text=True, timeout=300, check=False,
+                            env={**os.environ, "OS_CLOUD": "devcloud"})
+    assert result.returncode == 0, result.stderr
+    assert "passed" in result.stdout and "boot on a pre-created port" in result.stdout
+    conn = openstack.connect(cloud="devcloud")
+    assert [n.name for n in conn.network.networks() if n.name.startswith("qo-smoke-")] == []
+    assert [s.name for s in conn.compute.servers() if s.name.startswith("qo-smoke-")] == []
