@@ -81,6 +81,9 @@ def stop(layout: Layout, name: str, timeout: float = 15.0) -> bool:
     _signal_group(current.pid, signal.SIGTERM)
     alive = _wait_gone(group, timeout)
     if alive:
+        with layout.log(name).open("a") as log:  # so a slow stop can be traced to its process
+            names = ", ".join(f"{p.pid} {_name(p)}" for p in alive)
+            log.write(f"\n==== still alive {timeout:.0f} s after TERM, killed: {names}\n")
         _signal_group(current.pid, signal.SIGKILL)
         for proc in alive:
             with contextlib.suppress(psutil.Error):
@@ -103,6 +106,13 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.05)
+
+
+def _name(proc: psutil.Process) -> str:
+    try:
+        return proc.name()
+    except psutil.Error:
+        return "?"
 
 
 def _alive(proc: psutil.Process) -> bool:

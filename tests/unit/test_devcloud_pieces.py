@@ -98,4 +98,5 @@ def test_stop_kills_what_ignores_term(tmp_path):
     pid = processes.spawn(layout, "stubborn", [sys.executable, "-c", script], {})
     time.sleep(0.5)
     assert processes.stop(layout, "stubborn", timeout=1)
+    assert f"still alive 1 s after TERM, killed: {pid}" in layout.log("stubborn").read_text()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
