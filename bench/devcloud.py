@@ -54,8 +54,9 @@ def main() -> None:
         first_boot = steps["boot on a pre-created port"]
         rows.append(("first boot after a cold start", f"{first_boot:.2f} s", ""))
         time.sleep(15)  # let the services settle before measuring memory
-        rss = sum(row.rss or 0 for row in cloud.status())
-        rows.append((f"total RSS ({len(cloud.status())} services)", f"{rss / 2**20:.0f} MiB", ""))
+        statuses = cloud.status()
+        rss = sum(row.rss or 0 for row in statuses)
+        rows.append((f"total RSS ({len(statuses)} services)", f"{rss / 2**20:.0f} MiB", ""))
         t_down = timed(cloud.down)
         rows.append(("down", f"{t_down:.1f} s", ""))
         t_warm = timed(cloud.up)

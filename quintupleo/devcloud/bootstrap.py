@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sqlite3
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -150,8 +151,6 @@ def upload_image(conn: openstack.connection.Connection) -> None:
 
 def snapshot(layout: Layout, target: Path) -> None:
     """Copy the data dir (databases through SQLite's online backup) to TARGET."""
-    import shutil
-
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(layout.data, tmp, ignore=shutil.ignore_patterns(
