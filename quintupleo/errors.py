@@ -23,3 +23,42 @@ class DevcloudError(QuintupleOError):
         if hint:
             parts.append(hint)
         super().__init__("\n".join(parts))
+
+
+class ConfigError(QuintupleOError):
+    """A settings file or flag is wrong: says which and how to fix it."""
+
+
+class BmcError(QuintupleOError):
+    """A BMC request could not be done. Each kind knows its IPMI completion code and HTTP status."""
+
+    ipmi_code = 0xFF
+    http_status = 500
+
+
+class NodeBusy(BmcError):
+    """The node (or its cloud) is in the middle of something: try again shortly."""
+
+    ipmi_code = 0xC0
+    http_status = 503
+
+
+class NotInPresentState(BmcError):
+    """The request makes no sense in the node's current state (e.g. power cycle while off)."""
+
+    ipmi_code = 0xD5
+    http_status = 409
+
+
+class NotSupported(BmcError):
+    """The backend cannot do this (e.g. a diagnostic interrupt on hardware without one)."""
+
+    ipmi_code = 0xCC
+    http_status = 400
+
+
+class BackendError(BmcError):
+    """The cloud or hypervisor refused or failed; the message never holds a secret."""
+
+    ipmi_code = 0xFF
+    http_status = 502

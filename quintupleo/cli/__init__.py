@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from quintupleo import __version__
-from quintupleo.cli import devcloud
+from quintupleo.cli import bmc, devcloud
 
 app = typer.Typer(
     name="quintupleo",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(devcloud.app, name="devcloud")
+app.add_typer(bmc.app, name="bmc")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,1 @@
+"""The "hardware" behind the virtual BMC: one module per backend (see base.Backend)."""

@@ -1,0 +1,43 @@
+"""The protocol every backend speaks: discover nodes, observe them all at once, change power."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction
+
+
+class Backend(ABC):
+    """A source of nodes. Methods are coroutines; blocking clients run in a bounded executor.
+
+    `power` only *starts* a change and returns; the controller learns that it finished from
+    later observations (an Observation with the target state and busy=False).
+    """
+
+    #: short, stable name used in logs and as the key prefix of persisted boot settings
+    name: str
+
+    @abstractmethod
+    async def discover(self) -> list[NodeInfo]:
+        """The nodes this backend serves, in a stable order."""
+
+    @abstractmethod
+    async def observe(self) -> dict[str, Observation]:
+        """Every node's power state, in one batch (one cloud call, not one per node).
+
+        Raises BackendError when the cloud cannot be read.
+        """
+
+    @abstractmethod
+    async def power(self, node_id: str, action: PowerAction, boot: BootOverride) -> None:
+        """Start `action` on a node; `boot` is the override this boot must honour (if it boots).
+
+        Raises NodeBusy when the node is in a transition (the caller retries),
+        NotSupported when the backend has no such action, BackendError otherwise.
+        """
+
+    def supports(self, action: PowerAction) -> bool:
+        return action is not PowerAction.DIAG_INTERRUPT
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients and threads."""

@@ -1,0 +1,82 @@
+"""In-memory nodes: scale-test a provisioning tool against thousands of BMCs without any VM."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from quintupleo.backends.base import Backend
+from quintupleo.errors import NodeBusy
+from quintupleo.model import (
+    BootDevice,
+    BootOverride,
+    NodeInfo,
+    Observation,
+    PowerAction,
+    PowerState,
+)
+
+# Stable identities: the same N nodes (names, UUIDs, MACs) on every start, so that persisted
+# boot settings and enrolled inventories stay valid across restarts.
+_NAMESPACE = uuid.UUID("6f1b1d1e-5a37-4c8e-9d1a-0b5e9f0c7a11")
+
+
+@dataclass
+class _FakeNode:
+    power: PowerState = PowerState.OFF
+    target: PowerState | None = None     # where a running transition ends
+    busy_until: float = 0.0
+    boots: int = 0
+    last_boot_device: BootDevice = BootDevice.NONE
+    interrupts: int = 0
+
+
+class FakeBackend(Backend):
+    """N nodes that start powered off; each change takes `delay` seconds (0: instant)."""
+
+    name = "fake"
+
+    def __init__(self, count: int, delay: float = 0.0, prefix: str = "fake-") -> None:
+        self.delay = delay
+        self.infos = [self._info(prefix, i) for i in range(count)]
+        self.nodes = {info.id: _FakeNode() for info in self.infos}
+        self.actions: list[tuple[str, PowerAction]] = []   # what really ran, for tests and logs
+
+    @staticmethod
+    def _info(prefix: str, index: int) -> NodeInfo:
+        name = f"{prefix}{index}"
+        mac = f"52:54:00:{(index >> 16) & 0xFF:02x}:{(index >> 8) & 0xFF:02x}:{index & 0xFF:02x}"
+        return NodeInfo(id=name, name=name, uuid=str(uuid.uuid5(_NAMESPACE, name)), macs=(mac,),
+                        cpus=2, memory_mb=2048, local_gb=10)
+
+    async def discover(self) -> list[NodeInfo]:
+        return list(self.infos)
+
+    async def observe(self) -> dict[str, Observation]:
+        now = time.monotonic()
+        for node in self.nodes.values():
+            if node.target is not None and now >= node.busy_until:
+                node.power, node.target = node.target, None
+        return {node_id: Observation(node.power, busy=node.target is not None)
+                for node_id, node in self.nodes.items()}
+
+    async def power(self, node_id: str, action: PowerAction, boot: BootOverride) -> None:
+        node = self.nodes[node_id]
+        if node.target is not None and time.monotonic() < node.busy_until:
+            raise NodeBusy(f"{node_id} is still changing power state")
+        self.actions.append((node_id, action))
+        if action is PowerAction.DIAG_INTERRUPT:
+            node.interrupts += 1
+            return
+        if action.boots:
+            node.boots += 1
+            node.last_boot_device = boot.device
+        target = action.target or node.power
+        if self.delay <= 0:
+            node.power = target
+        else:
+            node.target, node.busy_until = target, time.monotonic() + self.delay
+
+    def supports(self, action: PowerAction) -> bool:
+        return True

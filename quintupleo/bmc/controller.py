@@ -1,0 +1,208 @@
+"""One node's truth: observed power, pending actions and the boot override.
+
+Reads are answered from the model at once. Actions are queued and run one at a time per node
+by a worker task (identical consecutive requests are coalesced); the model takes the action's
+target state as soon as it is accepted, and ignores observations that do not yet show it, so a
+client never sees the BMC contradict what it just did. Observations arrive in batches from the
+Refresher, never from a client's poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from quintupleo.backends.base import Backend
+from quintupleo.bmc.store import BootStore
+from quintupleo.errors import BackendError, BmcError, NodeBusy, NotInPresentState, NotSupported
+from quintupleo.model import (
+    BootDevice,
+    BootOverride,
+    NodeInfo,
+    Observation,
+    PowerAction,
+    PowerState,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED = 4            # more pending actions than this on one node: "busy" (0xC0 / 503)
+RETRY_DELAY = 1.0         # between attempts while the backend says the node is busy
+ACTION_TIMEOUT = 300.0    # give up an action (and say so in the log) after this long
+
+
+class NodeController:
+    def __init__(self, info: NodeInfo, backend: Backend, store: BootStore,
+                 override: BootOverride | None = None,
+                 on_action: Callable[[], None] = lambda: None) -> None:
+        self.info = info
+        self.backend = backend
+        self.store = store
+        self.key = f"{backend.name}:{info.id}"
+        self.power: PowerState | None = None          # None until the first observation
+        self.override = override or BootOverride()
+        self.missing = False                           # the backend no longer lists the node
+        self._queue: deque[PowerAction] = deque()
+        self._worker: asyncio.Task | None = None
+        self._settled = asyncio.Event()
+        self._awaiting: PowerState | None = None       # target an in-flight action waits for
+        self._issued_at = 0.0                          # when the last backend call returned
+        self._on_action = on_action                    # asks the refresher to look soon
+
+    # ---- reads -------------------------------------------------------------------------
+    def power_state(self) -> PowerState:
+        if self.missing:
+            raise BackendError(f"node {self.info.name} is gone from its backend")
+        if self.power is None:
+            raise NodeBusy(f"node {self.info.name}: power state not known yet")
+        return self.power
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queue)
+
+    # ---- actions -----------------------------------------------------------------------
+    def request(self, action: PowerAction, source: str = "") -> None:
+        """Accept a power action (or refuse it at once with a BmcError); it runs in background."""
+        current = self.power_state()
+        if not self.backend.supports(action):
+            raise NotSupported(f"{self.backend.name} nodes have no {action.value}")
+        if action in (PowerAction.RESET, PowerAction.CYCLE, PowerAction.DIAG_INTERRUPT) \
+                and current is PowerState.OFF:
+            raise NotInPresentState(f"node {self.info.name} is off: no {action.value}")
+        if not self._queue and action.target is current and not action.boots:
+            return   # off while off: nothing to do, as on real hardware
+        if not self._queue and action is PowerAction.ON and current is PowerState.ON:
+            return   # on while on
+        if self._queue and self._queue[-1] is action:
+            return   # coalesce a repeat (clients retry)
+        if len(self._queue) >= MAX_QUEUED:
+            raise NodeBusy(f"node {self.info.name} has {len(self._queue)} actions pending")
+        log.info("node %s: %s requested%s", self.info.name, action.value,
+                 f" by {source}" if source else "")
+        self._queue.append(action)
+        if action.target is not None:
+            self.power = action.target
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    def set_boot_override(self, override: BootOverride) -> None:
+        if override != self.override:
+            self.override = override
+            self.store.save(self.key, override)
+            log.info("node %s: boot override %s%s (%s)", self.info.name, override.device.value,
+                     " persistent" if override.persistent else " once", override.mode.value)
+
+    async def _work(self) -> None:
+        while self._queue:
+            try:
+                await self._execute(self._queue[0])
+            except BmcError as exc:
+                log.error("node %s: %s failed: %s", self.info.name, self._queue[0].value, exc)
+            except Exception:
+                log.exception("node %s: %s failed", self.info.name, self._queue[0].value)
+            finally:
+                self._queue.popleft()
+                self._awaiting = None
+
+    async def _execute(self, action: PowerAction) -> None:
+        deadline = time.monotonic() + ACTION_TIMEOUT
+        while True:
+            try:
+                await self.backend.power(self.info.id, action, self.override)
+                break
+            except NodeBusy:
+                if time.monotonic() > deadline:
+                    raise
+                self._on_action()
+                await asyncio.sleep(RETRY_DELAY)
+        self._issued_at = time.monotonic()
+        if action.boots and self.override.active and not self.override.persistent:
+            # The one-time override was handed to this boot: it is consumed.
+            self.set_boot_override(BootOverride(BootDevice.NONE, False, self.override.mode))
+        if action.target is None:
+            return
+        self._awaiting = action.target
+        self._settled.clear()
+        self._on_action()
+        try:
+            await asyncio.wait_for(self._settled.wait(), max(1.0, deadline - time.monotonic()))
+        except TimeoutError:
+            log.warning("node %s: %s sent, but the node did not reach %s in time",
+                        self.info.name, action.value, action.target.value)
+
+    # ---- observations ------------------------------------------------------------------
+    def observe(self, observation: Observation | None, started_at: float) -> None:
+        """Take one batch reading; `started_at` is when the batch call began (monotonic)."""
+        if observation is None:
+            if not self.missing:
+                log.error("node %s: no longer listed by %s", self.info.name, self.backend.name)
+            self.missing = True
+            return
+        self.missing = False
+        if started_at < self._issued_at:
+            return   # read before our last call took effect: stale
+        if self._awaiting is not None:
+            if observation.power is self._awaiting and not observation.busy:
+                self._settled.set()
+            return
+        if self._queue:
+            return   # an action is about to run: keep showing its target
+        if self.power is not None and self.power is not observation.power:
+            log.info("node %s: power %s (changed outside the BMC)", self.info.name,
+                     observation.power.value)
+        self.power = observation.power
+
+    @property
+    def wants_fast_refresh(self) -> bool:
+        return self._awaiting is not None or bool(self._queue)
+
+
+class Refresher:
+    """One batch observation per interval for all nodes of a backend (faster while acting)."""
+
+    def __init__(self, backend: Backend, controllers: list[NodeController],
+                 interval: float = 10.0, fast_interval: float = 1.0) -> None:
+        self.backend = backend
+        self.controllers = controllers
+        self.interval = interval
+        self.fast_interval = fast_interval
+        self.calls = 0
+        self._wake = asyncio.Event()
+        self._failing = False
+
+    def poke(self) -> None:
+        """Look again soon: an action just started."""
+        self._wake.set()
+
+    async def refresh(self) -> None:
+        started = time.monotonic()
+        self.calls += 1
+        try:
+            observations = await self.backend.observe()
+        except BmcError as exc:
+            if not self._failing:
+                log.error("%s: cannot read node states: %s", self.backend.name, exc)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("%s: node states readable again", self.backend.name)
+        self._failing = False
+        for controller in self.controllers:
+            controller.observe(observations.get(controller.info.id), started)
+
+    async def run(self) -> None:
+        while True:
+            await self.refresh()
+            fast = any(c.wants_fast_refresh for c in self.controllers)
+            self._wake.clear()
+            delay = self.fast_interval if fast else self.interval
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+                # Woken by an action: give the backend a moment so one call sees many changes.
+                await asyncio.sleep(min(self.fast_interval, 0.2))
+            except TimeoutError:
+                pass

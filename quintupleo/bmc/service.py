@@ -1,0 +1,114 @@
+"""Wiring of the BMC service: backend -> node controllers -> front ends, in one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+from dataclasses import dataclass, field
+
+from quintupleo.backends.base import Backend
+from quintupleo.backends.fake import FakeBackend
+from quintupleo.bmc.controller import NodeController, Refresher
+from quintupleo.bmc.ipmi.server import IpmiEndpoint, listen
+from quintupleo.bmc.settings import BmcSettings
+from quintupleo.bmc.store import BootStore
+from quintupleo.errors import ConfigError
+from quintupleo.inventory.ironic import IpmiNode, write_ironic_nodes
+
+log = logging.getLogger(__name__)
+
+
+def build_backend(settings: BmcSettings) -> Backend:
+    if settings.backend == "fake":
+        return FakeBackend(settings.fake_nodes, settings.fake_delay)
+    from quintupleo.backends.openstack import OpenStackBackend   # openstacksdk is slow to import
+    return OpenStackBackend(settings.cloud, settings.prefix, settings.servers)
+
+
+def _raise_open_files_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed + 64:
+        target = hard if hard == resource.RLIM_INFINITY else min(hard, needed + 1024)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+@dataclass
+class BmcService:
+    settings: BmcSettings
+    backend: Backend | None = None
+    controllers: list[NodeController] = field(default_factory=list)
+    endpoints: list[IpmiNode] = field(default_factory=list)
+    refresher: Refresher | None = None
+    _transports: list[asyncio.BaseTransport] = field(default_factory=list)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    _store: BootStore | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.backend = build_backend(settings)
+        infos = await self.backend.discover()
+        self._store = BootStore(settings.state_dir / "boot.sqlite")
+        saved = self._store.load_all()
+        self.refresher = Refresher(self.backend, self.controllers, settings.refresh_interval)
+        for info in infos:
+            self.controllers.append(NodeController(
+                info, self.backend, self._store, saved.get(f"{self.backend.name}:{info.id}"),
+                on_action=self.refresher.poke))
+        await self.refresher.refresh()   # answer the first poll with a real state
+        self._tasks.append(asyncio.get_running_loop().create_task(self.refresher.run()))
+        await self._listen_ipmi()
+        if settings.inventory_out is not None:
+            write_ironic_nodes(settings.inventory_out, self.endpoints)
+            log.info("wrote Ironic inventory of %d nodes to %s", len(self.endpoints),
+                     settings.inventory_out)
+
+    async def _listen_ipmi(self) -> None:
+        seen: dict[tuple[str, int], str] = {}
+        for index, controller in enumerate(self.controllers):
+            address, port = self.settings.endpoint(controller.info, index)
+            if (address, port) in seen:
+                raise ConfigError(f"nodes {seen[(address, port)]} and {controller.info.name} "
+                                  f"both want IPMI on {address}:{port}")
+            seen[(address, port)] = controller.info.name
+            self.endpoints.append(IpmiNode(controller.info, address, port,
+                                           self.settings.credentials(controller.info)))
+        _raise_open_files_limit(len(self.endpoints))
+        for node, controller in zip(self.endpoints, self.controllers, strict=True):
+            endpoint = IpmiEndpoint(controller, node.credentials, self.settings.session_timeout)
+            try:
+                self._transports.append(await listen(endpoint, node.address, node.port))
+            except OSError as exc:
+                raise ConfigError(f"node {node.info.name}: cannot listen on UDP "
+                                  f"{node.address}:{node.port}: {exc.strerror}") from None
+            log.debug("node %s: IPMI on %s:%d", node.info.name, node.address, node.port)
+
+    async def stop(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.backend is not None:
+            await self.backend.close()
+        if self._store is not None:
+            self._store.close()
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        """Start, serve until SIGTERM/SIGINT, stop."""
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        try:
+            await self.start()
+            first, last = self.endpoints[0], self.endpoints[-1]
+            log.info("ready: %d nodes from %s, IPMI on %s:%d .. %s:%d", len(self.endpoints),
+                     self.settings.backend, first.address, first.port, last.address, last.port)
+            if ready is not None:
+                ready.set()
+            await stopping.wait()
+            log.info("stopping")
+        finally:
+            await self.stop()

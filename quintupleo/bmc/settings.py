@@ -1,0 +1,104 @@
+"""The BMC service's settings: one object fed by a YAML file, then flags and environment.
+
+File keys are the field names below; `nodes` maps a node's name (or backend id) to its own
+`ipmi_address`, `ipmi_port`, `username` and `password`. A node with its own address listens on
+port 623 unless it names a port; the others listen on `ipmi_address`, port `ipmi_port_base + i`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML, YAMLError
+
+from quintupleo.bmc.ipmi.session import Credentials
+from quintupleo.errors import ConfigError
+from quintupleo.model import NodeInfo
+
+BACKENDS = ("fake", "openstack")
+NODE_KEYS = {"ipmi_address", "ipmi_port", "username", "password"}
+
+
+def default_state_dir() -> Path:
+    if os.environ.get("QUINTUPLEO_HOME"):
+        return Path(os.environ["QUINTUPLEO_HOME"]) / "bmc"
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "quintupleo" / "bmc"
+
+
+@dataclass
+class BmcSettings:
+    backend: str = "fake"
+    fake_nodes: int = 2
+    fake_delay: float = 0.0
+    cloud: str | None = None
+    prefix: str | None = None
+    servers: list[str] = field(default_factory=list)
+    ipmi_address: str = "127.0.0.1"
+    ipmi_port_base: int = 6230
+    username: str = "admin"
+    password: str = field(default="password", repr=False)
+    refresh_interval: float = 10.0
+    session_timeout: float = 60.0
+    state_dir: Path = field(default_factory=default_state_dir)
+    inventory_out: Path | None = None
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, path: Path | None, **overrides: Any) -> BmcSettings:
+        """Read `path` (if any), then apply every override that is not None; validate."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            try:
+                loaded = YAML(typ="safe").load(path.read_text())
+            except (OSError, YAMLError) as exc:
+                raise ConfigError(f"cannot read {path}: {exc}") from exc
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{path}: expected a mapping of settings")
+            known = {f.name for f in fields(cls)}
+            unknown = set(loaded) - known
+            if unknown:
+                raise ConfigError(f"{path}: unknown settings {', '.join(sorted(unknown))}; "
+                                  f"known: {', '.join(sorted(known))}")
+            values.update(loaded)
+        values.update({k: v for k, v in overrides.items() if v is not None and v != []})
+        for key in ("state_dir", "inventory_out"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key]).expanduser()
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        if self.backend == "fake" and not 1 <= self.fake_nodes <= 100_000:
+            raise ConfigError("fake_nodes must be between 1 and 100000")
+        if self.backend == "openstack" and not (self.prefix or self.servers):
+            raise ConfigError("the openstack backend needs --prefix or --server (name or ID)")
+        if self.refresh_interval <= 0 or self.session_timeout <= 0:
+            raise ConfigError("refresh_interval and session_timeout must be positive")
+        for name, node in self.nodes.items():
+            if not isinstance(node, dict) or set(node) - NODE_KEYS:
+                raise ConfigError(f"nodes.{name}: allowed keys are {', '.join(sorted(NODE_KEYS))}")
+        for credentials in [self.password, *(n.get("password") for n in self.nodes.values())]:
+            if credentials is not None and len(str(credentials).encode()) > 20:
+                raise ConfigError("IPMI 2.0 passwords are at most 20 bytes")
+
+    # ---- per-node views --------------------------------------------------------------------
+    def _node(self, info: NodeInfo) -> dict[str, Any]:
+        return self.nodes.get(info.name) or self.nodes.get(info.id) or {}
+
+    def endpoint(self, info: NodeInfo, index: int) -> tuple[str, int]:
+        node = self._node(info)
+        if "ipmi_address" in node:
+            return str(node["ipmi_address"]), int(node.get("ipmi_port", 623))
+        return self.ipmi_address, int(node.get("ipmi_port", self.ipmi_port_base + index))
+
+    def credentials(self, info: NodeInfo) -> Credentials:
+        node = self._node(info)
+        return Credentials(str(node.get("username", self.username)),
+                           str(node.get("password", self.password)))

@@ -1,0 +1,48 @@
+"""Boot overrides persisted in SQLite, so they survive a restart of the BMC service."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from quintupleo.model import BootDevice, BootMode, BootOverride
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS boot_override (
+    node       TEXT PRIMARY KEY,
+    device     TEXT NOT NULL,
+    persistent INTEGER NOT NULL,
+    mode       TEXT NOT NULL
+)"""
+
+
+class BootStore:
+    """One row per node key ("backend:node-id"); writes are tiny and committed at once."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(_SCHEMA)
+
+    def load_all(self) -> dict[str, BootOverride]:
+        rows = self._db.execute("SELECT node, device, persistent, mode FROM boot_override")
+        overrides = {}
+        for node, device, persistent, mode in rows:
+            try:
+                overrides[node] = BootOverride(BootDevice(device), bool(persistent), BootMode(mode))
+            except ValueError:
+                continue  # a row from a newer version: ignore rather than refuse to start
+        return overrides
+
+    def save(self, node: str, override: BootOverride) -> None:
+        self._db.execute(
+            "INSERT INTO boot_override (node, device, persistent, mode) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(node) DO UPDATE SET device=excluded.device, "
+            "persistent=excluded.persistent, mode=excluded.mode",
+            (node, override.device.value, int(override.persistent), override.mode.value))
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,73 @@
+"""`quintupleo bmc`: the virtual BMC service (IPMI 2.0 today, Redfish next)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+
+from quintupleo.bmc.service import BmcService
+from quintupleo.bmc.settings import BmcSettings
+from quintupleo.errors import QuintupleOError
+
+app = typer.Typer(help="Virtual BMCs: IPMI 2.0 (lanplus) for many nodes from one process.",
+                  no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="YAML settings file (flags override it).")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="Where nodes come from: fake | openstack [default: fake].")] = None,
+    fake_nodes: Annotated[int | None, typer.Option(
+        help="Number of in-memory nodes (fake backend) [default: 2].")] = None,
+    fake_delay: Annotated[float | None, typer.Option(
+        help="Seconds a fake power change takes [default: 0].")] = None,
+    cloud: Annotated[str | None, typer.Option(
+        envvar="OS_CLOUD", help="clouds.yaml entry (openstack backend).")] = None,
+    prefix: Annotated[str | None, typer.Option(
+        help="Serve the Nova servers whose name starts with this.")] = None,
+    server: Annotated[list[str] | None, typer.Option(
+        help="Serve this Nova server (name or ID); repeat for more.")] = None,
+    ipmi_address: Annotated[str | None, typer.Option(
+        help="Address the IPMI endpoints listen on [default: 127.0.0.1].")] = None,
+    ipmi_port_base: Annotated[int | None, typer.Option(
+        help="Node i listens on UDP port BASE+i [default: 6230].")] = None,
+    username: Annotated[str | None, typer.Option(
+        help="BMC user name of every node [default: admin].")] = None,
+    password: Annotated[str | None, typer.Option(
+        envvar="QUINTUPLEO_BMC_PASSWORD",
+        help="BMC password of every node [default: password].")] = None,
+    refresh_interval: Annotated[float | None, typer.Option(
+        help="Seconds between batch reads of every node's power [default: 10].")] = None,
+    state_dir: Annotated[Path | None, typer.Option(
+        help="Where boot overrides persist [default: $XDG_STATE_HOME/quintupleo/bmc].")] = None,
+    inventory_out: Annotated[Path | None, typer.Option(
+        help="Write Ironic's `baremetal create` JSON for the served nodes here.")] = None,
+    log_level: Annotated[str, typer.Option(help="debug | info | warning")] = "info",
+) -> None:
+    """Serve virtual BMCs until interrupted (SIGTERM / Ctrl-C)."""
+    logging.basicConfig(level=log_level.upper(), format="%(name)s: %(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)])
+    logging.getLogger("openstack").setLevel(logging.WARNING)
+    logging.getLogger("keystoneauth").setLevel(logging.WARNING)
+    try:
+        settings = BmcSettings.load(
+            config, backend=backend, fake_nodes=fake_nodes, fake_delay=fake_delay, cloud=cloud,
+            prefix=prefix, servers=server, ipmi_address=ipmi_address,
+            ipmi_port_base=ipmi_port_base, username=username, password=password,
+            refresh_interval=refresh_interval, state_dir=state_dir, inventory_out=inventory_out)
+        asyncio.run(BmcService(settings).run())
+    except QuintupleOError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,1 @@
+"""Inventories for provisioning tools, written from what the BMC serves or an environment holds."""

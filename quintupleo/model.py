@@ -1,0 +1,85 @@
+"""The words of the field, as pure data: power state, boot device, boot mode, boot override, node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class PowerState(StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
+class PowerAction(StrEnum):
+    """What a chassis control / Redfish reset asks of the hardware."""
+
+    ON = "on"
+    OFF = "off"                  # hard power off
+    SOFT_OFF = "soft_off"        # ACPI / graceful shutdown
+    RESET = "reset"              # hard reset: the node reboots at once
+    CYCLE = "cycle"              # power off, then on
+    DIAG_INTERRUPT = "diag_interrupt"  # NMI
+
+    @property
+    def target(self) -> PowerState | None:
+        """The power state the node ends in (None: unchanged)."""
+        if self in (PowerAction.OFF, PowerAction.SOFT_OFF):
+            return PowerState.OFF
+        if self is PowerAction.DIAG_INTERRUPT:
+            return None
+        return PowerState.ON
+
+    @property
+    def boots(self) -> bool:
+        """Whether the node performs a boot (and so consumes a one-time boot override)."""
+        return self in (PowerAction.ON, PowerAction.RESET, PowerAction.CYCLE)
+
+
+class BootDevice(StrEnum):
+    NONE = "none"    # no override: the node's own boot order
+    PXE = "pxe"
+    DISK = "disk"
+    CDROM = "cdrom"
+    BIOS = "bios"    # firmware setup
+
+
+class BootMode(StrEnum):
+    LEGACY = "legacy"
+    UEFI = "uefi"
+
+
+@dataclass(frozen=True)
+class BootOverride:
+    """The next boot's (or every boot's, if persistent) device, as a BMC's boot flags say it."""
+
+    device: BootDevice = BootDevice.NONE
+    persistent: bool = False
+    mode: BootMode = BootMode.LEGACY
+
+    @property
+    def active(self) -> bool:
+        return self.device is not BootDevice.NONE
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a backend knows of one node: identity and what an inventory needs."""
+
+    id: str                      # the backend's stable id (Nova server UUID, fake-N)
+    name: str
+    uuid: str                    # the node's system UUID (SMBIOS / IPMI GUID)
+    macs: tuple[str, ...] = ()
+    cpus: int = 1
+    memory_mb: int = 512
+    local_gb: int = 1
+    cpu_arch: str = "x86_64"
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One backend reading of a node: its power state, and whether a transition is still running."""
+
+    power: PowerState
+    busy: bool = False           # the backend is in the middle of a change (e.g. a Nova task)
