@@ -23,6 +23,12 @@ _RAKP_HANDLERS = {
     wire.PAYLOAD_RAKP3: ("rakp3", wire.PAYLOAD_RAKP4),
 }
 
+_SETUP_REFUSALS = {
+    0x01: "too many sessions", 0x02: "unknown session", 0x09: "invalid role",
+    0x0D: "unknown or null user name", 0x0F: "wrong password (RAKP 3 check failed)",
+    0x11: "no matching cipher suite (we offer 17 and 3)", 0x12: "illegal parameter",
+}
+
 
 class IpmiEndpoint(asyncio.DatagramProtocol):
     """The IPMI LAN interface of one node's BMC."""
@@ -92,6 +98,10 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
             answer = getattr(self.handshake, method)(packet.payload)
             if answer is None:
                 return None
+            if answer[1] != 0:
+                log.warning("node %s: session setup from %s refused: %s",
+                            self.controller.info.name, peer.rsplit(":", 1)[0],
+                            _SETUP_REFUSALS.get(answer[1], f"status {answer[1]:#04x}"))
             return wire.build_rmcp_plus(answer_type, 0, 0, answer)
         if payload_type != wire.PAYLOAD_IPMI:
             raise wire.Malformed(f"payload type {payload_type:#x} not supported")
