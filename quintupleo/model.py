@@ -1,4 +1,4 @@
-"""The words of the field, as pure data: power state, boot device, boot mode, boot override, node."""
+"""The words of the field as pure data: power state, boot device and mode, boot override, node."""
 
 from __future__ import annotations
 

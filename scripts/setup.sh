@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "QuintupleO needs Python >= 3.11"'
 
-# Debian packages for QuintupleO itself and its tests (the devcloud adds RabbitMQ itself).
-APT_PACKAGES=()
+# Debian packages for QuintupleO itself and its tests (the devcloud adds RabbitMQ itself):
+# ipmitool is the reference IPMI client our BMC is tested with.
+APT_PACKAGES=(ipmitool)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

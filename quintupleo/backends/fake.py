@@ -39,6 +39,7 @@ class FakeBackend(Backend):
 
     def __init__(self, count: int, delay: float = 0.0, prefix: str = "fake-") -> None:
         self.delay = delay
+        self.settle_poll = min(delay, 0.2)
         self.infos = [self._info(prefix, i) for i in range(count)]
         self.nodes = {info.id: _FakeNode() for info in self.infos}
         self.actions: list[tuple[str, PowerAction]] = []   # what really ran, for tests and logs

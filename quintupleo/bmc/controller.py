@@ -29,7 +29,7 @@ from quintupleo.model import (
 
 log = logging.getLogger(__name__)
 
-MAX_QUEUED = 4            # more pending actions than this on one node: "busy" (0xC0 / 503)
+MAX_QUEUED = 8            # more pending actions than this on one node: "busy" (0xC0 / 503)
 RETRY_DELAY = 1.0         # between attempts while the backend says the node is busy
 ACTION_TIMEOUT = 300.0    # give up an action (and say so in the log) after this long
 
@@ -203,6 +203,6 @@ class Refresher:
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
                 # Woken by an action: give the backend a moment so one call sees many changes.
-                await asyncio.sleep(min(self.fast_interval, 0.2))
+                await asyncio.sleep(min(self.fast_interval, self.backend.settle_poll))
             except TimeoutError:
                 pass

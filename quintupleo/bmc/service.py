@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def build_backend(settings: BmcSettings) -> Backend:
     if settings.backend == "fake":
         return FakeBackend(settings.fake_nodes, settings.fake_delay)
-    from quintupleo.backends.openstack import OpenStackBackend   # openstacksdk is slow to import
+    from quintupleo.backends.openstack import OpenStackBackend  # openstacksdk is slow to import
     return OpenStackBackend(settings.cloud, settings.prefix, settings.servers)
 
 

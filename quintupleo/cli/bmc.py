@@ -55,8 +55,12 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug | info | warning")] = "info",
 ) -> None:
     """Serve virtual BMCs until interrupted (SIGTERM / Ctrl-C)."""
-    logging.basicConfig(level=log_level.upper(), format="%(name)s: %(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)])
+    if console.is_terminal:
+        logging.basicConfig(level=log_level.upper(), format="%(name)s: %(message)s",
+                            handlers=[RichHandler(console=console, show_path=False)])
+    else:   # one greppable line per event
+        logging.basicConfig(level=log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("openstack").setLevel(logging.WARNING)
     logging.getLogger("keystoneauth").setLevel(logging.WARNING)
     try:

@@ -13,7 +13,7 @@ import uuid
 
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import commands, wire
-from quintupleo.bmc.ipmi.session import Credentials, Handshake, Session
+from quintupleo.bmc.ipmi.session import Credentials, Handshake, Session, SetupAborted
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
     def __init__(self, controller: NodeController, credentials: Credentials,
                  session_timeout: float = 60.0) -> None:
         self.controller = controller
-        self.guid = uuid.UUID(controller.info.uuid).bytes[::-1]   # IPMI: least significant byte first
+        # IPMI sends a GUID least significant byte first
+        self.guid = uuid.UUID(controller.info.uuid).bytes[::-1]
         self.handshake = Handshake(credentials, self.guid, session_timeout)
         self.boot_parameters = commands.BootParameters()
         self.transport: asyncio.DatagramTransport | None = None
@@ -58,6 +59,10 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
             return
         if answer is not None and self.transport is not None:
             self.transport.sendto(answer, addr)
+
+    def _refused(self, peer: str, reason: str) -> None:
+        log.warning("node %s: session setup from %s refused: %s", self.controller.info.name,
+                    peer.rsplit(":", 1)[0], reason)
 
     def _drop(self, addr: tuple, reason: str) -> None:
         self.dropped += 1
@@ -95,13 +100,13 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
             if packet.session_id != 0 or packet.authenticated or packet.encrypted:
                 raise wire.Malformed("session setup must be outside a session")
             method, answer_type = _RAKP_HANDLERS[payload_type]
-            answer = getattr(self.handshake, method)(packet.payload)
-            if answer is None:
+            try:
+                answer = getattr(self.handshake, method)(packet.payload)
+            except SetupAborted as exc:
+                self._refused(peer, str(exc))
                 return None
             if answer[1] != 0:
-                log.warning("node %s: session setup from %s refused: %s",
-                            self.controller.info.name, peer.rsplit(":", 1)[0],
-                            _SETUP_REFUSALS.get(answer[1], f"status {answer[1]:#04x}"))
+                self._refused(peer, _SETUP_REFUSALS.get(answer[1], f"status {answer[1]:#04x}"))
             return wire.build_rmcp_plus(answer_type, 0, 0, answer)
         if payload_type != wire.PAYLOAD_IPMI:
             raise wire.Malformed(f"payload type {payload_type:#x} not supported")

@@ -7,7 +7,6 @@ are refused. Spec: IPMI v2.0 rev 1.1, sections 13.17-13.31.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import struct
@@ -140,6 +139,10 @@ class Session:
         return packet + self.suite.mac(self.k1, packet[4:])[:self.suite.icv_length]
 
 
+class SetupAborted(Exception):
+    """The console ended the session setup itself; nothing is answered."""
+
+
 class Handshake:
     """Open Session and RAKP 1-4 for one BMC endpoint; keeps that endpoint's sessions."""
 
@@ -201,8 +204,8 @@ class Handshake:
     def _open_error(tag: int, status: int, console_id: int) -> bytes:
         return bytes([tag, status, 0, 0]) + struct.pack("<I", console_id)
 
-    def rakp1(self, payload: bytes) -> bytes | None:
-        """RAKP Message 1 (0x12) -> RAKP Message 2 payload (0x13); None: no answer."""
+    def rakp1(self, payload: bytes) -> bytes:
+        """RAKP Message 1 (0x12) -> RAKP Message 2 payload (0x13)."""
         if len(payload) < 28:
             raise wire.Malformed("short RAKP 1")
         tag = payload[0]
@@ -233,7 +236,7 @@ class Handshake:
         return bytes([tag, ST_OK, 0, 0]) + struct.pack("<I", session.console_id) + session.rc \
             + self.guid + auth_code
 
-    def rakp3(self, payload: bytes) -> bytes | None:
+    def rakp3(self, payload: bytes) -> bytes:
         """RAKP Message 3 (0x14) -> RAKP Message 4 payload (0x15); the session becomes active
         only if the console proved it knows the password."""
         if len(payload) < 8:
@@ -243,9 +246,10 @@ class Handshake:
         session = self.get(bmc_id)
         if session is None or session.active or not session.rc:
             return bytes([tag, ST_INVALID_SESSION_ID, 0, 0]) + bytes(4)
-        if status != ST_OK:     # the console gave up (e.g. our RAKP 2 did not match its key)
+        if status != ST_OK:     # the console gave up: our RAKP 2 did not match its password
             self.close(bmc_id)
-            return None
+            raise SetupAborted(f"the console aborted with status {status:#04x} "
+                               "(wrong password on its side)")
         expected = session.suite.mac(self.credentials.key, session.rc + struct.pack(
             "<I", session.console_id) + bytes([session.role, len(session.username)])
             + session.username)
