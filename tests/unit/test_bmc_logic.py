@@ -1,0 +1,131 @@
+"""Pure logic of the BMC: boot-flag codec, RAKP checks, sequence window, controller rules."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import pytest
+
+from quintupleo.backends.fake import FakeBackend
+from quintupleo.bmc.controller import NodeController, Refresher
+from quintupleo.bmc.ipmi import commands, session, wire
+from quintupleo.bmc.store import BootStore
+from quintupleo.errors import NodeBusy, NotInPresentState
+from quintupleo.model import BootDevice, BootMode, BootOverride, PowerAction, PowerState
+
+
+@pytest.mark.parametrize("override", [
+    BootOverride(BootDevice.PXE, False, BootMode.UEFI),
+    BootOverride(BootDevice.DISK, True, BootMode.UEFI),
+    BootOverride(BootDevice.CDROM, True, BootMode.LEGACY),
+    BootOverride(BootDevice.BIOS, False, BootMode.LEGACY),
+    BootOverride(BootDevice.NONE, False, BootMode.UEFI),
+])
+def test_boot_flags_round_trip(override):
+    assert commands.decode_boot_flags(commands.encode_boot_flags(override)) == override
+
+
+def test_boot_flags_ironic_bytes():
+    assert commands.decode_boot_flags(bytes([0xA0, 0x04, 0, 0, 0])) == \
+        BootOverride(BootDevice.PXE, False, BootMode.UEFI)
+    assert commands.decode_boot_flags(bytes([0xE0, 0x08, 0, 0, 0])) == \
+        BootOverride(BootDevice.DISK, True, BootMode.UEFI)
+    # valid bit clear: no override, whatever the device bits say
+    assert not commands.decode_boot_flags(bytes([0x40, 0x04, 0, 0, 0])).active
+    with pytest.raises(commands.Completion):
+        commands.decode_boot_flags(bytes([0x80, 0x3C, 0, 0, 0]))   # floppy
+
+
+def _open(handshake: session.Handshake, suite: session.CipherSuite) -> tuple[int, bytes]:
+    records = bytes([0, 0, 0, 8, suite.auth_alg, 0, 0, 0, 1, 0, 0, 8, suite.integrity_alg,
+                     0, 0, 0, 2, 0, 0, 8, suite.confidentiality_alg, 0, 0, 0])
+    answer = handshake.open_session(bytes([7, 4, 0, 0]) + struct.pack("<I", 0xA1) + records)
+    assert answer[1] == session.ST_OK
+    return struct.unpack_from("<I", answer, 8)[0], answer
+
+
+@pytest.mark.parametrize("suite", session.SUITES.values(), ids=lambda s: f"suite{s.id}")
+def test_rakp3_with_a_wrong_key_is_refused(suite):
+    creds = session.Credentials("admin", "password")
+    handshake = session.Handshake(creds, bytes(16))
+    bmc_id, _ = _open(handshake, suite)
+    rm = bytes(range(16))
+    rakp2 = handshake.rakp1(bytes([7, 0, 0, 0]) + struct.pack("<I", bmc_id) + rm
+                            + bytes([0x14, 0, 0, 5]) + b"admin")
+    assert rakp2[1] == session.ST_OK
+    rc = rakp2[8:24]
+    wrong = suite.mac(b"not-the-password".ljust(20, b"\0"),
+                      rc + struct.pack("<I", 0xA1) + bytes([0x14, 5]) + b"admin")
+    rakp4 = handshake.rakp3(bytes([7, 0, 0, 0]) + struct.pack("<I", bmc_id) + wrong)
+    assert rakp4[1] == session.ST_INVALID_ICV
+    assert handshake.get(bmc_id) is None          # the half-open session is gone
+
+
+def test_cipher_suite_zero_is_refused():
+    handshake = session.Handshake(session.Credentials("admin", "password"), bytes(16))
+    none = bytes([0, 0, 0, 8, 0, 0, 0, 0, 1, 0, 0, 8, 0, 0, 0, 0, 2, 0, 0, 8, 0, 0, 0, 0])
+    answer = handshake.open_session(bytes([1, 4, 0, 0, 1, 0, 0, 0]) + none)
+    assert answer[1] == session.ST_NO_CIPHER_SUITE_MATCH
+    assert not handshake.sessions
+
+
+def test_sequence_window_rejects_zero_replay_and_stale():
+    s = session.Session(1, 2, session.SUITES[3], session.ADMINISTRATOR)
+    assert not s.accept_sequence(0)
+    assert s.accept_sequence(5) and not s.accept_sequence(5)
+    assert s.accept_sequence(100) and not s.accept_sequence(60) and s.accept_sequence(90)
+
+
+def test_encrypt_decrypt_and_seal_round_trip():
+    s = session.Session(1, 2, session.SUITES[17], session.ADMINISTRATOR, rm=b"r" * 16,
+                        rc=b"c" * 16, role=4, username=b"admin")
+    s.derive_keys(b"password".ljust(20, b"\0"))
+    for size in range(0, 40):
+        message = bytes(range(size))
+        assert s.decrypt(s.encrypt(message)) == message
+    packet = wire.parse_rmcp_plus(s.seal(b"\x81\x1c\x63\x20\x00\x01\x00\xdf"), 16)
+    assert s.verify(packet)
+    with pytest.raises(wire.Malformed):
+        wire.parse_ipmi_request(b"\x20\x18\x00\x81\x00\x01\x00")   # bad checksum
+
+
+def _controller(tmp_path, backend: FakeBackend) -> tuple[NodeController, Refresher]:
+    store = BootStore(tmp_path / "boot.sqlite")
+    controller = NodeController(backend.infos[0], backend, store)
+    refresher = Refresher(backend, [controller], interval=0.05, fast_interval=0.01)
+    controller._on_action = refresher.poke
+    return controller, refresher
+
+
+def test_controller_rules(tmp_path):
+    async def scenario() -> None:
+        backend = FakeBackend(1)
+        controller, refresher = _controller(tmp_path, backend)
+        with pytest.raises(NodeBusy):
+            controller.power_state()              # nothing observed yet
+        await refresher.refresh()
+        task = asyncio.create_task(refresher.run())
+        assert controller.power_state() is PowerState.OFF
+        controller.request(PowerAction.OFF)       # off while off: nothing runs
+        with pytest.raises(NotInPresentState):
+            controller.request(PowerAction.CYCLE)
+        controller.set_boot_override(BootOverride(BootDevice.PXE, False, BootMode.UEFI))
+        controller.request(PowerAction.ON)
+        controller.request(PowerAction.ON)        # coalesced
+        assert controller.power_state() is PowerState.ON   # the model follows at once
+        while controller.pending:
+            await asyncio.sleep(0.01)
+        assert backend.actions == [("fake-0", PowerAction.ON)]
+        assert backend.nodes["fake-0"].last_boot_device is BootDevice.PXE
+        assert controller.override.device is BootDevice.NONE   # one-time: consumed
+        assert controller.override.mode is BootMode.UEFI
+        # a change made outside the BMC is seen at the next refresh
+        backend.nodes["fake-0"].power = PowerState.OFF
+        await asyncio.sleep(0.2)
+        assert controller.power_state() is PowerState.OFF
+        task.cancel()
+
+    asyncio.run(scenario())
+    store = BootStore(tmp_path / "boot.sqlite")
+    assert store.load_all()["fake:fake-0"] == BootOverride(BootDevice.NONE, False, BootMode.UEFI)
