@@ -110,13 +110,17 @@ class NodeController:
 
     async def _execute(self, action: PowerAction) -> None:
         deadline = time.monotonic() + ACTION_TIMEOUT
+        retrying = False
         while True:
             try:
                 await self.backend.power(self.info.id, action, self.override)
                 break
-            except NodeBusy:
+            except NodeBusy as exc:
                 if time.monotonic() > deadline:
                     raise
+                if not retrying:
+                    log.info("node %s: %s waits: %s", self.info.name, action.value, exc)
+                    retrying = True
                 self._on_action()
                 await asyncio.sleep(RETRY_DELAY)
         self._issued_at = time.monotonic()

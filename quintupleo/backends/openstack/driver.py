@@ -24,6 +24,7 @@ from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction, P
 log = logging.getLogger(__name__)
 
 ON_VM_STATES = {"active", "rescued", "resized"}
+CONFLICT_ATTEMPTS = 3   # 409s with no task running, before an action is given up
 
 
 def observation(server: Any) -> Observation:
@@ -117,23 +118,28 @@ class OpenStackBackend(Backend):
             PowerAction.CYCLE: lambda: conn.compute.reboot_server(node_id, "HARD"),
             PowerAction.DIAG_INTERRUPT: lambda: conn.compute.trigger_server_crash_dump(node_id),
         }
-        try:
-            await self._run(f"{action.value} {node_id}", calls[action])
-        except os_exc.ConflictException:
-            await self._conflict(conn, node_id, action)
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                await self._run(f"{action.value} {node_id}", calls[action])
+                return
+            except os_exc.ConflictException:
+                if await self._already_done(conn, node_id, action):
+                    return
+                if attempt + 1 < CONFLICT_ATTEMPTS:
+                    await asyncio.sleep(1.0)
+        raise BackendError(f"{action.value} {node_id}: Nova keeps refusing it (409)")
 
-    async def _conflict(self, conn: Any, node_id: str, action: PowerAction) -> None:
-        """A 409: busy with a task (retry later), already there (done), or refused (error)."""
+    async def _already_done(self, conn: Any, node_id: str, action: PowerAction) -> bool:
+        """After a 409: busy with a task (NodeBusy: the controller retries), already in the
+        target state (done), or neither -- a task that ended between our call and this read,
+        so the caller tries again a few times before giving up."""
         server = await self._run(f"get {node_id}", conn.compute.get_server, node_id)
         seen = observation(server)
         if seen.busy:
             raise NodeBusy(f"server {node_id} has task {server.task_state}")
-        if action.target is not None and seen.power is action.target and not action.boots:
-            return
-        if action is PowerAction.ON and seen.power is PowerState.ON:
-            return
-        raise BackendError(f"{action.value} {node_id}: Nova refused it in vm_state "
-                           f"{server.vm_state}")
+        if action is PowerAction.ON or (action.target is not None and not action.boots):
+            return seen.power is action.target
+        return False
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
