@@ -27,6 +27,7 @@ unit: setup
 
 bench: setup devcloud
 	$(VENV)/bin/python bench/devcloud.py
+	$(VENV)/bin/python bench/bmc_ipmi.py
 
 down:
 	$(QO) devcloud down

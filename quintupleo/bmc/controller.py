@@ -86,6 +86,8 @@ class NodeController:
         self._queue.append(action)
         if action.target is not None:
             self.power = action.target
+        if self._awaiting is not None:
+            self._on_action()   # queued behind a transition: look again soon, not in 10 s
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._work())
 
@@ -169,7 +171,7 @@ class Refresher:
     """One batch observation per interval for all nodes of a backend (faster while acting)."""
 
     def __init__(self, backend: Backend, controllers: list[NodeController],
-                 interval: float = 10.0, fast_interval: float = 1.0) -> None:
+                 interval: float = 10.0, fast_interval: float = 0.5) -> None:
         self.backend = backend
         self.controllers = controllers
         self.interval = interval
