@@ -261,3 +261,9 @@ def test_bad_settings_are_clear_errors(tmp_path):
                              "--backend", "openstack", "--state-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "--prefix or --server" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "quintupleo", "bmc", "serve",
+                             "--backend", "openstack", "--cloud", "no-such-cloud", "--prefix",
+                             "x", "--state-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "cloud no-such-cloud" in result.stderr
+    assert "Traceback" not in result.stderr

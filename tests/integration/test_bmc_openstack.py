@@ -144,3 +144,12 @@ def test_refresh_is_one_list_call_per_interval_for_all_nodes(bmc, devcloud):
     after = log.read_text(errors="replace").count("GET /v2.1/servers/detail")
     assert after - before <= elapsed / 2 + 2   # one list per 2 s interval, not one per poll
     assert after - before >= 1
+
+
+def test_servers_chosen_by_name_and_id_in_the_order_given(conn, bmc_server, nodes):
+    bmc = bmc_server("--backend", "openstack", "--cloud", "devcloud",
+                     "--server", nodes[1].id, "--server", nodes[0].name)
+    bmc.ipmitool("power", "off", node=0)            # node 0 is the first --server: nodes[1]
+    settle(conn, nodes[1].id, "SHUTOFF", timeout=60)
+    assert conn.compute.get_server(nodes[0].id).status == "ACTIVE"
+    assert power(bmc, node=1) == "Chassis Power is on"

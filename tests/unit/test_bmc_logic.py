@@ -129,3 +129,13 @@ def test_controller_rules(tmp_path):
     asyncio.run(scenario())
     store = BootStore(tmp_path / "boot.sqlite")
     assert store.load_all()["fake:fake-0"] == BootOverride(BootDevice.NONE, False, BootMode.UEFI)
+
+
+def test_idle_sessions_expire():
+    handshake = session.Handshake(session.Credentials("admin", "password"), bytes(16),
+                                  timeout=0.05)
+    bmc_id, _ = _open(handshake, session.SUITES[3])
+    assert handshake.get(bmc_id) is not None
+    import time
+    time.sleep(0.1)
+    assert handshake.get(bmc_id) is None
