@@ -5,9 +5,11 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test setup devcloud lint unit bench down
 
-## demo: set up, bring the local cloud up, and run the main job on it
+## demo: set up, bring the local cloud up, and run the main job on it: Nova servers driven as
+## bare metal through the virtual BMC with ipmitool
 demo: setup devcloud
 	$(QO) devcloud smoke
+	$(VENV)/bin/python scripts/demo.py
 
 ## test: set up, bring the local cloud up, and run every test
 test: setup devcloud lint

@@ -220,113 +220,102 @@ def cloud_section(rows: list, tmp: Path, count: int, window: float) -> None:
 
     from quintupleo.devcloud.layout import default_home
     from quintupleo.devcloud.manager import Devcloud
-    from quintupleo.devcloud.smoke import settle
+    from quintupleo.devcloud.smoke import scratch_servers
 
     cloud = Devcloud(default_home())
     cloud.up()
     conn = openstack.connect(cloud="devcloud")
     ovb_python = ensure_ovb()
     run_id = os.urandom(3).hex()
-    net = conn.network.create_network(name=f"qob-{run_id}")
-    conn.network.create_subnet(network_id=net.id, cidr="192.0.2.0/24", ip_version=4,
-                               enable_dhcp=False, gateway_ip=None)
-    image = conn.image.find_image("quintupleo-tiny")
-    flavor = conn.compute.find_flavor("qo.tiny")
-    servers, procs = [], []
-    try:
-        # ours-a: 2 nodes, ours-all: `count` nodes (names qob-ID-a*, qob-ID-b*); the query
-        # strings tell their list calls apart in Nova's log.
-        for i in range(count):
-            group = "a" if i < 2 else "b"
-            port = conn.network.create_port(network_id=net.id, port_security_enabled=False)
-            servers.append(conn.compute.create_server(
-                name=f"qob-{run_id}-{group}{i}", image_id=image.id, flavor_id=flavor.id,
-                networks=[{"port": port.id}]))
-        servers = [settle(conn, s.id, "ACTIVE") for s in servers]
-        nova_log = cloud.layout.logs / "nova-api.log"
-        ours_all, _ = serve(tmp, "ours-all", "--backend", "openstack", "--cloud", "devcloud",
-                            "--prefix", f"qob-{run_id}-", "--ipmi-port-base", "18200")
-        ours_two, _ = serve(tmp, "ours-two", "--backend", "openstack", "--cloud", "devcloud",
-                            "--prefix", f"qob-{run_id}-a", "--ipmi-port-base", "18250")
-        procs += [ours_all, ours_two]
-        ovb_ports = list(range(18300, 18300 + count))
-        for server, port in zip(servers, ovb_ports, strict=True):
-            log = tmp / f"ovb-{port}.log"
-            proc = subprocess.Popen(
-                [str(ovb_python), "-m", "openstack_virtual_baremetal.openstackbmc",
-                 "--os-cloud", "devcloud", "--instance", server.id, "--address", "127.0.0.1",
-                 "--port", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT,
-                env=dict(os.environ, PYTHONWARNINGS="ignore"))
-            procs.append(proc)
-            wait_ready(proc, log, "Managing instance", 120)
-        ovb_rss = statistics.mean(rss_mib(p) for p in procs[2:])
-        ours_rss = rss_mib(ours_all)
+    # ours-all serves `count` nodes (qob-ID-a*, qob-ID-b*), ours-two only qob-ID-a*: the query
+    # strings tell their list calls apart in Nova's log.
+    names = [f"qob-{run_id}-{'a' if i < 2 else 'b'}{i}" for i in range(count)]
+    procs: list[subprocess.Popen] = []
+    with scratch_servers(conn, names) as servers:
+        try:
+            _measure_cloud(rows, tmp, conn, cloud, servers, run_id, ovb_python, procs, window)
+        finally:
+            stop(*procs)
 
-        # Every node polled once per 60 s (Ironic's power sync), over `window` seconds.
-        offset = nova_log.stat().st_size
-        started = time.monotonic()
-        polls = 0
-        while time.monotonic() - started < window:
-            for node in range(count):
-                ipmitool(18200 + node, "power", "status")
-                ipmitool(18300 + node, "power", "status")
-                polls += 1
-            time.sleep(max(0.0, min(60.0, window - (time.monotonic() - started))))
-        elapsed = time.monotonic() - started
-        lines = nova_requests(nova_log, offset)
-        per_min = 60 / elapsed
-        prefix_all = f"name=%5Eqob%5C-{run_id}%5C-\""
-        ours_all_calls = sum(prefix_all in line for line in lines) * per_min
-        ours_two_calls = sum(f"%5C-{run_id}%5C-a\"" in line for line in lines) * per_min
-        ovb_calls = sum("GET /v2.1/servers/" in line and "detail" not in line
-                        for line in lines) * per_min
-        rows.append(("devcloud", f"Nova calls/min, {count} nodes polled every 60 s",
-                     f"{ours_all_calls:.0f}", f"{ovb_calls:.0f} (openstackbmc)",
-                     f"{ovb_calls / max(ours_all_calls, 1):.1f}x fewer"))
-        rows.append(("devcloud", "same, 2 nodes (independent of N)", f"{ours_two_calls:.0f}",
-                     "", ""))
-        rows.append(("computed", "same, 1,000 nodes (1 poll = 1 GET for openstackbmc)",
-                     f"{ours_all_calls:.0f}", f"{ovb_calls / count * 1000:.0f}",
-                     f"{ovb_calls / count * 1000 / max(ours_all_calls, 1):.0f}x fewer"))
-        rows.append(("devcloud", f"RSS for {count} nodes", f"{ours_rss:.0f} MiB",
-                     f"{ovb_rss * count:.0f} MiB ({ovb_rss:.0f} per node)",
-                     f"{ovb_rss * count / ours_rss:.1f}x less"))
 
-        # power status latency through each, sequential ipmitool
-        ours_lat, _ = ipmitool_latency([18200 + i for i in range(count)], 30, 1)
-        ovb_lat, _ = ipmitool_latency(ovb_ports, 30, 1)
-        rows.append(("devcloud", "ipmitool power status p50", ms(pct(ours_lat, .5)),
-                     ms(pct(ovb_lat, .5)), f"{pct(ovb_lat, .5) / pct(ours_lat, .5):.1f}x"))
-        par_ours, tput_ours = ipmitool_latency([18200 + i for i in range(count)], 40, 8)
-        par_ovb, tput_ovb = ipmitool_latency(ovb_ports, 40, 8)
-        rows.append(("devcloud", "8 parallel ipmitool: p50 / calls per s",
-                     f"{ms(pct(par_ours, .5))} / {tput_ours:.0f}",
-                     f"{ms(pct(par_ovb, .5))} / {tput_ovb:.0f}",
-                     f"{tput_ours / max(tput_ovb, 0.01):.1f}x"))
+def _measure_cloud(rows: list, tmp: Path, conn, cloud, servers: list, run_id: str,
+                   ovb_python: Path, procs: list, window: float) -> None:
+    from quintupleo.devcloud.smoke import settle
 
-        # power off then on, until Nova shows the server in the target state
-        def power_cycle(port: int, server_id: str) -> tuple[float, float]:
-            times = []
-            for action, status in (("off", "SHUTOFF"), ("on", "ACTIVE")):
-                started = time.perf_counter()
-                ipmitool(port, "power", action)
-                settle(conn, server_id, status, 120)
-                times.append(time.perf_counter() - started)
-            return times[0], times[1]
-        ours_off, ours_on = power_cycle(18202, servers[2].id)
-        ovb_off, ovb_on = power_cycle(18303, servers[3].id)
-        rows.append(("devcloud", "power off / on until Nova shows it",
-                     f"{ours_off:.2f} / {ours_on:.2f} s", f"{ovb_off:.2f} / {ovb_on:.2f} s",
-                     f"{(ovb_off + ovb_on) / (ours_off + ours_on):.1f}x"))
-    finally:
-        stop(*procs)
-        for server in servers:
-            conn.compute.delete_server(server, ignore_missing=True)
-        for server in servers:
-            conn.compute.wait_for_delete(server, wait=120)
-        for port in conn.network.ports(network_id=net.id):
-            conn.network.delete_port(port, ignore_missing=True)
-        conn.network.delete_network(net, ignore_missing=True)
+    count = len(servers)
+    nova_log = cloud.layout.logs / "nova-api.log"
+    ours_all, _ = serve(tmp, "ours-all", "--backend", "openstack", "--cloud", "devcloud",
+                        "--prefix", f"qob-{run_id}-", "--ipmi-port-base", "18200")
+    ours_two, _ = serve(tmp, "ours-two", "--backend", "openstack", "--cloud", "devcloud",
+                        "--prefix", f"qob-{run_id}-a", "--ipmi-port-base", "18250")
+    procs += [ours_all, ours_two]
+    ovb_ports = list(range(18300, 18300 + count))
+    for server, port in zip(servers, ovb_ports, strict=True):
+        log = tmp / f"ovb-{port}.log"
+        proc = subprocess.Popen(
+            [str(ovb_python), "-m", "openstack_virtual_baremetal.openstackbmc",
+             "--os-cloud", "devcloud", "--instance", server.id, "--address", "127.0.0.1",
+             "--port", str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        procs.append(proc)
+        wait_ready(proc, log, "Managing instance", 120)
+    ovb_rss = statistics.mean(rss_mib(p) for p in procs[2:])
+    ours_rss = rss_mib(ours_all)
+
+    # Every node polled once per 60 s (Ironic's power sync), over `window` seconds.
+    offset = nova_log.stat().st_size
+    started = time.monotonic()
+    while time.monotonic() - started < window:
+        for node in range(count):
+            ipmitool(18200 + node, "power", "status")
+            ipmitool(18300 + node, "power", "status")
+        time.sleep(max(0.0, min(60.0, window - (time.monotonic() - started))))
+    elapsed = time.monotonic() - started
+    lines = nova_requests(nova_log, offset)
+    per_min = 60 / elapsed
+    prefix_all = f"name=%5Eqob%5C-{run_id}%5C-\""
+    ours_all_calls = sum(prefix_all in line for line in lines) * per_min
+    ours_two_calls = sum(f"%5C-{run_id}%5C-a\"" in line for line in lines) * per_min
+    ovb_calls = sum("GET /v2.1/servers/" in line and "detail" not in line
+                    for line in lines) * per_min
+    rows.append(("devcloud", f"Nova calls/min, {count} nodes polled every 60 s",
+                 f"{ours_all_calls:.0f}", f"{ovb_calls:.0f} (openstackbmc)",
+                 f"{ovb_calls / max(ours_all_calls, 1):.1f}x fewer"))
+    rows.append(("devcloud", "same, 2 nodes (independent of N)", f"{ours_two_calls:.0f}",
+                 "", ""))
+    rows.append(("computed", "same, 1,000 nodes (1 poll = 1 GET for openstackbmc)",
+                 f"{ours_all_calls:.0f}", f"{ovb_calls / count * 1000:.0f}",
+                 f"{ovb_calls / count * 1000 / max(ours_all_calls, 1):.0f}x fewer"))
+    rows.append(("devcloud", f"RSS for {count} nodes", f"{ours_rss:.0f} MiB",
+                 f"{ovb_rss * count:.0f} MiB ({ovb_rss:.0f} per node)",
+                 f"{ovb_rss * count / ours_rss:.1f}x less"))
+
+    # power status latency through each, sequential ipmitool
+    ours_lat, _ = ipmitool_latency([18200 + i for i in range(count)], 30, 1)
+    ovb_lat, _ = ipmitool_latency(ovb_ports, 30, 1)
+    rows.append(("devcloud", "ipmitool power status p50", ms(pct(ours_lat, .5)),
+                 ms(pct(ovb_lat, .5)), f"{pct(ovb_lat, .5) / pct(ours_lat, .5):.1f}x"))
+    par_ours, tput_ours = ipmitool_latency([18200 + i for i in range(count)], 40, 8)
+    par_ovb, tput_ovb = ipmitool_latency(ovb_ports, 40, 8)
+    rows.append(("devcloud", "8 parallel ipmitool: p50 / calls per s",
+                 f"{ms(pct(par_ours, .5))} / {tput_ours:.0f}",
+                 f"{ms(pct(par_ovb, .5))} / {tput_ovb:.0f}",
+                 f"{tput_ours / max(tput_ovb, 0.01):.1f}x"))
+
+    # power off then on, until Nova shows the server in the target state
+    def power_cycle(port: int, server_id: str) -> tuple[float, float]:
+        times = []
+        for action, status in (("off", "SHUTOFF"), ("on", "ACTIVE")):
+            started = time.perf_counter()
+            ipmitool(port, "power", action)
+            settle(conn, server_id, status, 120)
+            times.append(time.perf_counter() - started)
+        return times[0], times[1]
+    ours_off, ours_on = power_cycle(18202, servers[2].id)
+    ovb_off, ovb_on = power_cycle(18303, servers[3].id)
+    rows.append(("devcloud", "power off / on until Nova shows it",
+                 f"{ours_off:.2f} / {ours_on:.2f} s", f"{ovb_off:.2f} / {ovb_on:.2f} s",
+                 f"{(ovb_off + ovb_on) / (ours_off + ours_on):.1f}x"))
 
 
 def main() -> None:

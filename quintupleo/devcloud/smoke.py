@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import openstack.compute.v2.server
 import openstack.connection
@@ -36,6 +37,35 @@ def settle(conn: openstack.connection.Connection, server_id: str, status: str,
             raise SmokeError(f"server {server_id} is {server.status}/{server.task_state}, "
                              f"not {status}, after {timeout:.0f} s")
         time.sleep(0.2)
+
+
+@contextmanager
+def scratch_servers(conn: openstack.connection.Connection, names: list[str],
+                    flavor: str = "qo.tiny", image: str = IMAGE_NAME,
+                    ) -> Iterator[list[openstack.compute.v2.server.Server]]:
+    """ACTIVE servers with these names, each on its own port (no port security) of a network
+    without DHCP; all of it is deleted on exit, whatever happened."""
+    network = conn.network.create_network(name=names[0])
+    servers = []
+    try:
+        conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="192.0.2.0/24",
+                                   enable_dhcp=False, gateway_ip=None)
+        found_image = conn.image.find_image(image, ignore_missing=False)
+        found_flavor = conn.compute.find_flavor(flavor, ignore_missing=False)
+        for name in names:
+            port = conn.network.create_port(network_id=network.id, port_security_enabled=False)
+            servers.append(conn.compute.create_server(
+                name=name, image_id=found_image.id, flavor_id=found_flavor.id,
+                networks=[{"port": port.id}]))
+        yield [settle(conn, server.id, "ACTIVE") for server in servers]
+    finally:
+        for server in servers:
+            conn.compute.delete_server(server, ignore_missing=True)
+        for server in servers:
+            conn.compute.wait_for_delete(server, wait=STEP_TIMEOUT)
+        for leftover in conn.network.ports(network_id=network.id):
+            conn.network.delete_port(leftover, ignore_missing=True)
+        conn.network.delete_network(network, ignore_missing=True)
 
 
 def run(conn: openstack.connection.Connection, flavor: str = "qo.tiny",
