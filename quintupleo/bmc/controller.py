@@ -37,7 +37,7 @@ ACTION_TIMEOUT = 300.0    # give up an action (and say so in the log) after this
 class NodeController:
     def __init__(self, info: NodeInfo, backend: Backend, store: BootStore,
                  override: BootOverride | None = None,
-                 on_action: Callable[[], None] = lambda: None) -> None:
+                 on_action: Callable[[bool], None] = lambda urgent: None) -> None:
         self.info = info
         self.backend = backend
         self.store = store
@@ -87,7 +87,7 @@ class NodeController:
         if action.target is not None:
             self.power = action.target
         if self._awaiting is not None:
-            self._on_action()   # queued behind a transition: look again soon, not in 10 s
+            self._on_action(True)   # queued behind a transition: look now, not in 10 s
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._work())
 
@@ -123,7 +123,7 @@ class NodeController:
                 if not retrying:
                     log.info("node %s: %s waits: %s", self.info.name, action.value, exc)
                     retrying = True
-                self._on_action()
+                self._on_action(False)
                 await asyncio.sleep(RETRY_DELAY)
         self._issued_at = time.monotonic()
         if action.boots and self.override.active and not self.override.persistent:
@@ -133,7 +133,7 @@ class NodeController:
             return
         self._awaiting = action.target
         self._settled.clear()
-        self._on_action()
+        self._on_action(False)
         try:
             await asyncio.wait_for(self._settled.wait(), max(1.0, deadline - time.monotonic()))
         except TimeoutError:
@@ -178,10 +178,13 @@ class Refresher:
         self.fast_interval = fast_interval
         self.calls = 0
         self._wake = asyncio.Event()
+        self._urgent = False
         self._failing = False
 
-    def poke(self) -> None:
-        """Look again soon: an action just started."""
+    def poke(self, urgent: bool = False) -> None:
+        """Look again soon: an action just started (wait a moment, so that one read sees the
+        actions started together), or one waits on a transition (look at once)."""
+        self._urgent = self._urgent or urgent
         self._wake.set()
 
     async def refresh(self) -> None:
@@ -202,13 +205,14 @@ class Refresher:
 
     async def run(self) -> None:
         while True:
+            self._wake.clear()     # before the read: a poke during it is not lost
             await self.refresh()
             fast = any(c.wants_fast_refresh for c in self.controllers)
-            self._wake.clear()
-            delay = self.fast_interval if fast else self.interval
             try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-                # Woken by an action: give the backend a moment so one call sees many changes.
-                await asyncio.sleep(min(self.fast_interval, self.backend.settle_poll))
+                await asyncio.wait_for(self._wake.wait(),
+                                       self.fast_interval if fast else self.interval)
             except TimeoutError:
-                pass
+                continue
+            if not self._urgent:
+                await asyncio.sleep(min(self.fast_interval, self.backend.settle_poll))
+            self._urgent = False
