@@ -10,6 +10,7 @@ Refresher, never from a client's poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -178,13 +179,14 @@ class Refresher:
         self.fast_interval = fast_interval
         self.calls = 0
         self._wake = asyncio.Event()
-        self._urgent = False
+        self._urgent = asyncio.Event()
         self._failing = False
 
     def poke(self, urgent: bool = False) -> None:
         """Look again soon: an action just started (wait a moment, so that one read sees the
         actions started together), or one waits on a transition (look at once)."""
-        self._urgent = self._urgent or urgent
+        if urgent:
+            self._urgent.set()
         self._wake.set()
 
     async def refresh(self) -> None:
@@ -213,6 +215,7 @@ class Refresher:
                                        self.fast_interval if fast else self.interval)
             except TimeoutError:
                 continue
-            if not self._urgent:
-                await asyncio.sleep(min(self.fast_interval, self.backend.settle_poll))
-            self._urgent = False
+            with contextlib.suppress(TimeoutError):   # the moment is cut short when urgent
+                await asyncio.wait_for(self._urgent.wait(),
+                                       min(self.fast_interval, self.backend.settle_poll))
+            self._urgent.clear()
