@@ -18,6 +18,7 @@ class PowerAction(StrEnum):
     OFF = "off"                  # hard power off
     SOFT_OFF = "soft_off"        # ACPI / graceful shutdown
     RESET = "reset"              # hard reset: the node reboots at once
+    SOFT_RESET = "soft_reset"    # graceful restart (the OS reboots)
     CYCLE = "cycle"              # power off, then on
     DIAG_INTERRUPT = "diag_interrupt"  # NMI
 
@@ -33,7 +34,8 @@ class PowerAction(StrEnum):
     @property
     def boots(self) -> bool:
         """Whether the node performs a boot (and so consumes a one-time boot override)."""
-        return self in (PowerAction.ON, PowerAction.RESET, PowerAction.CYCLE)
+        return self in (PowerAction.ON, PowerAction.RESET, PowerAction.SOFT_RESET,
+                        PowerAction.CYCLE)
 
 
 class BootDevice(StrEnum):
@@ -42,6 +44,7 @@ class BootDevice(StrEnum):
     DISK = "disk"
     CDROM = "cdrom"
     BIOS = "bios"    # firmware setup
+    HTTP = "http"    # UEFI HTTP boot
 
 
 class BootMode(StrEnum):

@@ -47,7 +47,7 @@ class BmcProcess:
     def start(self, timeout: float = 60) -> BmcProcess:
         command = [sys.executable, "-m", "quintupleo", "bmc", "serve",
                    "--state-dir", str(self.state_dir), "--ipmi-port-base", str(self.port_base),
-                   *self.args]
+                   "--redfish-port", str(self.port_base), *self.args]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         offset = log.tell()
@@ -70,6 +70,11 @@ class BmcProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError("bmc serve did not stop on SIGTERM") from None
+
+    @property
+    def redfish_url(self) -> str:
+        scheme = "http" if "--no-tls" in self.args else "https"
+        return f"{scheme}://127.0.0.1:{self.port_base}"
 
     @property
     def log(self) -> str:
@@ -113,3 +118,32 @@ def bmc_server(tmp_path):
     yield _start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redfish_schemas(tmp_path_factory) -> Path:
+    """DMTF's CSDL schemas, unpacked for the Redfish Service Validator (it cannot download)."""
+    import tarfile
+    target = tmp_path_factory.mktemp("redfish")
+    with tarfile.open(Path(__file__).parent / "data" / "redfish-csdl-2025.4.tar.xz") as archive:
+        archive.extractall(target, filter="data")
+    return target / "csdl"
+
+
+def run_redfish_validator(url: str, schemas: Path, logdir: Path, auth: str = "Session",
+                          user: str = "admin", password: str = "password") -> dict[str, int]:
+    """The DMTF Redfish Service Validator against `url`; returns its PASS/WARN/FAIL counts."""
+    import re
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "rf_service_validator"), "--ip", url, "-u", user,
+         "-p", password, "--authtype", auth, "--schema_directory", str(schemas),
+         "--logdir", str(logdir)],
+        capture_output=True, text=True, timeout=300, cwd=logdir)
+    output = result.stdout + result.stderr
+    match = re.search(r"\|\s*PASS\s*\|\s*WARN\s*\|\s*FAIL\s*\|\s*NOT TESTED\s*\|\s*\n"
+                      r"[+\-]+\n\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)", output)
+    assert match, f"no summary in the validator's output:\n{output[-3000:]}"
+    counts = dict(zip(("pass", "warn", "fail", "not_tested"), map(int, match.groups()),
+                      strict=True))
+    counts["output"] = output   # type: ignore[assignment]
+    return counts

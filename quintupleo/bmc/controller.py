@@ -71,8 +71,8 @@ class NodeController:
         current = self.power_state()
         if not self.backend.supports(action):
             raise NotSupported(f"{self.backend.name} nodes have no {action.value}")
-        if action in (PowerAction.RESET, PowerAction.CYCLE, PowerAction.DIAG_INTERRUPT) \
-                and current is PowerState.OFF:
+        if action in (PowerAction.RESET, PowerAction.SOFT_RESET, PowerAction.CYCLE,
+                      PowerAction.DIAG_INTERRUPT) and current is PowerState.OFF:
             raise NotInPresentState(f"node {self.info.name} is off: no {action.value}")
         if not self._queue and action.target is current and not action.boots:
             return   # off while off: nothing to do, as on real hardware

@@ -8,14 +8,19 @@ import resource
 import signal
 from dataclasses import dataclass, field
 
+from aiohttp import web
+
 from quintupleo.backends.base import Backend
 from quintupleo.backends.fake import FakeBackend
 from quintupleo.bmc.controller import NodeController, Refresher
 from quintupleo.bmc.ipmi.server import IpmiEndpoint, listen
+from quintupleo.bmc.ipmi.session import Credentials
+from quintupleo.bmc.redfish.app import RedfishService
+from quintupleo.bmc.redfish.tls import self_signed, server_context
 from quintupleo.bmc.settings import BmcSettings
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import ConfigError
-from quintupleo.inventory.ironic import IpmiNode, write_ironic_nodes
+from quintupleo.inventory.ironic import IpmiNode, RedfishEndpoint, write_ironic_nodes
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ class BmcService:
     _transports: list[asyncio.BaseTransport] = field(default_factory=list)
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _store: BootStore | None = None
+    _runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -59,8 +65,10 @@ class BmcService:
         await self.refresher.refresh()   # answer the first poll with a real state
         self._tasks.append(asyncio.get_running_loop().create_task(self.refresher.run()))
         await self._listen_ipmi()
+        redfish = await self._listen_redfish() if settings.redfish else None
         if settings.inventory_out is not None:
-            write_ironic_nodes(settings.inventory_out, self.endpoints)
+            write_ironic_nodes(settings.inventory_out, self.endpoints,
+                               redfish if settings.inventory_driver == "redfish" else None)
             log.info("wrote Ironic inventory of %d nodes to %s", len(self.endpoints),
                      settings.inventory_out)
 
@@ -84,7 +92,35 @@ class BmcService:
                                   f"{node.address}:{node.port}: {exc.strerror}") from None
             log.debug("node %s: IPMI on %s:%d", node.info.name, node.address, node.port)
 
+    async def _listen_redfish(self) -> RedfishEndpoint:
+        settings = self.settings
+        context, verify_ca = None, False
+        if settings.tls:
+            cert, key = settings.tls_cert, settings.tls_key
+            if cert is None or key is None:
+                cert, key = self_signed(settings.state_dir, settings.redfish_address)
+                verify_ca = str(cert)
+            try:
+                context = server_context(cert, key)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"TLS certificate or key unusable: {exc}") from None
+        credentials = Credentials(settings.username, settings.password)
+        service = RedfishService({c.info.id: c for c in self.controllers}, credentials,
+                                 settings.redfish_session_timeout)
+        self._runner = web.AppRunner(service.application(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, settings.redfish_address, settings.redfish_port,
+                           ssl_context=context)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(f"cannot listen for Redfish on {settings.redfish_address}:"
+                              f"{settings.redfish_port}: {exc.strerror}") from None
+        return RedfishEndpoint(settings.redfish_url, credentials, verify_ca)
+
     async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
         for transport in self._transports:
             transport.close()
         for task in self._tasks:
@@ -104,8 +140,10 @@ class BmcService:
         try:
             await self.start()
             first, last = self.endpoints[0], self.endpoints[-1]
-            log.info("ready: %d nodes from %s, IPMI on %s:%d .. %s:%d", len(self.endpoints),
-                     self.settings.backend, first.address, first.port, last.address, last.port)
+            redfish = f", Redfish on {self.settings.redfish_url}" if self.settings.redfish else ""
+            log.info("ready: %d nodes from %s, IPMI on %s:%d .. %s:%d%s", len(self.endpoints),
+                     self.settings.backend, first.address, first.port, last.address, last.port,
+                     redfish)
             if ready is not None:
                 ready.set()
             await stopping.wait()

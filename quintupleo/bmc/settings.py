@@ -43,8 +43,16 @@ class BmcSettings:
     password: str = field(default="password", repr=False)
     refresh_interval: float = 10.0
     session_timeout: float = 60.0
+    redfish: bool = True
+    redfish_address: str = "127.0.0.1"
+    redfish_port: int = 8000
+    tls: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    redfish_session_timeout: int = 1800
     state_dir: Path = field(default_factory=default_state_dir)
     inventory_out: Path | None = None
+    inventory_driver: str = "ipmi"
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -65,7 +73,7 @@ class BmcSettings:
                                   f"known: {', '.join(sorted(known))}")
             values.update(loaded)
         values.update({k: v for k, v in overrides.items() if v is not None and v != []})
-        for key in ("state_dir", "inventory_out"):
+        for key in ("state_dir", "inventory_out", "tls_cert", "tls_key"):
             if values.get(key) is not None:
                 values[key] = Path(values[key]).expanduser()
         settings = cls(**values)
@@ -79,6 +87,12 @@ class BmcSettings:
             raise ConfigError("fake_nodes must be between 1 and 100000")
         if self.backend == "openstack" and not (self.prefix or self.servers):
             raise ConfigError("the openstack backend needs --prefix or --server (name or ID)")
+        if self.inventory_driver not in ("ipmi", "redfish"):
+            raise ConfigError("inventory_driver: choose ipmi or redfish")
+        if self.inventory_driver == "redfish" and not self.redfish:
+            raise ConfigError("a redfish inventory needs the Redfish endpoint (not --no-redfish)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
         if self.refresh_interval <= 0 or self.session_timeout <= 0:
             raise ConfigError("refresh_interval and session_timeout must be positive")
         for name, node in self.nodes.items():
@@ -97,6 +111,11 @@ class BmcSettings:
         if "ipmi_address" in node:
             return str(node["ipmi_address"]), int(node.get("ipmi_port", 623))
         return self.ipmi_address, int(node.get("ipmi_port", self.ipmi_port_base + index))
+
+    @property
+    def redfish_url(self) -> str:
+        host = f"[{self.redfish_address}]" if ":" in self.redfish_address else self.redfish_address
+        return f"{'https' if self.tls else 'http'}://{host}:{self.redfish_port}"
 
     def credentials(self, info: NodeInfo) -> Credentials:
         node = self._node(info)

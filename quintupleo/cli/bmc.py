@@ -16,7 +16,8 @@ from quintupleo.bmc.service import BmcService
 from quintupleo.bmc.settings import BmcSettings
 from quintupleo.errors import QuintupleOError
 
-app = typer.Typer(help="Virtual BMCs: IPMI 2.0 (lanplus) for many nodes from one process.",
+app = typer.Typer(help="Virtual BMCs: IPMI 2.0 (lanplus) and Redfish for many nodes from one "
+                       "process.",
                   no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -48,10 +49,23 @@ def serve(
         help="BMC password of every node [default: password].")] = None,
     refresh_interval: Annotated[float | None, typer.Option(
         help="Seconds between batch reads of every node's power [default: 10].")] = None,
+    redfish: Annotated[bool | None, typer.Option(
+        "--redfish/--no-redfish", help="Serve Redfish too [default: yes].")] = None,
+    redfish_address: Annotated[str | None, typer.Option(
+        help="Address of the Redfish service [default: 127.0.0.1].")] = None,
+    redfish_port: Annotated[int | None, typer.Option(
+        help="TCP port of the Redfish service [default: 8000].")] = None,
+    tls: Annotated[bool | None, typer.Option(
+        "--tls/--no-tls", help="HTTPS for Redfish (self-signed unless --tls-cert/--tls-key) "
+                               "[default: yes].")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for Redfish.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for Redfish.")] = None,
     state_dir: Annotated[Path | None, typer.Option(
         help="Where boot overrides persist [default: $XDG_STATE_HOME/quintupleo/bmc].")] = None,
     inventory_out: Annotated[Path | None, typer.Option(
         help="Write Ironic's `baremetal create` JSON for the served nodes here.")] = None,
+    inventory_driver: Annotated[str | None, typer.Option(
+        help="Ironic driver in that file: ipmi | redfish [default: ipmi].")] = None,
     log_level: Annotated[str, typer.Option(help="debug | info | warning")] = "info",
 ) -> None:
     """Serve virtual BMCs until interrupted (SIGTERM / Ctrl-C)."""
@@ -68,7 +82,9 @@ def serve(
             config, backend=backend, fake_nodes=fake_nodes, fake_delay=fake_delay, cloud=cloud,
             prefix=prefix, servers=server, ipmi_address=ipmi_address,
             ipmi_port_base=ipmi_port_base, username=username, password=password,
-            refresh_interval=refresh_interval, state_dir=state_dir, inventory_out=inventory_out)
+            refresh_interval=refresh_interval, redfish=redfish, redfish_address=redfish_address,
+            redfish_port=redfish_port, tls=tls, tls_cert=tls_cert, tls_key=tls_key,
+            state_dir=state_dir, inventory_out=inventory_out, inventory_driver=inventory_driver)
         asyncio.run(BmcService(settings).run())
     except QuintupleOError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)

@@ -2,8 +2,9 @@
 
 Power mapping: on -> start, off and soft off -> stop (Nova has no hard power-off; its stop is a
 graceful shutdown that becomes a hard one after the compute's timeout), reset and cycle ->
-hard reboot, diagnostic interrupt -> trigger crash dump (an NMI). A node is on when its
-vm_state is active/rescued, or stopped with task powering-on; any task_state means "busy".
+hard reboot, graceful restart -> soft reboot, diagnostic interrupt -> trigger crash dump.
+A node is on when its vm_state is active/rescued, or stopped with task powering-on; any
+task_state means "busy".
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class OpenStackBackend(Backend):
             PowerAction.OFF: lambda: conn.compute.stop_server(node_id),
             PowerAction.SOFT_OFF: lambda: conn.compute.stop_server(node_id),
             PowerAction.RESET: lambda: conn.compute.reboot_server(node_id, "HARD"),
+            PowerAction.SOFT_RESET: lambda: conn.compute.reboot_server(node_id, "SOFT"),
             PowerAction.CYCLE: lambda: conn.compute.reboot_server(node_id, "HARD"),
             PowerAction.DIAG_INTERRUPT: lambda: conn.compute.trigger_server_crash_dump(node_id),
         }

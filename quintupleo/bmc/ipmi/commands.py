@@ -39,8 +39,9 @@ CHASSIS_CONTROL = {0: PowerAction.OFF, 1: PowerAction.ON, 2: PowerAction.CYCLE,
 SELECTOR_TO_DEVICE = {0x0: BootDevice.NONE, 0x1: BootDevice.PXE, 0x2: BootDevice.DISK,
                       0x3: BootDevice.DISK, 0x5: BootDevice.CDROM, 0x6: BootDevice.BIOS,
                       0x8: BootDevice.CDROM}
+# IPMI has no UEFI HTTP boot: it reads back as the nearest thing, a network boot.
 DEVICE_TO_SELECTOR = {BootDevice.NONE: 0x0, BootDevice.PXE: 0x1, BootDevice.DISK: 0x2,
-                      BootDevice.CDROM: 0x5, BootDevice.BIOS: 0x6}
+                      BootDevice.CDROM: 0x5, BootDevice.BIOS: 0x6, BootDevice.HTTP: 0x1}
 
 
 class Completion(Exception):

@@ -1,0 +1,354 @@
+"""The Redfish service: routing, authentication (Basic and sessions), ETags, errors.
+
+Every handler reads node controllers, never a cloud; actions are queued like IPMI's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from quintupleo.bmc.controller import NodeController
+from quintupleo.bmc.ipmi.session import Credentials
+from quintupleo.bmc.redfish import resources as rf
+from quintupleo.bmc.redfish.errors import RedfishError, error_response
+from quintupleo.bmc.redfish.metadata import metadata_document
+from quintupleo.errors import BmcError
+from quintupleo.model import BootDevice, BootOverride
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.Response]]
+PUBLIC = {("GET", "/redfish"), ("GET", "/redfish/v1"), ("GET", "/redfish/v1/odata"),
+          ("GET", "/redfish/v1/$metadata"), ("POST", "/redfish/v1/SessionService/Sessions")}
+MAX_SESSIONS = 64
+
+
+@dataclass
+class WebSession:
+    id: str
+    username: str
+    last_used: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class RedfishService:
+    controllers: dict[str, NodeController]
+    credentials: Credentials
+    session_timeout: int = 1800
+    sessions: dict[str, WebSession] = field(default_factory=dict)   # token -> session
+    routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        system = r"/redfish/v1/Systems/(?P<node>[^/]+)"
+        self._route(r"/redfish", GET=self.version)
+        self._route(r"/redfish/v1", GET=self.root)
+        self._route(r"/redfish/v1/odata", GET=self.odata)
+        self._route(r"/redfish/v1/\$metadata", GET=self.metadata)
+        self._route(r"/redfish/v1/Systems", GET=self.systems)
+        self._route(system, GET=self.system, PATCH=self.patch_system)
+        self._route(system + r"/Actions/ComputerSystem\.Reset", POST=self.reset)
+        self._route(system + r"/EthernetInterfaces", GET=self.nics)
+        self._route(system + r"/EthernetInterfaces/(?P<index>\d+)", GET=self.nic)
+        self._route(r"/redfish/v1/Managers", GET=self.managers)
+        self._route(r"/redfish/v1/Managers/(?P<node>[^/]+)", GET=self.manager)
+        self._route(r"/redfish/v1/Managers/(?P<node>[^/]+)/VirtualMedia(?:/.*)?",
+                    GET=self.virtual_media, POST=self.virtual_media, PATCH=self.virtual_media)
+        self._route(r"/redfish/v1/Chassis", GET=self.chassis_collection)
+        self._route(r"/redfish/v1/Chassis/(?P<node>[^/]+)", GET=self.chassis)
+        self._route(r"/redfish/v1/SessionService", GET=self.session_service)
+        self._route(r"/redfish/v1/SessionService/Sessions", GET=self.session_list,
+                    POST=self.login)
+        self._route(r"/redfish/v1/SessionService/Sessions/(?P<id>[^/]+)",
+                    GET=self.session_get, DELETE=self.logout)
+        self._route(r"/redfish/v1/AccountService", GET=self.account_service)
+        self._route(r"/redfish/v1/AccountService/Accounts", GET=self.accounts)
+        self._route(r"/redfish/v1/AccountService/Accounts/1", GET=self.account)
+
+    def _route(self, pattern: str, **methods: Handler) -> None:
+        self.routes.append((re.compile(pattern + "$"), methods))
+
+    # ---- the aiohttp entry point ---------------------------------------------------------
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        headers = {"OData-Version": "4.0"}
+        try:
+            response = await self._dispatch(request)
+        except RedfishError as exc:
+            if exc.status == 405:
+                headers["Allow"] = exc.message_args[0] if exc.message_args else ""
+                exc.message_args = ()
+            if exc.status == 401:
+                headers["WWW-Authenticate"] = 'Basic realm="QuintupleO"'
+            response = error_response(exc, headers)
+        except BmcError as exc:
+            response = error_response(RedfishError(exc.http_status, str(exc)), headers)
+        except web.HTTPException as exc:   # raised by aiohttp itself, e.g. a body too large
+            response = error_response(RedfishError(exc.status, exc.reason), headers)
+        except Exception:
+            log.exception("redfish %s %s failed", request.method, request.path)
+            response = error_response(RedfishError(500, "Internal error; see the BMC log."),
+                                      headers)
+        response.headers.update(headers)
+        return response
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        path = request.path.rstrip("/") or "/"
+        for pattern, methods in self.routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            method = "GET" if request.method == "HEAD" else request.method
+            handler = methods.get(method)
+            if handler is None:
+                raise RedfishError(405, f"{request.method} is not allowed on {path}",
+                                   args=(", ".join(methods),))
+            if (method, path) not in PUBLIC:
+                self._authenticate(request)
+            return await handler(request, match.groupdict())
+        raise RedfishError(404, f"{path} does not exist", "ResourceMissingAtURI", (path,))
+
+    # ---- authentication ------------------------------------------------------------------
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, s in self.sessions.items()
+                      if now - s.last_used > self.session_timeout]:
+            del self.sessions[token]
+
+    def _authenticate(self, request: web.Request) -> str:
+        token = request.headers.get("X-Auth-Token")
+        if token:
+            self._expire()
+            session = self.sessions.get(token)
+            if session is None:
+                raise RedfishError(401, "The session token is not valid or has expired.")
+            session.last_used = time.monotonic()
+            return session.username
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise RedfishError(401, "Malformed Basic credentials.") from None
+            if self._valid(user, password):
+                return user
+        raise RedfishError(401, "Authentication required: Basic or X-Auth-Token.")
+
+    def _valid(self, user: str, password: str) -> bool:
+        expected = self.credentials
+        return hmac.compare_digest(user.encode(), expected.username.encode()) & \
+            hmac.compare_digest(password.encode(), expected.password.encode())
+
+    # ---- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _json(body: dict[str, Any], status: int = 200,
+              headers: dict[str, str] | None = None) -> web.Response:
+        text = json.dumps(body)
+        etag = 'W/"' + hashlib.sha1(text.encode()).hexdigest()[:16] + '"'
+        return web.Response(status=status, text=text, content_type="application/json",
+                            headers={"ETag": etag, **(headers or {})})
+
+    def _node(self, node: str) -> NodeController:
+        controller = self.controllers.get(node)
+        if controller is None:
+            raise RedfishError(404, f"No system {node}.", "ResourceNotFound",
+                               ("ComputerSystem", node))
+        return controller
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.text() or "null")
+        except (ValueError, UnicodeDecodeError):
+            raise RedfishError(400, "The request body is not valid JSON.",
+                               "MalformedJSON") from None
+        if not isinstance(body, dict):
+            raise RedfishError(400, "The request body must be a JSON object.", "MalformedJSON")
+        return body
+
+    # ---- resources -----------------------------------------------------------------------
+    async def version(self, request, _):
+        return self._json({"v1": "/redfish/v1/"})
+
+    async def root(self, request, _):
+        return self._json(rf.service_root())
+
+    async def odata(self, request, _):
+        return self._json(rf.odata_service_document(list(self.controllers.values())))
+
+    async def metadata(self, request, _):
+        return web.Response(text=metadata_document(), content_type="application/xml")
+
+    async def systems(self, request, _):
+        return self._json(rf.collection("ComputerSystemCollection", "/redfish/v1/Systems",
+                                        "Systems", [f"/redfish/v1/Systems/{n}"
+                                                    for n in self.controllers]))
+
+    async def system(self, request, match):
+        return self._json(rf.system(self._node(match["node"])))
+
+    async def nics(self, request, match):
+        return self._json(rf.ethernet_interfaces(self._node(match["node"])))
+
+    async def nic(self, request, match):
+        controller = self._node(match["node"])
+        index = int(match["index"])
+        if index >= len(controller.info.macs):
+            raise RedfishError(404, f"No interface {index}.", "ResourceNotFound",
+                               ("EthernetInterface", str(index)))
+        return self._json(rf.ethernet_interface(controller, index))
+
+    async def managers(self, request, _):
+        return self._json(rf.collection("ManagerCollection", "/redfish/v1/Managers", "Managers",
+                                        [f"/redfish/v1/Managers/{n}" for n in self.controllers]))
+
+    async def manager(self, request, match):
+        return self._json(rf.manager(self._node(match["node"])))
+
+    async def virtual_media(self, request, match):
+        self._node(match["node"])
+        raise RedfishError(501, "Virtual media is not implemented yet.", "GeneralError")
+
+    async def chassis_collection(self, request, _):
+        return self._json(rf.collection("ChassisCollection", "/redfish/v1/Chassis", "Chassis",
+                                        [f"/redfish/v1/Chassis/{n}" for n in self.controllers]))
+
+    async def chassis(self, request, match):
+        return self._json(rf.chassis(self._node(match["node"])))
+
+    async def account_service(self, request, _):
+        return self._json(rf.account_service())
+
+    async def accounts(self, request, _):
+        return self._json(rf.collection("ManagerAccountCollection",
+                                        "/redfish/v1/AccountService/Accounts", "Accounts",
+                                        ["/redfish/v1/AccountService/Accounts/1"]))
+
+    async def account(self, request, _):
+        return self._json(rf.account(self.credentials.username))
+
+    # ---- sessions ------------------------------------------------------------------------
+    async def session_service(self, request, _):
+        return self._json(rf.session_service(self.session_timeout))
+
+    async def session_list(self, request, _):
+        self._expire()
+        return self._json(rf.collection(
+            "SessionCollection", "/redfish/v1/SessionService/Sessions", "Sessions",
+            [f"/redfish/v1/SessionService/Sessions/{s.id}" for s in self.sessions.values()]))
+
+    def _session(self, session_id: str) -> WebSession:
+        self._expire()
+        for session in self.sessions.values():
+            if session.id == session_id:
+                return session
+        raise RedfishError(404, f"No session {session_id}.", "ResourceNotFound",
+                           ("Session", session_id))
+
+    async def session_get(self, request, match):
+        session = self._session(match["id"])
+        return self._json(rf.session(session.id, session.username))
+
+    async def login(self, request, _):
+        body = await self._body(request)
+        user, password = body.get("UserName"), body.get("Password")
+        if not isinstance(user, str) or not isinstance(password, str):
+            raise RedfishError(400, "UserName and Password are required.",
+                               "ActionParameterMissing", ("Sessions", "UserName, Password"))
+        if not self._valid(user, password):
+            log.warning("redfish: failed login for user %r from %s", user, request.remote)
+            raise RedfishError(401, "Invalid user name or password.")
+        self._expire()
+        if len(self.sessions) >= MAX_SESSIONS:
+            oldest = min(self.sessions, key=lambda t: self.sessions[t].last_used)
+            del self.sessions[oldest]
+        token, session = secrets.token_urlsafe(24), WebSession(secrets.token_hex(8), user)
+        self.sessions[token] = session
+        location = f"/redfish/v1/SessionService/Sessions/{session.id}"
+        return self._json(rf.session(session.id, user), 201,
+                          {"X-Auth-Token": token, "Location": location})
+
+    async def logout(self, request, match):
+        session = self._session(match["id"])
+        for token in [t for t, s in self.sessions.items() if s is session]:
+            del self.sessions[token]
+        return web.Response(status=204)
+
+    # ---- actions and changes -------------------------------------------------------------
+    async def reset(self, request, match):
+        controller = self._node(match["node"])
+        body = await self._body(request)
+        reset_type = body.get("ResetType")
+        if reset_type is None:
+            raise RedfishError(400, "ResetType is required.", "ActionParameterMissing",
+                               ("ComputerSystem.Reset", "ResetType"))
+        allowed = rf.reset_types(controller)
+        if reset_type not in allowed:
+            raise RedfishError(400, f"ResetType {reset_type!r} is not one of {allowed}.",
+                               "ActionParameterValueNotInList",
+                               (str(reset_type), "ResetType", "ComputerSystem.Reset"))
+        controller.request(rf.RESET_TYPES[reset_type], source=f"Redfish {request.remote}")
+        return web.Response(status=204)
+
+    async def patch_system(self, request, match):
+        controller = self._node(match["node"])
+        current = self._json(rf.system(controller))
+        if_match = request.headers.get("If-Match")
+        if if_match and if_match not in ("*", current.headers["ETag"]):
+            raise RedfishError(412, "The resource changed since it was read (ETag).",
+                               "PreconditionFailed", (request.path,))
+        body = await self._body(request)
+        resource = rf.system(controller)
+        for key in body:
+            if key != "Boot":
+                raise RedfishError(400, f"Property {key} cannot be changed.",
+                                   "PropertyNotWritable" if key in resource
+                                   else "PropertyUnknown", (key,))
+        boot = body.get("Boot")
+        if not isinstance(boot, dict):
+            raise RedfishError(400, "Boot must be an object.", "PropertyValueTypeError",
+                               (json.dumps(boot), "Boot"))
+        controller.set_boot_override(_boot_override(controller.override, boot))
+        return self._json(rf.system(controller))
+
+
+def _boot_override(current: BootOverride, boot: dict[str, Any]) -> BootOverride:
+    writable = {"BootSourceOverrideTarget": rf.BOOT_TARGETS,
+                "BootSourceOverrideEnabled": dict.fromkeys(rf.BOOT_ENABLED),
+                "BootSourceOverrideMode": rf.BOOT_MODES}
+    for key, value in boot.items():
+        if key not in writable:
+            raise RedfishError(400, f"Property Boot/{key} is unknown or read-only.",
+                               "PropertyUnknown", (f"Boot/{key}",))
+        if not isinstance(value, str) or value not in writable[key]:
+            raise RedfishError(400, f"{value!r} is not an allowed value of {key}.",
+                               "PropertyValueNotInList", (json.dumps(value), key))
+    device, persistent, mode = current.device, current.persistent, current.mode
+    if "BootSourceOverrideTarget" in boot:
+        device = rf.BOOT_TARGETS[boot["BootSourceOverrideTarget"]]
+    enabled = boot.get("BootSourceOverrideEnabled")
+    if enabled == "Disabled":
+        device = BootDevice.NONE
+    elif enabled is not None:
+        persistent = enabled == "Continuous"
+    if "BootSourceOverrideMode" in boot:
+        mode = rf.BOOT_MODES[boot["BootSourceOverrideMode"]]
+    if device is BootDevice.NONE:
+        persistent = False
+    return BootOverride(device, persistent, mode)

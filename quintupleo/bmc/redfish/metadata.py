@@ -1,0 +1,45 @@
+"""The service's CSDL $metadata: which DMTF schemas (and versions) its resources use."""
+
+from __future__ import annotations
+
+from functools import cache
+
+# schema file -> namespaces used from it
+SCHEMAS = {
+    "ServiceRoot": ["ServiceRoot", "ServiceRoot.v1_20_0"],
+    "ComputerSystemCollection": ["ComputerSystemCollection"],
+    "ComputerSystem": ["ComputerSystem", "ComputerSystem.v1_27_0"],
+    "EthernetInterfaceCollection": ["EthernetInterfaceCollection"],
+    "EthernetInterface": ["EthernetInterface", "EthernetInterface.v1_12_4"],
+    "ManagerCollection": ["ManagerCollection"],
+    "Manager": ["Manager", "Manager.v1_24_0"],
+    "ChassisCollection": ["ChassisCollection"],
+    "Chassis": ["Chassis", "Chassis.v1_28_0"],
+    "SessionService": ["SessionService", "SessionService.v1_2_0"],
+    "SessionCollection": ["SessionCollection"],
+    "Session": ["Session", "Session.v1_8_0"],
+    "AccountService": ["AccountService", "AccountService.v1_18_1"],
+    "ManagerAccountCollection": ["ManagerAccountCollection"],
+    "ManagerAccount": ["ManagerAccount", "ManagerAccount.v1_14_1"],
+    "Resource": ["Resource", "Resource.v1_23_0"],
+    "Message": ["Message", "Message.v1_1_1"],
+}
+
+
+@cache
+def metadata_document() -> str:
+    references = "".join(
+        f'  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/{name}_v1.xml">\n'
+        + "".join(f'    <edmx:Include Namespace="{ns}"/>\n' for ns in namespaces)
+        + "  </edmx:Reference>\n"
+        for name, namespaces in SCHEMAS.items())
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" Version="4.0">\n'
+            + references +
+            '  <edmx:DataServices>\n'
+            '    <Schema xmlns="http://docs.oasis-open.org/odata/ns/edm" Namespace="Service">\n'
+            '      <EntityContainer Name="Service" '
+            'Extends="ServiceRoot.v1_20_0.ServiceContainer"/>\n'
+            '    </Schema>\n'
+            '  </edmx:DataServices>\n'
+            '</edmx:Edmx>\n')

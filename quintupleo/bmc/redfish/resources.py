@@ -1,0 +1,165 @@
+"""Redfish resources as JSON, built from node controllers on every read (no cloud call)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from quintupleo.bmc.controller import NodeController
+from quintupleo.errors import BmcError
+from quintupleo.model import BootDevice, BootMode, PowerAction, PowerState
+
+ROOT = "/redfish/v1"
+SERVICE_UUID = uuid.UUID("8c1b9e43-5a8f-4d0e-a2a4-6b1f1f6a7c0e")
+
+RESET_TYPES = {
+    "On": PowerAction.ON,
+    "ForceOff": PowerAction.OFF,
+    "GracefulShutdown": PowerAction.SOFT_OFF,
+    "GracefulRestart": PowerAction.SOFT_RESET,
+    "ForceRestart": PowerAction.RESET,
+    "PowerCycle": PowerAction.CYCLE,
+    "Nmi": PowerAction.DIAG_INTERRUPT,
+}
+BOOT_TARGETS = {
+    "None": BootDevice.NONE, "Pxe": BootDevice.PXE, "Hdd": BootDevice.DISK,
+    "Cd": BootDevice.CDROM, "BiosSetup": BootDevice.BIOS, "UefiHttp": BootDevice.HTTP,
+}
+BOOT_MODES = {"UEFI": BootMode.UEFI, "Legacy": BootMode.LEGACY}
+BOOT_ENABLED = ("Disabled", "Once", "Continuous")
+
+
+def odata(type_: str, path: str, **fields: Any) -> dict[str, Any]:
+    return {"@odata.type": f"#{type_}", "@odata.id": path, **fields}
+
+
+def link(path: str) -> dict[str, str]:
+    return {"@odata.id": path}
+
+
+def collection(type_: str, path: str, name: str, members: list[str]) -> dict[str, Any]:
+    return odata(f"{type_}.{type_}", path, Name=name, Members=[link(m) for m in members],
+                 **{"Members@odata.count": len(members)})
+
+
+def service_root() -> dict[str, Any]:
+    return odata("ServiceRoot.v1_20_0.ServiceRoot", f"{ROOT}/", Id="RootService",
+                 Name="QuintupleO virtual BMC", RedfishVersion="1.20.0",
+                 UUID=str(SERVICE_UUID), Product="QuintupleO",
+                 Systems=link(f"{ROOT}/Systems"), Managers=link(f"{ROOT}/Managers"),
+                 Chassis=link(f"{ROOT}/Chassis"),
+                 SessionService=link(f"{ROOT}/SessionService"),
+                 AccountService=link(f"{ROOT}/AccountService"),
+                 Links={"Sessions": link(f"{ROOT}/SessionService/Sessions")})
+
+
+def odata_service_document(controllers: list[NodeController]) -> dict[str, Any]:
+    names = ("Systems", "Managers", "Chassis", "SessionService", "AccountService")
+    return {"@odata.context": f"{ROOT}/$metadata",
+            "value": [{"name": n, "kind": "Singleton", "url": f"{ROOT}/{n}"} for n in names]}
+
+
+def _status(controller: NodeController) -> dict[str, str]:
+    if controller.missing:
+        return {"State": "Absent", "Health": "Critical"}
+    return {"State": "Enabled", "Health": "OK"}
+
+
+def power_state(controller: NodeController) -> str | None:
+    try:
+        return "On" if controller.power_state() is PowerState.ON else "Off"
+    except BmcError:
+        return None
+
+
+def reset_types(controller: NodeController) -> list[str]:
+    return [name for name, action in RESET_TYPES.items() if controller.backend.supports(action)]
+
+
+def system(controller: NodeController) -> dict[str, Any]:
+    info, override = controller.info, controller.override
+    path = f"{ROOT}/Systems/{info.id}"
+    target = next(k for k, v in BOOT_TARGETS.items() if v is override.device)
+    enabled = "Disabled" if not override.active else (
+        "Continuous" if override.persistent else "Once")
+    return odata(
+        "ComputerSystem.v1_27_0.ComputerSystem", path, Id=info.id, Name=info.name,
+        UUID=info.uuid, SystemType="Virtual", Manufacturer="QuintupleO",
+        Model=f"{controller.backend.name} node", PowerState=power_state(controller),
+        Status=_status(controller),
+        ProcessorSummary={"Count": info.cpus},
+        MemorySummary={"TotalSystemMemoryGiB": round(info.memory_mb / 1024, 2)},
+        Boot={
+            "BootSourceOverrideTarget": target,
+            "BootSourceOverrideTarget@Redfish.AllowableValues": list(BOOT_TARGETS),
+            "BootSourceOverrideEnabled": enabled,
+            "BootSourceOverrideEnabled@Redfish.AllowableValues": list(BOOT_ENABLED),
+            "BootSourceOverrideMode": "UEFI" if override.mode is BootMode.UEFI else "Legacy",
+            "BootSourceOverrideMode@Redfish.AllowableValues": list(BOOT_MODES),
+        },
+        EthernetInterfaces=link(f"{path}/EthernetInterfaces"),
+        Links={"Chassis": [link(f"{ROOT}/Chassis/{info.id}")],
+               "ManagedBy": [link(f"{ROOT}/Managers/{info.id}")]},
+        Actions={"#ComputerSystem.Reset": {
+            "target": f"{path}/Actions/ComputerSystem.Reset",
+            "ResetType@Redfish.AllowableValues": reset_types(controller)}},
+    )
+
+
+def ethernet_interfaces(controller: NodeController) -> dict[str, Any]:
+    path = f"{ROOT}/Systems/{controller.info.id}/EthernetInterfaces"
+    return collection("EthernetInterfaceCollection", path, "Ethernet interfaces",
+                      [f"{path}/{i}" for i in range(len(controller.info.macs))])
+
+
+def ethernet_interface(controller: NodeController, index: int) -> dict[str, Any]:
+    mac = controller.info.macs[index].upper()
+    path = f"{ROOT}/Systems/{controller.info.id}/EthernetInterfaces/{index}"
+    return odata("EthernetInterface.v1_12_4.EthernetInterface", path, Id=str(index),
+                 Name=f"NIC {index}", MACAddress=mac, PermanentMACAddress=mac,
+                 Status={"State": "Enabled", "Health": "OK"})
+
+
+def manager(controller: NodeController) -> dict[str, Any]:
+    node = controller.info.id
+    return odata("Manager.v1_24_0.Manager", f"{ROOT}/Managers/{node}", Id=node,
+                 Name=f"BMC of {controller.info.name}", ManagerType="BMC",
+                 Status={"State": "Enabled", "Health": "OK"}, FirmwareVersion="QuintupleO",
+                 Links={"ManagerForServers": [link(f"{ROOT}/Systems/{node}")],
+                        "ManagerForChassis": [link(f"{ROOT}/Chassis/{node}")]})
+
+
+def chassis(controller: NodeController) -> dict[str, Any]:
+    node = controller.info.id
+    return odata("Chassis.v1_28_0.Chassis", f"{ROOT}/Chassis/{node}", Id=node,
+                 Name=f"Chassis of {controller.info.name}", ChassisType="Sled",
+                 PowerState=power_state(controller), Status=_status(controller),
+                 Links={"ComputerSystems": [link(f"{ROOT}/Systems/{node}")],
+                        "ManagedBy": [link(f"{ROOT}/Managers/{node}")]})
+
+
+def session_service(timeout: int) -> dict[str, Any]:
+    return odata("SessionService.v1_2_0.SessionService", f"{ROOT}/SessionService",
+                 Id="SessionService", Name="Session Service", ServiceEnabled=True,
+                 SessionTimeout=timeout, Sessions=link(f"{ROOT}/SessionService/Sessions"),
+                 Status={"State": "Enabled", "Health": "OK"})
+
+
+def session(session_id: str, username: str) -> dict[str, Any]:
+    return odata("Session.v1_8_0.Session", f"{ROOT}/SessionService/Sessions/{session_id}",
+                 Id=session_id, Name=f"Session {session_id}", UserName=username)
+
+
+def account_service() -> dict[str, Any]:
+    return odata("AccountService.v1_18_1.AccountService", f"{ROOT}/AccountService",
+                 Id="AccountService", Name="Account Service", ServiceEnabled=True,
+                 Status={"State": "Enabled", "Health": "OK"},
+                 Accounts=link(f"{ROOT}/AccountService/Accounts"))
+
+
+def account(username: str) -> dict[str, Any]:
+    return odata("ManagerAccount.v1_14_1.ManagerAccount",
+                 f"{ROOT}/AccountService/Accounts/1", Id="1", Name="BMC account",
+                 UserName=username, RoleId="Administrator", Enabled=True, Locked=False,
+                 AccountTypes=["Redfish"],
+                 Password=None)

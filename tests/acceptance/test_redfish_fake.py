@@ -1,0 +1,221 @@
+"""The Redfish front end against real clients (sushy, requests, the DMTF validator), fake nodes."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+
+import pytest
+import requests
+import sushy
+from conftest import run_redfish_validator
+from sushy import auth as sushy_auth
+
+
+def cert(bmc) -> str:
+    return str(bmc.state_dir / "redfish-cert.pem")
+
+
+@pytest.fixture
+def client(bmc_server):
+    """sushy clients, closed (their sessions deleted) while the BMC still runs."""
+    clients: list[sushy.Sushy] = []
+
+    def _client(bmc, auth=None) -> sushy.Sushy:
+        # verify against the self-signed certificate the BMC made: it must be valid for 127.0.0.1
+        credentials = {} if auth else {"username": "admin", "password": "password"}
+        clients.append(sushy.Sushy(f"{bmc.redfish_url}/redfish/v1", verify=cert(bmc),
+                                   auth=auth, **credentials))
+        return clients[-1]
+
+    yield _client
+    for each in clients:
+        each.__del__()   # what sushy does on garbage collection: log out of the session
+
+
+def get(bmc, path, **kwargs) -> requests.Response:
+    kwargs.setdefault("auth", ("admin", "password"))
+    return requests.get(f"{bmc.redfish_url}{path}", verify=cert(bmc), timeout=10, **kwargs)
+
+
+def error_id(response: requests.Response) -> str:
+    body = response.json()
+    assert "Traceback" not in response.text
+    return body["error"]["@Message.ExtendedInfo"][0]["MessageId"]
+
+
+def wait_power(system, state: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        system.refresh()
+        if system.power_state == state:
+            return
+        assert time.monotonic() < deadline, f"power state {system.power_state}, not {state}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("auth", ["Session", "Basic"])
+def test_dmtf_validator_finds_no_failure(bmc_server, redfish_schemas, tmp_path, auth):
+    bmc = bmc_server("--fake-nodes", "2")
+    counts = run_redfish_validator(bmc.redfish_url, redfish_schemas, tmp_path, auth)
+    assert counts["fail"] == 0, counts["output"][-4000:]
+    assert counts["pass"] > 200     # it really walked the systems, managers, chassis, sessions
+
+
+def test_sushy_power_and_boot_override(bmc_server, client):
+    bmc = bmc_server("--fake-nodes", "2")
+    root = client(bmc)
+    systems = root.get_system_collection().get_members()
+    assert [s.identity for s in systems] == ["fake-0", "fake-1"]
+    system = root.get_system("/redfish/v1/Systems/fake-0")
+    assert system.power_state == sushy.PowerState.OFF
+    assert sushy.ResetType.ON in system.get_allowed_reset_system_values()
+    system.reset_system(sushy.ResetType.ON)
+    wait_power(system, sushy.PowerState.ON)
+    for target, enabled, mode in [
+        (sushy.BOOT_SOURCE_TARGET_PXE, sushy.BOOT_SOURCE_ENABLED_ONCE, sushy.BOOT_SOURCE_MODE_UEFI),
+        (sushy.BOOT_SOURCE_TARGET_HDD, sushy.BOOT_SOURCE_ENABLED_CONTINUOUS,
+         sushy.BOOT_SOURCE_MODE_BIOS),
+        (sushy.BOOT_SOURCE_TARGET_CD, sushy.BOOT_SOURCE_ENABLED_ONCE, sushy.BOOT_SOURCE_MODE_BIOS),
+    ]:
+        system.set_system_boot_options(target, enabled=enabled, mode=mode)
+        system.refresh()
+        assert (system.boot.target, system.boot.enabled, system.boot.mode) == \
+            (target, enabled, mode)
+    system.reset_system(sushy.ResetType.FORCE_OFF)
+    wait_power(system, sushy.PowerState.OFF)
+    system.reset_system(sushy.ResetType.ON)           # a boot: the one-time CD override is used
+    system.refresh()
+    assert system.boot.enabled == sushy.BOOT_SOURCE_ENABLED_DISABLED
+    assert "node fake-0: on requested by Redfish" in bmc.log
+
+
+def test_sessions_and_basic_as_ironic_uses_them(bmc_server, client):
+    bmc = bmc_server("--fake-nodes", "1")
+    # Ironic's default: a session first (SessionOrBasicAuth), Basic if sessions fail.
+    session_auth = sushy_auth.SessionOrBasicAuth(username="admin", password="password")
+    root = client(bmc, auth=session_auth)
+    assert root.get_system("/redfish/v1/Systems/fake-0").power_state == sushy.PowerState.OFF
+    assert session_auth.get_session_key()                  # it did log in with a session
+    basic = client(bmc, auth=sushy_auth.BasicAuth(username="admin", password="password"))
+    assert basic.get_system("/redfish/v1/Systems/fake-0").identity == "fake-0"
+    # the session API by hand: create, use, list, delete, and the token is dead
+    login = requests.post(f"{bmc.redfish_url}/redfish/v1/SessionService/Sessions",
+                          json={"UserName": "admin", "Password": "password"},
+                          verify=cert(bmc), timeout=10)
+    assert login.status_code == 201
+    token, location = login.headers["X-Auth-Token"], login.headers["Location"]
+    headers = {"X-Auth-Token": token}
+    assert get(bmc, "/redfish/v1/Systems", auth=None, headers=headers).status_code == 200
+    sessions = get(bmc, "/redfish/v1/SessionService/Sessions", auth=None, headers=headers)
+    assert {"@odata.id": location} in sessions.json()["Members"]
+    gone = requests.delete(f"{bmc.redfish_url}{location}", headers=headers, verify=cert(bmc),
+                           timeout=10)
+    assert gone.status_code == 204
+    assert get(bmc, "/redfish/v1/Systems", auth=None, headers=headers).status_code == 401
+    wrong = requests.post(f"{bmc.redfish_url}/redfish/v1/SessionService/Sessions",
+                          json={"UserName": "admin", "Password": "nope"}, verify=cert(bmc),
+                          timeout=10)
+    assert wrong.status_code == 401 and "nope" not in bmc.log and "password" not in bmc.log
+
+
+def test_boot_device_is_shared_between_ipmi_and_redfish(bmc_server, client):
+    bmc = bmc_server("--fake-nodes", "1")
+    bmc.ipmitool("chassis", "bootdev", "pxe", "options=persistent,efiboot")
+    boot = get(bmc, "/redfish/v1/Systems/fake-0").json()["Boot"]
+    assert (boot["BootSourceOverrideTarget"], boot["BootSourceOverrideEnabled"],
+            boot["BootSourceOverrideMode"]) == ("Pxe", "Continuous", "UEFI")
+    system = client(bmc).get_system("/redfish/v1/Systems/fake-0")
+    system.set_system_boot_options(sushy.BOOT_SOURCE_TARGET_HDD,
+                                   enabled=sushy.BOOT_SOURCE_ENABLED_ONCE,
+                                   mode=sushy.BOOT_SOURCE_MODE_BIOS)
+    flags = bmc.ipmitool("chassis", "bootparam", "get", "5").stdout
+    assert "Force Boot from default Hard-Drive" in flags and "only next boot" in flags
+    assert "legacy" in flags
+    bmc.ipmitool("power", "on")
+    assert get(bmc, "/redfish/v1/Systems/fake-0").json()["PowerState"] == "On"
+
+
+def test_protocol_errors_are_redfish_error_bodies(bmc_server):
+    bmc = bmc_server("--fake-nodes", "1")
+    url = bmc.redfish_url
+    for public in ("/redfish", "/redfish/v1/", "/redfish/v1/odata", "/redfish/v1/$metadata"):
+        response = get(bmc, public, auth=None)
+        assert response.status_code == 200, public
+        assert response.headers["OData-Version"] == "4.0"
+    assert "ServiceRoot.v1_20_0" in get(bmc, "/redfish/v1/$metadata", auth=None).text
+    unauth = get(bmc, "/redfish/v1/Systems", auth=None)
+    assert unauth.status_code == 401 and "WWW-Authenticate" in unauth.headers
+    assert error_id(unauth) == "Base.1.22.NoValidSession"
+    assert get(bmc, "/redfish/v1/Systems", auth=("admin", "bad")).status_code == 401
+    missing = get(bmc, "/redfish/v1/Systems/nope")
+    assert missing.status_code == 404 and error_id(missing) == "Base.1.22.ResourceNotFound"
+    wrong_method = requests.delete(f"{url}/redfish/v1/Systems/fake-0", verify=cert(bmc),
+                                   auth=("admin", "password"), timeout=10)
+    assert wrong_method.status_code == 405 and "PATCH" in wrong_method.headers["Allow"]
+
+    def patch(body, **headers):
+        return requests.patch(f"{url}/redfish/v1/Systems/fake-0", data=body, verify=cert(bmc),
+                              auth=("admin", "password"), headers=headers, timeout=10)
+
+    assert error_id(patch("{not json")) == "Base.1.22.MalformedJSON"
+    assert error_id(patch(json.dumps({"Bogus": 1}))) == "Base.1.22.PropertyUnknown"
+    assert error_id(patch(json.dumps({"PowerState": "On"}))) == "Base.1.22.PropertyNotWritable"
+    bad_value = patch(json.dumps({"Boot": {"BootSourceOverrideTarget": "Floppy"}}))
+    assert bad_value.status_code == 400
+    assert error_id(bad_value) == "Base.1.22.PropertyValueNotInList"
+    etag = get(bmc, "/redfish/v1/Systems/fake-0").headers["ETag"]
+    stale = patch(json.dumps({"Boot": {"BootSourceOverrideTarget": "Pxe"}}),
+                  **{"If-Match": 'W/"0000"'})
+    assert stale.status_code == 412 and error_id(stale) == "Base.1.22.PreconditionFailed"
+    fresh = patch(json.dumps({"Boot": {"BootSourceOverrideTarget": "Pxe"}}), **{"If-Match": etag})
+    assert fresh.status_code == 200
+    assert fresh.json()["Boot"]["BootSourceOverrideTarget"] == "Pxe"
+    assert fresh.headers["ETag"] != etag
+
+    def reset(body):
+        return requests.post(f"{url}/redfish/v1/Systems/fake-0/Actions/ComputerSystem.Reset",
+                             json=body, verify=cert(bmc), auth=("admin", "password"), timeout=10)
+
+    assert error_id(reset({})) == "Base.1.22.ActionParameterMissing"
+    assert error_id(reset({"ResetType": "Explode"})) == "Base.1.22.ActionParameterValueNotInList"
+    assert reset({"ResetType": "ForceRestart"}).status_code == 409     # it is off
+    assert reset({"ResetType": "On"}).status_code == 204
+    assert reset({"ResetType": "Nmi"}).status_code == 204
+    media = get(bmc, "/redfish/v1/Managers/fake-0/VirtualMedia")
+    assert media.status_code == 501 and "not implemented" in media.json()["error"]["message"]
+    huge = requests.post(f"{url}/redfish/v1/SessionService/Sessions", data="x" * 200_000,
+                         verify=cert(bmc), timeout=10)
+    assert huge.status_code == 413 and "Traceback" not in huge.text
+    assert "Traceback" not in bmc.log
+
+
+def test_plain_http_and_redfish_inventory(bmc_server, client, tmp_path):
+    out = tmp_path / "nodes.json"
+    bmc = bmc_server("--fake-nodes", "2", "--no-tls", "--inventory-out", str(out),
+                     "--inventory-driver", "redfish", "--password", "r3dfish")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    nodes = json.loads(out.read_text())["nodes"]
+    for node in nodes:
+        info = node["driver_info"]
+        assert node["driver"] == "redfish"
+        assert info["redfish_address"] == bmc.redfish_url
+        assert info["redfish_verify_ca"] is False
+        root = sushy.Sushy(info["redfish_address"] + "/redfish/v1",
+                           username=info["redfish_username"], password=info["redfish_password"])
+        try:
+            assert root.get_system(info["redfish_system_id"]).name == node["name"]
+        finally:
+            root.__del__()
+    assert "r3dfish" not in bmc.log
+
+
+def test_tls_inventory_points_at_the_generated_ca(bmc_server, tmp_path):
+    out = tmp_path / "nodes.json"
+    bmc = bmc_server("--fake-nodes", "1", "--inventory-out", str(out),
+                     "--inventory-driver", "redfish")
+    info = json.loads(out.read_text())["nodes"][0]["driver_info"]
+    assert info["redfish_address"].startswith("https://")
+    assert info["redfish_verify_ca"] == cert(bmc)
+    assert stat.S_IMODE((bmc.state_dir / "redfish-key.pem").stat().st_mode) == 0o600
