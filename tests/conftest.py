@@ -130,6 +130,14 @@ def redfish_schemas(tmp_path_factory) -> Path:
     return target / "csdl"
 
 
+@pytest.fixture
+def redfish_validator(redfish_schemas, tmp_path):
+    """Run the DMTF Redfish Service Validator: validator(url, auth) -> its counts."""
+    def _run(url: str, auth: str = "Session") -> dict[str, int]:
+        return run_redfish_validator(url, redfish_schemas, tmp_path, auth)
+    return _run
+
+
 def run_redfish_validator(url: str, schemas: Path, logdir: Path, auth: str = "Session",
                           user: str = "admin", password: str = "password") -> dict[str, int]:
     """The DMTF Redfish Service Validator against `url`; returns its PASS/WARN/FAIL counts."""
