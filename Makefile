@@ -30,6 +30,7 @@ unit: setup
 bench: setup devcloud
 	$(VENV)/bin/python bench/devcloud.py
 	$(VENV)/bin/python bench/bmc_ipmi.py
+	$(VENV)/bin/python bench/bmc_redfish.py
 
 down:
 	$(QO) devcloud down

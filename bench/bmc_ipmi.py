@@ -23,14 +23,12 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import psutil
-from rich.console import Console
+from common import PY, console, ms, pct, rss_mib, serve, stop, venv_with, wait_ready
 from rich.table import Table
 
 from quintupleo.bmc.ipmi.server import IpmiEndpoint
@@ -38,9 +36,6 @@ from quintupleo.bmc.service import BmcService
 from quintupleo.bmc.settings import BmcSettings
 
 OVB = "openstack-virtual-baremetal==1.0.2.dev28"
-OVB_VENV = Path.home() / ".cache" / "quintupleo" / "bench" / "ovb-venv"
-PY = sys.executable
-console = Console()
 
 # A pyghmi client holding one session, polling power for DURATION seconds; prints latencies.
 # Cipher suite 3 for everyone: pyghmi's own server accepts 17 at Open Session but then answers
@@ -73,15 +68,6 @@ class LoopbackBmc(FakeBmc):
         self.powerstate = "off"; self.bootdevice = "default"
 LoopbackBmc(int(sys.argv[1])).listen()
 """
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def ms(value: float) -> str:
-    return f"{value * 1000:.2f} ms" if value < 0.1 else f"{value * 1000:.0f} ms"
 
 
 def ipmitool(port: int, *command: str) -> subprocess.CompletedProcess:
@@ -121,37 +107,6 @@ def pyghmi_load(ports: list[int], clients: int, duration: float) -> tuple[list[f
         out, _ = proc.communicate(timeout=duration + 60)
         latencies += json.loads(out or "[]")
     return latencies, len(latencies) / duration
-
-
-def wait_ready(proc: subprocess.Popen, log: Path, marker: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while marker not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"not ready ({marker!r}):\n{log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.1)
-
-
-def serve(tmp: Path, tag: str, *args: str) -> tuple[subprocess.Popen, Path]:
-    log = tmp / f"{tag}.log"
-    proc = subprocess.Popen([PY, "-m", "quintupleo", "bmc", "serve", "--state-dir",
-                             str(tmp / tag), *args], stdout=log.open("w"),
-                            stderr=subprocess.STDOUT)
-    wait_ready(proc, log, "ready:", 120)
-    return proc, log
-
-
-def stop(*procs: subprocess.Popen) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def rss_mib(proc: subprocess.Popen) -> float:
-    return psutil.Process(proc.pid).memory_info().rss / 2**20
 
 
 def start_fakebmc(port: int) -> subprocess.Popen:
@@ -200,15 +155,6 @@ def inside_server(nodes: int, port_base: int, tmp: Path, clients: int, duration:
 
 
 # ---- the devcloud --------------------------------------------------------------------------
-def ensure_ovb() -> Path:
-    python = OVB_VENV / "bin" / "python"
-    if not python.exists():
-        console.print(f"installing {OVB} into {OVB_VENV} …")
-        subprocess.run([PY, "-m", "venv", str(OVB_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", OVB], check=True)
-    return python
-
-
 def nova_requests(log: Path, offset: int) -> list[str]:
     with log.open(errors="replace") as handle:
         handle.seek(offset)
@@ -225,7 +171,7 @@ def cloud_section(rows: list, tmp: Path, count: int, window: float) -> None:
     cloud = Devcloud(default_home())
     cloud.up()
     conn = openstack.connect(cloud="devcloud")
-    ovb_python = ensure_ovb()
+    ovb_python = venv_with("ovb-venv", OVB)
     run_id = os.urandom(3).hex()
     # ours-all serves `count` nodes (qob-ID-a*, qob-ID-b*), ours-two only qob-ID-a*: the query
     # strings tell their list calls apart in Nova's log.
