@@ -28,8 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import PY, console, ms, pct, rss_mib, serve, stop, venv_with, wait_ready
-from rich.table import Table
+from common import PY, ms, pct, print_table, rss_mib, serve, stop, venv_with, wait_ready
 
 from quintupleo.bmc.ipmi.server import IpmiEndpoint
 from quintupleo.bmc.service import BmcService
@@ -324,11 +323,7 @@ def main() -> None:
     if not args.no_cloud:
         cloud_section(rows, tmp, args.cloud_nodes, args.window)
 
-    table = Table("setup", "figure", "QuintupleO", "alternative", "ratio / target",
-                  title="quintupleo bmc (IPMI) benchmark", expand=True)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    print_table("quintupleo bmc (IPMI) benchmark", "alternative", rows)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ import uuid
 from pathlib import Path
 
 import requests
-from common import console, ms, pct, serve, stop, venv_with
-from rich.table import Table
+from common import ms, pct, print_table, serve, stop, venv_with
 
 SUSHY_TOOLS = "sushy-tools==2.2.0"
 AUTH = ("admin", "password")
@@ -199,11 +198,7 @@ def main() -> None:
     fake_section(rows, tmp, args.nodes)
     if not args.no_cloud:
         cloud_section(rows, tmp, args.cloud_nodes)
-    table = Table("setup", "figure", "QuintupleO", "sushy-emulator", "ratio",
-                  title="quintupleo bmc (Redfish) benchmark", expand=True)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    print_table("quintupleo bmc (Redfish) benchmark", "sushy-emulator", rows)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 from rich.console import Console
+from rich.table import Table
 
 PY = sys.executable
 BENCH_CACHE = Path.home() / ".cache" / "quintupleo" / "bench"
@@ -63,3 +64,11 @@ def venv_with(name: str, *requirements: str) -> Path:
         subprocess.run([PY, "-m", "venv", str(python.parent.parent)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
     return python
+
+
+def print_table(title: str, alternative: str, rows: list[tuple[str, ...]]) -> None:
+    table = Table("setup", "figure", "QuintupleO", alternative, "ratio / target", title=title,
+                  expand=True)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
