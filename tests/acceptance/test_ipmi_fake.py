@@ -260,3 +260,27 @@ def test_bad_settings_are_clear_errors(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "cloud no-such-cloud" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ports_in_use_are_clear_errors(bmc_server, tmp_path):
+    bmc = bmc_server("--fake-nodes", "1")
+    for extra, expected in ((["--redfish-port", str(bmc.port_base + 7)], "UDP 127.0.0.1:"),
+                            (["--no-redfish", "--ipmi-port-base", str(bmc.port_base + 7),
+                              "--redfish-port", str(bmc.port_base)], None),
+                            (["--ipmi-port-base", str(bmc.port_base + 7),
+                              "--redfish-port", str(bmc.port_base)], "cannot listen for Redfish")):
+        args = [sys.executable, "-m", "quintupleo", "bmc", "serve", "--fake-nodes", "1",
+                "--state-dir", str(tmp_path), "--redfish-port", str(bmc.port_base),
+                "--ipmi-port-base", str(bmc.port_base), *extra]
+        if expected is None:   # nothing in use: it starts (and is stopped here)
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                assert proc.wait(timeout=3) is None
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                assert proc.wait(timeout=15) == 0
+            continue
+        result = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, result.stderr
+        assert expected in result.stderr and "Traceback" not in result.stderr
+    assert power(bmc) == "Chassis Power is off"     # the first one is untouched
