@@ -1,0 +1,161 @@
+"""`quintupleo env`: environments of virtual bare metal on an OpenStack cloud."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from quintupleo.environments import apply, store
+from quintupleo.environments.cloud import CloudOps
+from quintupleo.environments.plan import Kind, plan
+from quintupleo.environments.spec import EnvironmentSpec, load
+from quintupleo.errors import QuintupleOError
+
+app = typer.Typer(help="Environments: networks and bare-metal nodes on an OpenStack cloud.",
+                  no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _ops(spec: EnvironmentSpec) -> CloudOps:
+    import openstack
+    try:
+        conn = openstack.connect(cloud=spec.cloud)
+    except Exception as exc:   # openstacksdk raises several kinds for a bad clouds.yaml entry
+        raise QuintupleOError(f"cloud {spec.cloud!r}: {exc}") from None
+    return CloudOps(conn, spec.tag)
+
+
+def _progress() -> tuple[Progress, apply.Progress]:
+    bars = Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
+                    console=errors, transient=False)
+    tasks: dict[str, int] = {}
+
+    def report(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = bars.add_task(phase, total=total)
+        bars.update(tasks[phase], completed=done, total=total)
+    return bars, report
+
+
+@app.command()
+def create(spec_file: Annotated[Path, typer.Argument(help="The environment spec (YAML).")],
+           dry_run: Annotated[bool, typer.Option(help="Print the plan; change nothing.")] = False,
+           ) -> None:
+    """Create the environment (what is missing of it); nodes end powered off."""
+    try:
+        spec = load(spec_file)
+        planned = plan(spec)
+        if dry_run:
+            table = Table("kind", "name", "needs", title=f"plan of {spec.name} on {spec.cloud}")
+            for item in planned:
+                table.add_row(item.kind.value, item.name, ", ".join(item.needs))
+            console.print(table)
+            return
+        journal = store.open_journal(spec.name, must_exist=False)
+        recorded = journal.meta("spec")
+        raw = json.dumps(_raw(spec_file))
+        if recorded is not None and recorded != raw and journal.entries():
+            raise QuintupleOError(f"environment {spec.name} exists with another spec; delete "
+                                  "it first or use another name")
+        journal.set_meta("spec", raw)
+        journal.set_meta("state", "creating")
+        ops = _ops(spec)
+        started = time.monotonic()
+        bars, report = _progress()
+        with bars:
+            ids = apply.create(ops, journal, planned, report)
+        journal.set_meta("state", "created")
+    except QuintupleOError as exc:
+        _fail(exc)
+    nodes = sum(1 for p in planned if p.kind is Kind.SERVER)
+    console.print(f"[green]✓[/] {spec.name}: {len(ids)} resources, {nodes} nodes powered off, "
+                  f"{ops.calls} API calls, {time.monotonic() - started:.1f} s")
+
+
+def _raw(spec_file: Path):
+    from ruamel.yaml import YAML
+    return YAML(typ="safe").load(spec_file.read_text())
+
+
+@app.command("list")
+def list_() -> None:
+    """Environments known on this machine."""
+    table = Table("name", "cloud", "state", "nodes", "resources")
+    for name in store.names():
+        journal = store.open_journal(name)
+        try:
+            spec = store.stored_spec(journal)
+            entries = journal.entries()
+            table.add_row(name, spec.cloud, journal.meta("state") or "?",
+                          str(sum(e.kind is Kind.SERVER for e in entries)), str(len(entries)))
+        except QuintupleOError as exc:
+            table.add_row(name, "?", f"damaged: {exc}", "", "")
+        finally:
+            journal.close()
+    console.print(table)
+
+
+@app.command()
+def show(name: str) -> None:
+    """Every resource of an environment, from its journal."""
+    try:
+        journal = store.open_journal(name)
+        spec = store.stored_spec(journal)
+    except QuintupleOError as exc:
+        _fail(exc)
+    table = Table("kind", "name", "id", "status",
+                  title=f"{name} on {spec.cloud} ({journal.meta('state')})")
+    order = list(Kind)
+    for entry in sorted(journal.entries(), key=lambda e: (order.index(e.kind), e.name)):
+        table.add_row(entry.kind.value, entry.name, entry.cloud_id or "-", entry.status)
+    console.print(table)
+
+
+@app.command()
+def delete(name: str) -> None:
+    """Delete everything the environment created, also after a crash during create."""
+    try:
+        journal = store.open_journal(name)
+        spec = store.stored_spec(journal)
+        ops = _ops(spec)
+        journal.set_meta("state", "deleting")
+        started = time.monotonic()
+        bars, report = _progress()
+        with bars:
+            apply.delete(ops, journal, report)
+        journal.set_meta("state", "deleted")
+    except QuintupleOError as exc:
+        _fail(exc)
+    console.print(f"[green]✓[/] {name} deleted: {ops.calls} API calls, "
+                  f"{time.monotonic() - started:.1f} s")
+
+
+@app.command()
+def audit(name: str) -> None:
+    """Resources tagged or named for the environment that its journal does not hold (leaks).
+    Exit code 1 if there is any."""
+    try:
+        journal = store.open_journal(name)
+        spec = store.stored_spec(journal)
+        leaks = apply.audit(_ops(spec), journal, plan(spec))
+    except QuintupleOError as exc:
+        _fail(exc)
+    for leak in leaks:
+        console.print(f"{leak.kind.value} {leak.name} {leak.cloud_id}: {leak.why}")
+    console.print(f"{len(leaks)} leaked resources")
+    if leaks:
+        raise typer.Exit(1)

@@ -1,0 +1,92 @@
+"""Create, delete and audit an environment: plan -> journal -> cloud, in parallel by phase."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from quintupleo.environments.cloud import CloudOps
+from quintupleo.environments.journal import Journal
+from quintupleo.environments.plan import Kind, Planned
+
+log = logging.getLogger(__name__)
+
+WORKERS = 8
+Progress = Callable[[str, int, int], None]   # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class Leak:
+    kind: Kind
+    name: str
+    cloud_id: str
+    why: str
+
+
+def create(ops: CloudOps, journal: Journal, planned: list[Planned],
+           progress: Progress = lambda phase, done, total: None) -> dict[str, str]:
+    """Create what is missing; a second run creates nothing. Returns name -> cloud ID."""
+    ids = {e.name: e.cloud_id for e in journal.entries() if e.status == "created" and e.cloud_id}
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="env") as pool:
+        for kind in Kind:
+            todo = [p for p in planned if p.kind is kind and p.name not in ids]
+            done = 0
+            progress(kind.value, done, len(todo))
+            for item in todo:
+                journal.creating(item.name, item.kind)   # before the cloud sees it
+            futures = {pool.submit(ops.create, item, ids): item for item in todo}
+            for future, item in futures.items():
+                cloud_id = future.result()
+                journal.created(item.name, cloud_id)
+                ids[item.name] = cloud_id
+                done += 1
+                progress(kind.value, done, len(todo))
+    return ids
+
+
+def delete(ops: CloudOps, journal: Journal,
+           progress: Progress = lambda phase, done, total: None) -> None:
+    """Remove every journalled resource, servers first; what is already gone is fine; what
+    never got its ID recorded (a crash during create) is found by its exact name."""
+    entries = journal.entries()
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="env") as pool:
+        for kind in reversed(Kind):
+            todo = [e for e in entries if e.kind is kind]
+            progress(kind.value, 0, len(todo))
+
+            def remove(entry, kind=kind):
+                journal.deleting(entry.name)
+                cloud_id = entry.cloud_id
+                if cloud_id is None:
+                    found = ops.find(kind, entry.name)
+                    cloud_id = found.id if found else None
+                if cloud_id is not None:
+                    ops.delete(kind, cloud_id)
+                return entry
+
+            for done, future in enumerate([pool.submit(remove, e) for e in todo], 1):
+                journal.forget(future.result().name)
+                progress(kind.value, done, len(todo))
+    # Anything tagged for the environment that the journal never saw (should be nothing).
+    for leak in audit(ops, journal, []):
+        log.warning("removing %s %s (%s)", leak.kind.value, leak.name, leak.why)
+        ops.delete(leak.kind, leak.cloud_id)
+
+
+def audit(ops: CloudOps, journal: Journal, planned: list[Planned]) -> list[Leak]:
+    """Resources tagged for the environment, or named as its plan names them, that the journal
+    does not hold as created."""
+    held = {e.cloud_id for e in journal.entries() if e.status == "created"}
+    names = {p.name for p in planned}
+    leaks: dict[str, Leak] = {}
+    for kind in Kind:
+        for resource in ops.tagged(kind):
+            if resource.id not in held:
+                leaks[resource.id] = Leak(kind, resource.name, resource.id,
+                                          "tagged, not journalled")
+        for resource in ops.listing(kind):
+            if resource.name in names and resource.id not in held and resource.id not in leaks:
+                leaks[resource.id] = Leak(kind, resource.name, resource.id, "named, not journalled")
+    return list(leaks.values())

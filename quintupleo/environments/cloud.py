@@ -1,0 +1,154 @@
+"""Each kind of resource on an OpenStack cloud: find by exact name, create, tag, delete, list."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from typing import Any
+
+from openstack import exceptions as os_exc
+
+from quintupleo.environments.plan import Kind, Planned
+from quintupleo.errors import QuintupleOError
+
+SERVER_TIMEOUT = 300.0
+
+
+class CloudError(QuintupleOError):
+    pass
+
+
+class CloudOps:
+    """Blocking openstacksdk calls; the caller runs them in a bounded thread pool."""
+
+    def __init__(self, conn: Any, tag: str) -> None:
+        self.conn = conn
+        self.tag = tag
+        self.calls = 0
+
+    def _count(self, n: int = 1) -> None:
+        self.calls += n
+
+    # ---- listing -------------------------------------------------------------------------
+    def listing(self, kind: Kind, **query: Any) -> list[Any]:
+        self._count()
+        net, compute = self.conn.network, self.conn.compute
+        return list({Kind.NETWORK: net.networks, Kind.SUBNET: net.subnets, Kind.PORT: net.ports,
+                     Kind.SERVER: lambda **q: compute.servers(details=True, **q)}[kind](**query))
+
+    def find(self, kind: Kind, name: str) -> Any | None:
+        query = {"name": f"^{re.escape(name)}$"} if kind is Kind.SERVER else {"name": name}
+        found = [r for r in self.listing(kind, **query) if r.name == name]
+        return found[0] if found else None
+
+    def tagged(self, kind: Kind) -> list[Any]:
+        return self.listing(kind, tags=self.tag)
+
+    # ---- creation ------------------------------------------------------------------------
+    def create(self, item: Planned, ids: dict[str, str]) -> str:
+        """Create (or adopt, if a crash left it behind) one resource; return its ID."""
+        try:
+            return self._create(item, ids)
+        except os_exc.SDKException as exc:
+            raise CloudError(f"{item.kind.value} {item.name}: {_reason(exc)}") from None
+
+    def _create(self, item: Planned, ids: dict[str, str]) -> str:
+        existing = self.find(item.kind, item.name)
+        fresh = existing is None
+        if fresh:
+            existing = getattr(self, f"_create_{item.kind.value}")(item, ids)
+        if item.kind is Kind.SERVER:
+            if not fresh and self.tag not in (existing.tags or []):   # servers get it at boot
+                self._count()
+                self.conn.compute.add_tag_to_server(existing, self.tag)
+        elif self.tag not in (existing.tags or []):
+            # Neutron tags after creation: tags in the POST body need an extension not every
+            # cloud has; the journal holds the exact name meanwhile.
+            self._count()
+            self.conn.network.add_tag(existing, self.tag)
+        if item.kind is Kind.SERVER:
+            self._power_off(existing.id)
+        return existing.id
+
+    def _create_network(self, item: Planned, ids: dict[str, str]) -> Any:
+        self._count()
+        return self.conn.network.create_network(name=item.name)
+
+    def _create_subnet(self, item: Planned, ids: dict[str, str]) -> Any:
+        self._count()
+        # No DHCP and no gateway: the user's own DHCP/PXE server answers on these networks.
+        return self.conn.network.create_subnet(
+            name=item.name, network_id=ids[item.params["network"]], cidr=item.params["cidr"],
+            ip_version=4 if "." in item.params["cidr"] else 6, enable_dhcp=False,
+            gateway_ip=None)
+
+    def _create_port(self, item: Planned, ids: dict[str, str]) -> Any:
+        self._count()
+        return self.conn.network.create_port(name=item.name,
+                                             network_id=ids[item.params["network"]],
+                                             port_security_enabled=False)
+
+    def _create_server(self, item: Planned, ids: dict[str, str]) -> Any:
+        p = item.params
+        self._count(3)
+        image = self.conn.image.find_image(p["image"], ignore_missing=False)
+        flavor = self.conn.compute.find_flavor(p["flavor"], ignore_missing=False)
+        metadata = {"quintupleo_role": p["role"]}
+        if p["profile"]:
+            metadata["quintupleo_profile"] = p["profile"]
+        return self.conn.compute.create_server(
+            name=item.name, image_id=image.id, flavor_id=flavor.id, tags=[self.tag],
+            metadata=metadata, networks=[{"port": ids[port]} for port in p["ports"]])
+
+    def _power_off(self, server_id: str) -> None:
+        """Wait for the first boot to end, then stop: nodes are handed over powered off."""
+        deadline = time.monotonic() + SERVER_TIMEOUT
+        while True:
+            self._count()
+            server = self.conn.compute.get_server(server_id)
+            if server.status == "ERROR":
+                raise CloudError(f"server {server.name} went to ERROR: {server.fault}")
+            if server.task_state is None and server.status == "SHUTOFF":
+                return
+            if server.task_state is None and server.status == "ACTIVE":
+                self._count()
+                with contextlib.suppress(os_exc.ConflictException):   # a task began: look again
+                    self.conn.compute.stop_server(server_id)
+            if time.monotonic() > deadline:
+                raise CloudError(f"server {server.name} is {server.status}/{server.task_state} "
+                                 f"after {SERVER_TIMEOUT:.0f} s")
+            time.sleep(0.3)
+
+    # ---- deletion ------------------------------------------------------------------------
+    def delete(self, kind: Kind, cloud_id: str) -> None:
+        """Delete; a resource already gone is fine. Servers are waited for (their ports)."""
+        try:
+            self._delete(kind, cloud_id)
+        except os_exc.SDKException as exc:
+            raise CloudError(f"delete {kind.value} {cloud_id}: {_reason(exc)}") from None
+
+    def _delete(self, kind: Kind, cloud_id: str) -> None:
+        self._count()
+        if kind is Kind.SERVER:
+            self.conn.compute.delete_server(cloud_id, ignore_missing=True)
+            deadline = time.monotonic() + SERVER_TIMEOUT
+            while True:
+                self._count()
+                try:
+                    self.conn.compute.get_server(cloud_id)
+                except os_exc.NotFoundException:
+                    return
+                if time.monotonic() > deadline:
+                    raise CloudError(f"server {cloud_id} not deleted after {SERVER_TIMEOUT} s")
+                time.sleep(0.3)
+        delete = {Kind.NETWORK: self.conn.network.delete_network,
+                  Kind.SUBNET: self.conn.network.delete_subnet,
+                  Kind.PORT: self.conn.network.delete_port}[kind]
+        delete(cloud_id, ignore_missing=True)
+
+
+def _reason(exc: os_exc.SDKException) -> str:
+    if isinstance(exc, os_exc.HttpException):
+        return f"HTTP {exc.status_code}: {exc.details or exc.message}"
+    return str(exc)

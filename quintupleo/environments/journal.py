@@ -1,0 +1,72 @@
+"""The journal of an environment (SQLite): every resource is written here *before* it is created,
+so `delete` finds everything even after a crash in the middle of `create`."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from quintupleo.environments.plan import Kind
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS resource (
+    name     TEXT PRIMARY KEY,
+    kind     TEXT NOT NULL,
+    cloud_id TEXT,                  -- NULL: creation started, ID not known yet
+    status   TEXT NOT NULL          -- creating | created | deleting
+);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: Kind
+    cloud_id: str | None
+    status: str
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def creating(self, name: str, kind: Kind) -> None:
+        self._db.execute("INSERT INTO resource (name, kind, cloud_id, status) "
+                         "VALUES (?, ?, NULL, 'creating') ON CONFLICT(name) DO NOTHING",
+                         (name, kind.value))
+
+    def created(self, name: str, cloud_id: str) -> None:
+        self._db.execute("UPDATE resource SET cloud_id = ?, status = 'created' WHERE name = ?",
+                         (cloud_id, name))
+
+    def deleting(self, name: str) -> None:
+        self._db.execute("UPDATE resource SET status = 'deleting' WHERE name = ?", (name,))
+
+    def forget(self, name: str) -> None:
+        self._db.execute("DELETE FROM resource WHERE name = ?", (name,))
+
+    def entries(self) -> list[Entry]:
+        rows = self._db.execute("SELECT name, kind, cloud_id, status FROM resource")
+        return [Entry(name, Kind(kind), cloud_id, status) for name, kind, cloud_id, status in rows]
+
+    def get(self, name: str) -> Entry | None:
+        row = self._db.execute("SELECT name, kind, cloud_id, status FROM resource WHERE name = ?",
+                               (name,)).fetchone()
+        return Entry(row[0], Kind(row[1]), row[2], row[3]) if row else None

@@ -1,0 +1,143 @@
+"""Environments on the devcloud, through the real CLI: create, idempotence, delete, audit,
+a crash in the middle of create, two environments at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.devcloud
+
+SPEC = """
+name: {name}
+cloud: devcloud
+networks:
+  provisioning: {{cidr: 192.168.24.0/24}}
+  extra:
+    internal-api: {{cidr: 172.16.2.0/24}}
+    storage: {{cidr: 172.16.1.0/24}}
+roles:
+  controller: {{count: 2, flavor: qo.tiny, image: quintupleo-tiny, profile: control,
+               networks: [provisioning, internal-api, storage]}}
+  compute: {{count: {computes}, flavor: qo.tiny, image: quintupleo-tiny, profile: compute}}
+"""
+
+
+@pytest.fixture
+def qo_env(tmp_path, devcloud):
+    """Run `quintupleo env ...` with its own state dir; environments left over are deleted."""
+    environ = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    created: list[str] = []
+
+    def run(*args: str, check: bool = True, background: bool = False):
+        command = [sys.executable, "-m", "quintupleo", "env", *args]
+        if args[0] == "create" and not args[-1].startswith("--"):
+            created.append(args[-1])
+        if background:
+            return subprocess.Popen(command, env=environ, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+        result = subprocess.run(command, env=environ, capture_output=True, text=True,
+                                timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"env {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result
+
+    run.state = tmp_path / "state" / "quintupleo" / "environments"
+    yield run
+    for name in {p.parent.name for p in run.state.glob("*/journal.sqlite")}:
+        run("delete", name, check=False)
+
+
+def spec_file(tmp_path, computes: int = 2) -> tuple[str, str]:
+    name = f"t{uuid.uuid4().hex[:6]}"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SPEC.format(name=name, computes=computes))
+    return name, str(path)
+
+
+def servers_journalled(journal) -> int:
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
+            return db.execute("SELECT count(*) FROM resource WHERE kind = 'server'").fetchone()[0]
+    except sqlite3.Error:
+        return 0   # the table is not there yet
+
+
+def tagged(conn, name):
+    tag = f"quintupleo:{name}"
+    return {"servers": list(conn.compute.servers(tags=tag)),
+            "ports": list(conn.network.ports(tags=tag)),
+            "subnets": list(conn.network.subnets(tags=tag)),
+            "networks": list(conn.network.networks(tags=tag))}
+
+
+def test_create_is_complete_idempotent_and_delete_leaves_nothing(conn, qo_env, tmp_path):
+    name, path = spec_file(tmp_path)
+    plan = qo_env("create", path, "--dry-run")
+    assert f"qo-{name}-controller-1-storage" in plan.stdout
+    assert not tagged(conn, name)["networks"]                     # a dry run changes nothing
+    created = qo_env("create", path)
+    assert "4 nodes powered off" in created.stdout
+    found = tagged(conn, name)
+    assert len(found["networks"]) == 3 and len(found["subnets"]) == 3
+    assert len(found["ports"]) == 2 * 3 + 2 * 1 and len(found["servers"]) == 4
+    assert all(s.status == "SHUTOFF" for s in found["servers"])
+    assert all(not s.is_dhcp_enabled and s.gateway_ip is None for s in found["subnets"])
+    assert all(p.is_port_security_enabled is False for p in found["ports"])
+    controller = next(s for s in found["servers"] if s.name == f"qo-{name}-controller-0")
+    nics = {p.name for p in conn.network.ports(device_id=controller.id)}
+    assert nics == {f"qo-{name}-controller-0-{net}"
+                    for net in ("provisioning", "internal-api", "storage")}
+    assert controller.metadata["quintupleo_profile"] == "control"
+    again = qo_env("create", path)                                 # idempotent
+    assert "0 API calls" in again.stdout
+    assert "0 leaked resources" in qo_env("audit", name).stdout
+    assert name in qo_env("list").stdout
+    qo_env("delete", name)
+    assert not any(tagged(conn, name).values())
+    assert "0 leaked resources" in qo_env("audit", name).stdout
+
+
+def test_kill_9_during_create_then_delete_leaves_nothing(conn, qo_env, tmp_path):
+    name, path = spec_file(tmp_path, computes=4)
+    proc = qo_env("create", path, background=True)
+    journal = qo_env.state / name / "journal.sqlite"
+    deadline = time.monotonic() + 120
+    while True:   # kill it once servers are being created: networks and ports exist by then
+        if journal.exists() and servers_journalled(journal):
+            break
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "create never reached the servers"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(tagged(conn, name).values())               # it left things behind
+    audit = qo_env("audit", name, check=False)            # the journal knows what was started
+    assert audit.returncode in (0, 1)
+    qo_env("delete", name)
+    assert not any(tagged(conn, name).values())
+    assert "0 leaked resources" in qo_env("audit", name).stdout
+
+
+def test_two_environments_at_once_in_one_project(conn, qo_env, tmp_path):
+    (first, first_path), (second, second_path) = spec_file(tmp_path, 1), spec_file(tmp_path, 1)
+    procs = [qo_env("create", p, background=True) for p in (first_path, second_path)]
+    for proc in procs:
+        output, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, output
+    for name in (first, second):
+        found = tagged(conn, name)
+        assert len(found["servers"]) == 3 and len(found["networks"]) == 3
+        assert "0 leaked resources" in qo_env("audit", name).stdout
+    qo_env("delete", first)
+    assert not any(tagged(conn, first).values())
+    assert len(tagged(conn, second)["servers"]) == 3      # the other one is untouched
+    qo_env("delete", second)
+    assert not any(tagged(conn, second).values())
