@@ -86,3 +86,16 @@ class Observation:
 
     power: PowerState
     busy: bool = False           # the backend is in the middle of a change (e.g. a Nova task)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A BMC user name and password; the password never shows in a repr or a log."""
+
+    username: str
+    password: str = field(repr=False)
+
+    @property
+    def key(self) -> bytes:
+        """IPMI's Kuid: the password as a 20-byte key (IPMI 2.0 passwords are ≤ 20 bytes)."""
+        return self.password.encode()[:20].ljust(20, b"\0")

@@ -14,13 +14,14 @@ from quintupleo.backends.base import Backend
 from quintupleo.backends.fake import FakeBackend
 from quintupleo.bmc.controller import NodeController, Refresher
 from quintupleo.bmc.ipmi.server import IpmiEndpoint, listen
-from quintupleo.bmc.ipmi.session import Credentials
 from quintupleo.bmc.redfish.app import RedfishService
 from quintupleo.bmc.redfish.tls import self_signed, server_context
 from quintupleo.bmc.settings import BmcSettings
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import ConfigError
-from quintupleo.inventory.ironic import IpmiNode, RedfishEndpoint, write_ironic_nodes
+from quintupleo.inventory import InventoryNode, write_private
+from quintupleo.inventory.ironic import ironic_document
+from quintupleo.model import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class BmcService:
     settings: BmcSettings
     backend: Backend | None = None
     controllers: list[NodeController] = field(default_factory=list)
-    endpoints: list[IpmiNode] = field(default_factory=list)
+    endpoints: list[InventoryNode] = field(default_factory=list)
     refresher: Refresher | None = None
     _transports: list[asyncio.BaseTransport] = field(default_factory=list)
     _tasks: list[asyncio.Task] = field(default_factory=list)
@@ -65,41 +66,42 @@ class BmcService:
         await self.refresher.refresh()   # answer the first poll with a real state
         self._tasks.append(asyncio.get_running_loop().create_task(self.refresher.run()))
         await self._listen_ipmi()
-        redfish = await self._listen_redfish() if settings.redfish else None
+        if settings.redfish:
+            await self._listen_redfish()
         if settings.inventory_out is not None:
-            write_ironic_nodes(settings.inventory_out, self.endpoints,
-                               redfish if settings.inventory_driver == "redfish" else None)
+            write_private(settings.inventory_out,
+                          ironic_document(self.endpoints, settings.inventory_driver))
             log.info("wrote Ironic inventory of %d nodes to %s", len(self.endpoints),
                      settings.inventory_out)
 
     async def _listen_ipmi(self) -> None:
         seen: dict[tuple[str, int], str] = {}
         for index, controller in enumerate(self.controllers):
-            address, port = self.settings.endpoint(controller.info, index)
-            if (address, port) in seen:
-                raise ConfigError(f"nodes {seen[(address, port)]} and {controller.info.name} "
-                                  f"both want IPMI on {address}:{port}")
-            seen[(address, port)] = controller.info.name
-            self.endpoints.append(IpmiNode(controller.info, address, port,
-                                           self.settings.credentials(controller.info)))
+            access = self.settings.access(controller.info, index)
+            where = (access.ipmi_address, access.ipmi_port)
+            if where in seen:
+                raise ConfigError(f"nodes {seen[where]} and {controller.info.name} "
+                                  f"both want IPMI on {where[0]}:{where[1]}")
+            seen[where] = controller.info.name
+            self.endpoints.append(InventoryNode(controller.info, access))
         _raise_open_files_limit(len(self.endpoints))
         for node, controller in zip(self.endpoints, self.controllers, strict=True):
-            endpoint = IpmiEndpoint(controller, node.credentials, self.settings.session_timeout)
+            bmc = node.bmc
+            endpoint = IpmiEndpoint(controller, bmc.ipmi, self.settings.session_timeout)
             try:
-                self._transports.append(await listen(endpoint, node.address, node.port))
+                self._transports.append(await listen(endpoint, bmc.ipmi_address, bmc.ipmi_port))
             except OSError as exc:
                 raise ConfigError(f"node {node.info.name}: cannot listen on UDP "
-                                  f"{node.address}:{node.port}: {exc.strerror}") from None
-            log.debug("node %s: IPMI on %s:%d", node.info.name, node.address, node.port)
+                                  f"{bmc.ipmi_address}:{bmc.ipmi_port}: {exc.strerror}") from None
+            log.debug("node %s: IPMI on %s:%d", node.info.name, bmc.ipmi_address, bmc.ipmi_port)
 
-    async def _listen_redfish(self) -> RedfishEndpoint:
+    async def _listen_redfish(self) -> None:
         settings = self.settings
-        context, verify_ca = None, False
+        context = None
         if settings.tls:
             cert, key = settings.tls_cert, settings.tls_key
             if cert is None or key is None:
                 cert, key = self_signed(settings.state_dir, settings.redfish_address)
-                verify_ca = str(cert)
             try:
                 context = server_context(cert, key)
             except (OSError, ValueError) as exc:
@@ -116,7 +118,6 @@ class BmcService:
         except OSError as exc:
             raise ConfigError(f"cannot listen for Redfish on {settings.redfish_address}:"
                               f"{settings.redfish_port}: {exc.strerror}") from None
-        return RedfishEndpoint(settings.redfish_url, credentials, verify_ca)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -139,11 +140,11 @@ class BmcService:
             loop.add_signal_handler(signum, stopping.set)
         try:
             await self.start()
-            first, last = self.endpoints[0], self.endpoints[-1]
+            first, last = self.endpoints[0].bmc, self.endpoints[-1].bmc
             redfish = f", Redfish on {self.settings.redfish_url}" if self.settings.redfish else ""
             log.info("ready: %d nodes from %s, IPMI on %s:%d .. %s:%d%s", len(self.endpoints),
-                     self.settings.backend, first.address, first.port, last.address, last.port,
-                     redfish)
+                     self.settings.backend, first.ipmi_address, first.ipmi_port,
+                     last.ipmi_address, last.ipmi_port, redfish)
             if ready is not None:
                 ready.set()
             await stopping.wait()

@@ -14,9 +14,9 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from quintupleo.bmc.ipmi.session import Credentials
 from quintupleo.errors import ConfigError
-from quintupleo.model import NodeInfo
+from quintupleo.inventory import BmcAccess
+from quintupleo.model import Credentials, NodeInfo
 
 BACKENDS = ("fake", "openstack")
 NODE_KEYS = {"ipmi_address", "ipmi_port", "username", "password"}
@@ -111,6 +111,19 @@ class BmcSettings:
         if "ipmi_address" in node:
             return str(node["ipmi_address"]), int(node.get("ipmi_port", 623))
         return self.ipmi_address, int(node.get("ipmi_port", self.ipmi_port_base + index))
+
+    @property
+    def verify_ca(self) -> str | bool:
+        """What a client should verify our Redfish certificate with."""
+        if not self.tls:
+            return False
+        return str(self.tls_cert or self.state_dir / "redfish-cert.pem")
+
+    def access(self, info: NodeInfo, index: int) -> BmcAccess:
+        address, port = self.endpoint(info, index)
+        return BmcAccess(address, port, self.credentials(info),
+                         self.redfish_url if self.redfish else None,
+                         Credentials(self.username, self.password), self.verify_ca)
 
     @property
     def redfish_url(self) -> str:

@@ -13,7 +13,8 @@ import uuid
 
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import commands, wire
-from quintupleo.bmc.ipmi.session import Credentials, Handshake, Session, SetupAborted
+from quintupleo.bmc.ipmi.session import Handshake, Session, SetupAborted
+from quintupleo.model import Credentials
 
 log = logging.getLogger(__name__)
 

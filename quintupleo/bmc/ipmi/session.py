@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from quintupleo.bmc.ipmi import wire
+from quintupleo.model import Credentials
 
 
 @dataclass(frozen=True)
@@ -55,17 +56,6 @@ ST_UNAUTHORIZED_NAME = 0x0D
 ST_INVALID_ICV = 0x0F
 ST_NO_CIPHER_SUITE_MATCH = 0x11
 ST_ILLEGAL_PARAMETER = 0x12
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
-
-    @property
-    def key(self) -> bytes:
-        """Kuid: the password as a 20-byte key (IPMI 2.0 passwords are at most 20 bytes)."""
-        return self.password.encode()[:20].ljust(20, b"\0")
 
 
 @dataclass

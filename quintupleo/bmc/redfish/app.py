@@ -21,12 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from quintupleo.bmc.controller import NodeController
-from quintupleo.bmc.ipmi.session import Credentials
 from quintupleo.bmc.redfish import resources as rf
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.metadata import metadata_document
 from quintupleo.errors import BmcError
-from quintupleo.model import BootDevice, BootOverride
+from quintupleo.model import BootDevice, BootOverride, Credentials
 
 log = logging.getLogger(__name__)
 
