@@ -1,13 +1,15 @@
-"""The main job on the local cloud: two Nova servers become bare-metal nodes behind virtual BMCs.
+"""The main job on the local cloud: an environment of virtual bare metal, driven through its BMC.
 
-Boots two servers on the devcloud, serves them with `quintupleo bmc serve` (IPMI on
-127.0.0.1:16230-16231, Redfish on https://127.0.0.1:16230), writes Ironic's enrollment file,
-drives them with the real ipmitool (power off, boot device PXE, power on) and over Redfish while
-showing what Nova says, then removes everything.
+Creates an environment on the devcloud (a provisioning and a storage network, two powered-off
+nodes), serves its BMC (`quintupleo bmc serve --environment`: IPMI on 127.0.0.1:16230-16231,
+Redfish on https://127.0.0.1:16230), writes Ironic's nodes.json, powers a node on and off with
+the real ipmitool and resets the other over Redfish while showing what Nova says, then deletes
+the environment and audits that nothing is left.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -19,72 +21,101 @@ import openstack
 import requests
 from rich.console import Console
 
-from quintupleo.devcloud.smoke import scratch_servers, settle
+from quintupleo.devcloud.smoke import settle
 
 PORT_BASE = 16230
 console = Console()
+SPEC = """\
+name: {name}
+cloud: devcloud
+networks:
+  provisioning: {{cidr: 192.168.24.0/24}}
+  extra:
+    storage: {{cidr: 172.16.1.0/24}}
+roles:
+  baremetal: {{count: 2, flavor: qo.tiny, image: quintupleo-tiny, profile: compute,
+              networks: [provisioning, storage]}}
+bmc: {{address: 127.0.0.1, ipmi_port_base: {port}, redfish_port: {port}}}
+"""
 
 
-def ipmitool(node: int, *command: str) -> str:
-    args = ["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", str(PORT_BASE + node),
-            "-U", "admin", "-P", "password", *command]
-    console.print(f"[dim]$ {' '.join(args)}[/]")
-    result = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    output = (result.stdout + result.stderr).strip()
-    console.print(output)
+def qo(*args: str) -> str:
+    console.print(f"[dim]$ quintupleo {' '.join(args)}[/]")
+    result = subprocess.run([sys.executable, "-m", "quintupleo", *args], capture_output=True,
+                            text=True, timeout=600)
     if result.returncode != 0:
-        raise SystemExit(f"ipmitool failed: {output}")
-    return output
+        raise SystemExit(f"quintupleo {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout.strip()
 
 
-def redfish(work: Path, system_id: str, reset_type: str) -> None:
-    """The same BMC over Redfish (HTTPS, checked against the certificate it generated)."""
-    url = f"https://127.0.0.1:{PORT_BASE}/redfish/v1/Systems/{system_id}"
-    options = {"auth": ("admin", "password"), "verify": str(work / "state" / "redfish-cert.pem"),
-               "timeout": 30}
+def ipmitool(node: int, password: str, *command: str) -> None:
+    console.print(f"[dim]$ ipmitool -I lanplus -H 127.0.0.1 -p {PORT_BASE + node} -U admin "
+                  f"-P *** {' '.join(command)}[/]")
+    result = subprocess.run(["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p",
+                             str(PORT_BASE + node), "-U", "admin", "-E", *command],
+                            capture_output=True, text=True, timeout=60,
+                            env={"IPMI_PASSWORD": password, "PATH": "/usr/bin:/bin"})
+    console.print((result.stdout + result.stderr).strip())
+    if result.returncode != 0:
+        raise SystemExit("ipmitool failed")
+
+
+def redfish(node: dict, reset_type: str) -> None:
+    info = node["driver_info"]
+    url = info["redfish_address"] + info["redfish_system_id"]
+    options = {"auth": (info["redfish_username"], info["redfish_password"]),
+               "verify": info["redfish_verify_ca"], "timeout": 30}
     system = requests.get(url, **options).json()
     console.print(f"[dim]$ GET {url}[/]\n  PowerState {system['PowerState']}, boot override "
-                  f"{system['Boot']['BootSourceOverrideTarget']} "
-                  f"({system['Boot']['BootSourceOverrideEnabled']})")
-    console.print(f"[dim]$ POST {url}/Actions/ComputerSystem.Reset ResetType={reset_type}[/]")
+                  f"{system['Boot']['BootSourceOverrideTarget']}")
+    console.print(f"[dim]$ POST …/Actions/ComputerSystem.Reset ResetType={reset_type}[/]")
     requests.post(f"{url}/Actions/ComputerSystem.Reset", json={"ResetType": reset_type},
                   **options).raise_for_status()
 
 
 def main() -> None:
     conn = openstack.connect(cloud="devcloud")
-    name = f"qo-demo-{uuid.uuid4().hex[:6]}"
+    name = f"demo-{uuid.uuid4().hex[:6]}"
     work = Path(tempfile.mkdtemp(prefix="qo-demo-"))
-    with scratch_servers(conn, [f"{name}-0", f"{name}-1"]) as servers:
-        console.print(f"[green]✓[/] booted {', '.join(s.name for s in servers)}")
+    spec = work / "lab.yaml"
+    spec.write_text(SPEC.format(name=name, port=PORT_BASE))
+    console.print(f"[bold]environment spec[/] {spec}:")
+    console.print(spec.read_text(), markup=False, highlight=False)
+    bmc = None
+    try:
+        console.print(qo("env", "create", str(spec)))
         log = work / "bmc.log"
-        bmc = subprocess.Popen(
-            [sys.executable, "-m", "quintupleo", "bmc", "serve", "--backend", "openstack",
-             "--cloud", "devcloud", "--prefix", f"{name}-", "--ipmi-port-base", str(PORT_BASE),
-             "--state-dir", str(work / "state"), "--inventory-out", str(work / "nodes.json"),
-             "--redfish-port", str(PORT_BASE)],
-            stdout=log.open("w"), stderr=subprocess.STDOUT)
-        try:
-            while "ready:" not in log.read_text():
-                if bmc.poll() is not None:
-                    raise SystemExit(log.read_text())
-                time.sleep(0.1)
-            console.print(f"[green]✓[/] virtual BMCs up; Ironic enrollment file: "
-                          f"{work}/nodes.json")
-            ipmitool(0, "power", "status")
-            ipmitool(0, "power", "off")
-            console.print(f"  Nova: {settle(conn, servers[0].id, 'SHUTOFF').status}")
-            ipmitool(0, "chassis", "bootdev", "pxe", "options=efiboot")
-            ipmitool(0, "chassis", "bootparam", "get", "5")
-            ipmitool(0, "power", "on")
-            console.print(f"  Nova: {settle(conn, servers[0].id, 'ACTIVE').status}")
-            ipmitool(1, "power", "status")
-            redfish(work, servers[1].id, "ForceOff")
-            console.print(f"  Nova: {settle(conn, servers[1].id, 'SHUTOFF').status}")
-        finally:
+        bmc = subprocess.Popen([sys.executable, "-m", "quintupleo", "bmc", "serve",
+                                "--environment", name], stdout=log.open("w"),
+                               stderr=subprocess.STDOUT)
+        while "ready:" not in log.read_text():
+            if bmc.poll() is not None:
+                raise SystemExit(log.read_text())
+            time.sleep(0.1)
+        ready = log.read_text().strip().splitlines()[-1].split("ready: ", 1)[1]
+        console.print(f"[green]✓[/] BMC ready: {ready}")
+        qo("env", "nodes", name, "--format", "ironic", "-o", str(work / "nodes.json"))
+        ipmi_nodes = json.loads((work / "nodes.json").read_text())["nodes"]
+        redfish_nodes = json.loads(qo("env", "nodes", name, "--driver", "redfish"))["nodes"]
+        console.print(f"[green]✓[/] Ironic enrollment file: {work / 'nodes.json'}")
+        password = ipmi_nodes[0]["driver_info"]["ipmi_password"]
+        servers = {s.name: s.id for s in conn.compute.servers(tags=f"quintupleo:{name}")}
+        first, second = (servers[n["name"]] for n in ipmi_nodes)
+        ipmitool(0, password, "power", "status")
+        ipmitool(0, password, "chassis", "bootdev", "pxe", "options=efiboot")
+        ipmitool(0, password, "power", "on")
+        console.print(f"  Nova: {settle(conn, first, 'ACTIVE').status}")
+        ipmitool(0, password, "power", "off")
+        console.print(f"  Nova: {settle(conn, first, 'SHUTOFF').status}")
+        redfish(redfish_nodes[1], "On")
+        console.print(f"  Nova: {settle(conn, second, 'ACTIVE').status}")
+    finally:
+        if bmc is not None:
             bmc.terminate()
             bmc.wait(15)
-    console.print("[green]✓[/] demo done, servers and network removed")
+        console.print(qo("env", "delete", name))
+        console.print(qo("env", "audit", name))
+
 
 if __name__ == "__main__":
     main()

@@ -37,8 +37,10 @@ _PORT_BASES = itertools.count(16000, 20)
 class BmcProcess:
     """`quintupleo bmc serve ARGS` started for a test; its combined output is in `log`."""
 
-    def __init__(self, args: list[str], state_dir: Path, port_base: int) -> None:
+    def __init__(self, args: list[str], state_dir: Path, port_base: int,
+                 env: dict[str, str] | None = None) -> None:
         self.args = args
+        self.env = env
         self.state_dir = state_dir
         self.port_base = port_base
         self.log_path = state_dir / f"bmc-{port_base}.log"
@@ -51,7 +53,8 @@ class BmcProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         offset = log.tell()
-        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(self.env or {})})
         deadline = time.monotonic() + timeout
         while "ready:" not in self.log[offset:]:
             if self.proc.poll() is not None:
@@ -109,9 +112,9 @@ def bmc_server(tmp_path):
     servers: list[BmcProcess] = []
 
     def _start(*args: str, state_dir: Path | None = None, port_base: int | None = None,
-               timeout: float = 60) -> BmcProcess:
+               timeout: float = 60, env: dict[str, str] | None = None) -> BmcProcess:
         server = BmcProcess(list(args), state_dir or tmp_path / "bmc-state",
-                            port_base or next(_PORT_BASES))
+                            port_base or next(_PORT_BASES), env)
         servers.append(server)
         return server.start(timeout)
 

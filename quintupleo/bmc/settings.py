@@ -53,6 +53,7 @@ class BmcSettings:
     state_dir: Path = field(default_factory=default_state_dir)
     inventory_out: Path | None = None
     inventory_driver: str = "ipmi"
+    environment: str | None = None
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -73,6 +74,9 @@ class BmcSettings:
                                   f"known: {', '.join(sorted(known))}")
             values.update(loaded)
         values.update({k: v for k, v in overrides.items() if v is not None and v != []})
+        if values.get("environment"):   # an environment's BMC: its settings are the base layer
+            from quintupleo.environments.store import bmc_settings
+            values = {**bmc_settings(values["environment"]), **values}
         for key in ("state_dir", "inventory_out", "tls_cert", "tls_key"):
             if values.get(key) is not None:
                 values[key] = Path(values[key]).expanduser()

@@ -26,6 +26,8 @@ console = Console(stderr=True)
 def serve(
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="YAML settings file (flags override it).")] = None,
+    environment: Annotated[str | None, typer.Option(
+        help="Serve this environment's nodes, with its BMC settings and credentials.")] = None,
     backend: Annotated[str | None, typer.Option(
         help="Where nodes come from: fake | openstack [default: fake].")] = None,
     fake_nodes: Annotated[int | None, typer.Option(
@@ -79,7 +81,8 @@ def serve(
     logging.getLogger("keystoneauth").setLevel(logging.WARNING)
     try:
         settings = BmcSettings.load(
-            config, backend=backend, fake_nodes=fake_nodes, fake_delay=fake_delay, cloud=cloud,
+            config, environment=environment, backend=backend, fake_nodes=fake_nodes,
+            fake_delay=fake_delay, cloud=cloud,
             prefix=prefix, servers=server, ipmi_address=ipmi_address,
             ipmi_port_base=ipmi_port_base, username=username, password=password,
             refresh_interval=refresh_interval, redfish=redfish, redfish_address=redfish_address,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,9 +16,11 @@ from rich.table import Table
 
 from quintupleo.environments import apply, store
 from quintupleo.environments.cloud import CloudOps
+from quintupleo.environments.inventory import inventory_text
 from quintupleo.environments.plan import Kind, plan
 from quintupleo.environments.spec import EnvironmentSpec, load
 from quintupleo.errors import QuintupleOError
+from quintupleo.inventory import write_private
 
 app = typer.Typer(help="Environments: networks and bare-metal nodes on an OpenStack cloud.",
                   no_args_is_help=True)
@@ -159,3 +162,44 @@ def audit(name: str) -> None:
     console.print(f"{len(leaks)} leaked resources")
     if leaks:
         raise typer.Exit(1)
+
+
+class Format(StrEnum):
+    ironic = "ironic"
+    instackenv = "instackenv"
+    metal3 = "metal3"
+
+
+class Driver(StrEnum):
+    ipmi = "ipmi"
+    redfish = "redfish"
+
+
+@app.command()
+def nodes(name: str,
+          format: Annotated[Format, typer.Option("--format", "-f")] = Format.ironic,
+          driver: Annotated[Driver, typer.Option(
+              help="How the tool reaches the BMC.")] = Driver.ipmi,
+          interface: Annotated[list[str] | None, typer.Option(
+              help="KIND=NAME for Ironic (e.g. boot=ipxe); repeat for more.")] = None,
+          output: Annotated[Path | None, typer.Option(
+              "--output", "-o", help="Write here (mode 0600) instead of stdout.")] = None) -> None:
+    """The environment's nodes for a provisioning tool, with the credentials of its BMC
+    (as `quintupleo bmc serve --environment NAME` serves them)."""
+    try:
+        interfaces = dict(_interface(item) for item in interface or [])
+        text = inventory_text(name, format.value, driver.value, interfaces)
+    except (QuintupleOError, ValueError) as exc:
+        _fail(exc)
+    if output is None:
+        console.out(text, end="", highlight=False)
+    else:
+        write_private(output, text)
+        errors.print(f"[green]✓[/] wrote {output}")
+
+
+def _interface(item: str) -> tuple[str, str]:
+    kind, sep, value = item.partition("=")
+    if not sep or not kind or not value:
+        raise ValueError(f"--interface {item!r}: expected KIND=NAME, e.g. boot=ipxe")
+    return kind, value

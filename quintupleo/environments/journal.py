@@ -3,6 +3,7 @@ so `delete` finds everything even after a crash in the middle of `create`."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        os.chmod(path, 0o600)   # it holds the environment's BMC password
 
     def close(self) -> None:
         self._db.close()

@@ -11,6 +11,7 @@
       controller: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: control,
                    networks: [provisioning, internal_api, storage]}
       compute: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: compute}
+    bmc: {address: 127.0.0.1, ipmi_port_base: 6230, redfish_port: 8000}   # optional
 """
 
 from __future__ import annotations
@@ -51,11 +52,23 @@ class RoleSpec:
 
 
 @dataclass(frozen=True)
+class BmcSpec:
+    """Where the environment's virtual BMC (`bmc serve --environment NAME`) listens."""
+
+    address: str = "127.0.0.1"
+    ipmi_port_base: int = 6230
+    redfish_port: int = 8000
+    tls: bool = True
+    username: str = "admin"
+
+
+@dataclass(frozen=True)
 class EnvironmentSpec:
     name: str
     cloud: str
     networks: tuple[NetworkSpec, ...]     # the provisioning network first
     roles: tuple[RoleSpec, ...]
+    bmc: BmcSpec = BmcSpec()
 
     @property
     def tag(self) -> str:
@@ -106,7 +119,7 @@ class _Reader:
 
 def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
     r = _Reader(source)
-    top = r.mapping(data, "", {"name", "cloud", "networks", "roles"},
+    top = r.mapping(data, "", {"name", "cloud", "networks", "roles", "bmc"},
                     {"name", "cloud", "networks", "roles"})
     name = r.name(top["name"], "name")
     cloud = r.text(top["cloud"], "cloud")
@@ -152,7 +165,22 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
                               r.text(role["image"], f"{key}.image"),
                               r.text(profile, f"{key}.profile") if profile is not None else None,
                               tuple(nics)))
-    return EnvironmentSpec(name, cloud, tuple(networks), tuple(roles))
+    return EnvironmentSpec(name, cloud, tuple(networks), tuple(roles),
+                           _bmc(r, top.get("bmc") or {}))
+
+
+def _bmc(r: _Reader, data: Any) -> BmcSpec:
+    fields = r.mapping(data, "bmc", {"address", "ipmi_port_base", "redfish_port", "tls",
+                                     "username"})
+    for key in ("ipmi_port_base", "redfish_port"):
+        if key in fields and (not isinstance(fields[key], int) or not 0 < fields[key] < 65536):
+            raise r.fail(f"bmc.{key}", "a port number")
+    if "tls" in fields and not isinstance(fields["tls"], bool):
+        raise r.fail("bmc.tls", "true or false")
+    for key in ("address", "username"):
+        if key in fields:
+            r.text(fields[key], f"bmc.{key}")
+    return BmcSpec(**fields)
 
 
 def load(path: Path) -> EnvironmentSpec:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from quintupleo.environments.journal import Journal
+from quintupleo.environments.plan import Kind, Planned, plan
 from quintupleo.environments.spec import EnvironmentSpec, parse
 from quintupleo.errors import ConfigError
 
@@ -28,6 +30,46 @@ def open_journal(name: str, root: Path | None = None, must_exist: bool = True) -
         known = ", ".join(names(root)) or "none"
         raise ConfigError(f"no environment {name!r} on this machine (known: {known})")
     return Journal(path)
+
+
+def bmc_password(journal: Journal) -> str:
+    """The environment's BMC password: made at its first create, kept in its journal (0600)."""
+    password = journal.meta("bmc_password")
+    if password is None:
+        password = secrets.token_urlsafe(12)      # 16 characters: IPMI allows 20 bytes
+        journal.set_meta("bmc_password", password)
+    return password
+
+
+def node_ids(journal: Journal, spec: EnvironmentSpec) -> list[tuple[str, Planned]]:
+    """(server ID, planned server) of every node, in the spec's order; ConfigError if any is
+    missing."""
+    created = {e.name: e.cloud_id for e in journal.entries()
+               if e.kind is Kind.SERVER and e.status == "created"}
+    nodes = []
+    for item in plan(spec):
+        if item.kind is Kind.SERVER:
+            if not created.get(item.name):
+                raise ConfigError(f"environment {spec.name} has no node {item.name} yet: run "
+                                  "`quintupleo env create` again")
+            nodes.append((created[item.name], item))
+    return nodes
+
+
+def bmc_settings(name: str) -> dict[str, object]:
+    """What `bmc serve --environment NAME` starts from (flags and a config file still win)."""
+    journal = open_journal(name)
+    try:
+        spec = stored_spec(journal)
+        bmc = spec.bmc
+        return {"backend": "openstack", "cloud": spec.cloud,
+                "servers": [node_id for node_id, _ in node_ids(journal, spec)],
+                "ipmi_address": bmc.address, "ipmi_port_base": bmc.ipmi_port_base,
+                "redfish_address": bmc.address, "redfish_port": bmc.redfish_port,
+                "tls": bmc.tls, "username": bmc.username, "password": bmc_password(journal),
+                "state_dir": journal.path.parent / "bmc"}
+    finally:
+        journal.close()
 
 
 def stored_spec(journal: Journal) -> EnvironmentSpec:

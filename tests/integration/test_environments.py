@@ -3,15 +3,22 @@ a crash in the middle of create, two environments at once."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
 import uuid
 
+import jsonschema
 import pytest
+from ironicclient.v1 import create_resources
+from ruamel.yaml import YAML
+
+from quintupleo.devcloud.smoke import settle
 
 pytestmark = pytest.mark.devcloud
 
@@ -141,3 +148,55 @@ def test_two_environments_at_once_in_one_project(conn, qo_env, tmp_path):
     assert len(tagged(conn, second)["servers"]) == 3      # the other one is untouched
     qo_env("delete", second)
     assert not any(tagged(conn, second).values())
+
+
+def test_environment_bmc_and_inventories(conn, qo_env, tmp_path, bmc_server):
+    name, path = spec_file(tmp_path, computes=1)
+    qo_env("create", path)
+    state = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    nodes_file = tmp_path / "nodes.json"
+    qo_env("nodes", name, "--format", "ironic", "--interface", "boot=ipxe", "-o",
+           str(nodes_file))
+    assert stat.S_IMODE(nodes_file.stat().st_mode) == 0o600
+    document = json.loads(nodes_file.read_text())
+    jsonschema.validate(document, create_resources._CREATE_SCHEMA)
+    servers = {s.name: s for s in tagged(conn, name)["servers"]}
+    assert [n["name"] for n in document["nodes"]] == [
+        f"qo-{name}-controller-0", f"qo-{name}-controller-1", f"qo-{name}-compute-0"]
+    password = document["nodes"][0]["driver_info"]["ipmi_password"]
+    assert len(password) >= 16 and password not in ("password", "admin")
+    for node in document["nodes"]:
+        assert node["driver"] == "ipmi" and node["boot_interface"] == "ipxe"
+        assert node["driver_info"]["ipmi_password"] == password
+        ports = {p.name: p.mac_address for p in
+                 conn.network.ports(device_id=servers[node["name"]].id)}
+        assert node["ports"][0]["address"] == ports[f"{node['name']}-provisioning"]
+        assert {p["address"] for p in node["ports"]} == set(ports.values())
+    assert "profile:control" in document["nodes"][0]["properties"]["capabilities"]
+
+    instack = json.loads(qo_env("nodes", name, "--format", "instackenv").stdout)["nodes"]
+    assert instack[2]["pm_type"] == "ipmi" and instack[2]["pm_password"] == password
+    assert instack[2]["mac"][0] == document["nodes"][2]["ports"][0]["address"]
+    metal3 = list(YAML(typ="safe").load_all(
+        qo_env("nodes", name, "--format", "metal3", "--driver", "redfish").stdout))
+    hosts = [d for d in metal3 if d["kind"] == "BareMetalHost"]
+    secrets = {d["metadata"]["name"]: d for d in metal3 if d["kind"] == "Secret"}
+    assert len(hosts) == 3 and len(secrets) == 3
+    for host in hosts:
+        assert host["spec"]["online"] is False
+        assert host["spec"]["bmc"]["address"].startswith("redfish+https://127.0.0.1:")
+        assert secrets[host["spec"]["bmc"]["credentialsName"]]["stringData"]["password"] \
+            == password
+
+    # The environment's BMC, served from here with its own credentials.
+    bmc = bmc_server("--environment", name, env=state)
+    node = document["nodes"][0]
+    port = bmc.port_base + 0
+    assert bmc.ipmitool("power", "status", port=port, password=password).stdout.strip() == \
+        "Chassis Power is off"
+    bmc.ipmitool("power", "on", port=port, password=password)
+    settle(conn, servers[node["name"]].id, "ACTIVE", timeout=60)
+    assert bmc.ipmitool("power", "status", port=port, check=False).returncode != 0  # default pw
+    bmc.ipmitool("power", "off", port=port, password=password)
+    settle(conn, servers[node["name"]].id, "SHUTOFF", timeout=60)
+    assert password not in bmc.log

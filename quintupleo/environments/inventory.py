@@ -1,0 +1,60 @@
+"""An environment's nodes as inventories: the cloud's view of each node (MACs, flavor) joined
+with the BMC that `bmc serve --environment NAME` runs for it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import openstack
+
+from quintupleo.backends.openstack import OpenStackBackend
+from quintupleo.bmc.redfish.tls import self_signed
+from quintupleo.bmc.settings import BmcSettings
+from quintupleo.environments import store
+from quintupleo.inventory import InventoryNode
+from quintupleo.inventory.instackenv import instackenv_document
+from quintupleo.inventory.ironic import ironic_document
+from quintupleo.inventory.metal3 import metal3_document
+
+
+def environment_nodes(name: str) -> tuple[BmcSettings, list[InventoryNode]]:
+    settings = BmcSettings.load(None, environment=name)
+    journal = store.open_journal(name)
+    try:
+        spec = store.stored_spec(journal)
+        planned = dict(store.node_ids(journal, spec))
+    finally:
+        journal.close()
+    conn = openstack.connect(cloud=settings.cloud)
+    backend = OpenStackBackend(settings.cloud, servers=settings.servers, connection=conn)
+
+    async def discover():
+        try:
+            return await backend.discover()
+        finally:
+            await backend.close()
+
+    infos = asyncio.run(discover())
+    # MACs in NIC order (the first one PXE-boots), from the ports the plan named.
+    macs = {p.name: p.mac_address for p in conn.network.ports(tags=spec.tag)}
+    nodes = []
+    for index, info in enumerate(infos):
+        item = planned[info.id]
+        ordered = tuple(macs[port] for port in item.params["ports"] if port in macs)
+        nodes.append(InventoryNode(replace(info, macs=ordered or info.macs),
+                                   settings.access(info, index), item.params["profile"]))
+    return settings, nodes
+
+
+def inventory_text(name: str, format: str, driver: str,
+                   interfaces: dict[str, str] | None = None) -> str:
+    settings, nodes = environment_nodes(name)
+    if driver == "redfish" and settings.tls and settings.tls_cert is None:
+        # The CA file the inventory names is the certificate the BMC will serve.
+        self_signed(settings.state_dir, settings.redfish_address)
+    if format == "ironic":
+        return ironic_document(nodes, driver, interfaces)
+    if format == "instackenv":
+        return instackenv_document(nodes, driver)
+    return metal3_document(nodes, driver)
