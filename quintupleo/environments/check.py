@@ -1,0 +1,161 @@
+"""Probe a cloud for every feature an environment needs, and say what a failure disables.
+
+Probes act, they do not guess: they create a scratch network, subnet and ports (deleted at the
+end, whatever happens) and read the API's own limits and microversions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from openstack import exceptions as os_exc
+
+from quintupleo.environments.spec import EnvironmentSpec
+
+
+@dataclass(frozen=True)
+class Finding:
+    feature: str
+    ok: bool
+    must: bool            # a must-have: environments cannot be made without it
+    detail: str
+    disables: str         # what a failure costs
+
+
+def _microversion(conn: Any) -> tuple[int, int]:
+    """The compute API's highest microversion (keystoneauth gives a tuple or a string)."""
+    version = conn.compute.get_endpoint_data().max_microversion or (2, 1)
+    if isinstance(version, str):
+        version = version.split(".")
+    major, minor = (int(p) for p in tuple(version)[:2])
+    return major, minor
+
+
+class CloudCheck:
+    def __init__(self, conn: Any, spec: EnvironmentSpec | None = None) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.findings: list[Finding] = []
+        self._scratch: list[tuple[Callable[..., Any], Any]] = []   # deleters, newest last
+
+    def _add(self, feature: str, must: bool, disables: str, probe: Callable[[], str]) -> None:
+        try:
+            detail, ok = probe(), True
+        except (os_exc.SDKException, AssertionError, ValueError) as exc:
+            detail, ok = _reason(exc), False
+        self.findings.append(Finding(feature, ok, must, detail, disables))
+
+    def _keep(self, deleter: Callable[..., Any], resource: Any) -> Any:
+        self._scratch.append((deleter, resource))
+        return resource
+
+    def run(self) -> list[Finding]:
+        net = self.conn.network
+        try:
+            self._add("authentication", True, "everything",
+                      lambda: f"token for project {self.conn.current_project_id}")
+            compute = _microversion(self.conn)
+            self._add("Nova microversion >= 2.52 (tags at boot)", True,
+                      "tagging nodes, so delete/audit by tag",
+                      lambda: _at_least(compute, (2, 52)))
+            self._add("Nova stable rescue (2.87)", False, "PXE boot by rescue (PXE issue)",
+                      lambda: _at_least(compute, (2, 87)))
+            self._add("Nova rebuild of volume-backed servers (2.93)", False,
+                      "PXE/reimage by rebuild of volume-backed nodes",
+                      lambda: _at_least(compute, (2, 93)))
+            extensions = {e.alias for e in net.extensions()}
+            for alias, must, disables in (
+                    ("port-security", True, "the user's own DHCP/PXE on node ports"),
+                    ("allowed-address-pairs", False, "virtual IPs on ports that keep security"),
+                    ("standard-attr-tag", True, "tags on networks and ports (delete/audit)")):
+                self._add(f"Neutron extension {alias}", must, disables,
+                          lambda alias=alias: _present(alias, extensions))
+            network = self._keep(net.delete_network,
+                                 net.create_network(name=f"qo-check-{uuid.uuid4().hex[:8]}"))
+            self._add("subnet without DHCP or gateway", True, "provisioning networks",
+                      lambda: self._subnet(network))
+            self._add("port with port security disabled", True,
+                      "the user's own DHCP/PXE and virtual IPs",
+                      lambda: self._port(network, port_security_enabled=False))
+            self._add("port without a fixed IP", False, "NICs with no address from Neutron",
+                      lambda: self._port(network, fixed_ips=[]))
+            self._add("tagging a network", True, "delete/audit by tag",
+                      lambda: self._tag(network))
+            self._add("image upload", False, "iPXE boot images (PXE issue)", self._image)
+            self._add("application credentials", False,
+                      "the BMC host in the cloud (its own credential)",
+                      self._application_credential)
+            self._add("quotas", self.spec is not None, "creating the environment",
+                      self._quotas)
+        finally:
+            for deleter, resource in reversed(self._scratch):
+                with contextlib.suppress(os_exc.SDKException):
+                    deleter(resource)
+        return self.findings
+
+    def _subnet(self, network: Any) -> str:
+        subnet = self.conn.network.create_subnet(
+            network_id=network.id, cidr="192.0.2.0/24", ip_version=4, enable_dhcp=False,
+            gateway_ip=None, name=network.name)
+        assert not subnet.is_dhcp_enabled and subnet.gateway_ip is None, "the cloud changed it"
+        return "created"
+
+    def _port(self, network: Any, **attrs: Any) -> str:
+        port = self._keep(self.conn.network.delete_port,
+                          self.conn.network.create_port(network_id=network.id, **attrs))
+        if "port_security_enabled" in attrs:
+            assert port.is_port_security_enabled is False, "the port kept its security"
+        if "fixed_ips" in attrs:
+            assert not port.fixed_ips, "the port got an address anyway"
+        return "created"
+
+    def _tag(self, network: Any) -> str:
+        self.conn.network.add_tag(network, "quintupleo:check")
+        return "tagged"
+
+    def _image(self) -> str:
+        image = self._keep(self.conn.image.delete_image, self.conn.image.create_image(
+            name=f"qo-check-{uuid.uuid4().hex[:8]}", data=b"\0" * 512, disk_format="raw",
+            container_format="bare", allow_duplicates=True))
+        return f"uploaded {image.size or 512} bytes"
+
+    def _application_credential(self) -> str:
+        identity = self.conn.identity
+        user = self.conn.current_user_id
+        credential = identity.create_application_credential(
+            user, name=f"qo-check-{uuid.uuid4().hex[:8]}")
+        self._keep(lambda c: identity.delete_application_credential(user, c), credential)
+        return "created"
+
+    def _quotas(self) -> str:
+        limits = self.conn.compute.get_limits().absolute
+        free_instances = limits.instances - limits.instances_used
+        if self.spec is None:
+            return f"{free_instances} instances, {limits.total_cores - limits.total_cores_used} " \
+                   "cores free (give --spec to check an environment)"
+        nodes = sum(role.count for role in self.spec.roles)
+        if nodes > free_instances:
+            raise ValueError(f"{nodes} nodes wanted, {free_instances} instances free")
+        return f"{nodes} nodes wanted, {free_instances} instances free"
+
+
+def _at_least(version: tuple[int, int], wanted: tuple[int, int]) -> str:
+    if version < wanted:
+        raise ValueError(f"the cloud offers {version[0]}.{version[1]}")
+    return f"{version[0]}.{version[1]}"
+
+
+def _present(alias: str, extensions: set[str]) -> str:
+    if alias not in extensions:
+        raise ValueError("not offered")
+    return "offered"
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, os_exc.HttpException):
+        return f"HTTP {exc.status_code}: {exc.details or exc.message}"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,60 @@
+"""`quintupleo check` against the devcloud: all must-haves pass; a feature a policy forbids is
+reported with what it disables, and the exit code says so."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.devcloud
+
+
+def check(*args: str) -> tuple[int, list[dict]]:
+    result = subprocess.run([sys.executable, "-m", "quintupleo", "check", "--cloud", "devcloud",
+                             "--format", "json", *args], capture_output=True, text=True,
+                            timeout=300)
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_check_passes_on_the_devcloud_and_leaves_nothing(conn):
+    code, findings = check()
+    failed = [f for f in findings if not f["ok"]]
+    assert code == 0 and not failed, failed
+    features = {f["feature"] for f in findings}
+    assert {"port with port security disabled", "subnet without DHCP or gateway",
+            "application credentials", "image upload"} <= features
+    assert not [n for n in conn.network.networks() if n.name.startswith("qo-check-")]
+    assert not [i for i in conn.image.images() if i.name.startswith("qo-check-")]
+    user = conn.current_user_id
+    assert not [c for c in conn.identity.application_credentials(user)
+                if c.name.startswith("qo-check-")]
+
+
+def test_a_policy_that_forbids_disabling_port_security_is_reported(devcloud):
+    # Neutron (oslo.policy) re-reads its policy file when it changes: no restart needed.
+    policy = devcloud.layout.etc / "neutron" / "policy.yaml"
+    policy.write_text('"create_port:port_security_enabled": "rule:admin_only"\n')
+    try:
+        code, findings = check()
+    finally:
+        policy.write_text("{}\n")
+    assert code == 1
+    failed = {f["feature"]: f for f in findings if not f["ok"]}
+    assert list(failed) == ["port with port security disabled"]
+    finding = failed["port with port security disabled"]
+    assert finding["must"] and "403" in finding["detail"]
+    assert "DHCP/PXE" in finding["disables"]
+    assert check()[0] == 0                      # and the cloud is back as it was
+
+
+def test_quotas_against_a_spec(tmp_path):
+    spec = tmp_path / "big.yaml"
+    spec.write_text("name: big\ncloud: devcloud\nnetworks: {provisioning: {cidr: 10.0.0.0/16}}\n"
+                    "roles: {node: {count: 1000, flavor: qo.tiny, image: quintupleo-tiny}}\n")
+    code, findings = check("--spec", str(spec))
+    quotas = next(f for f in findings if f["feature"] == "quotas")
+    assert code == 1 and not quotas["ok"] and quotas["must"]
+    assert "1000 nodes wanted" in quotas["detail"]
