@@ -28,7 +28,8 @@ class Leak:
 def create(ops: CloudOps, journal: Journal, planned: list[Planned],
            progress: Progress = lambda phase, done, total: None) -> dict[str, str]:
     """Create what is missing; a second run creates nothing. Returns name -> cloud ID."""
-    ids = {e.name: e.cloud_id for e in journal.entries() if e.status == "created" and e.cloud_id}
+    entries = {e.name: e for e in journal.entries()}
+    ids = {name: e.cloud_id for name, e in entries.items() if e.status == "created" and e.cloud_id}
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="env") as pool:
         for kind in Kind:
             todo = [p for p in planned if p.kind is kind and p.name not in ids]
@@ -36,13 +37,17 @@ def create(ops: CloudOps, journal: Journal, planned: list[Planned],
             progress(kind.value, done, len(todo))
             for item in todo:
                 journal.creating(item.name, item.kind)   # before the cloud sees it
-            futures = {pool.submit(ops.create, item, ids): item for item in todo}
+            # Only what an earlier run started (and crashed) is looked for before creating.
+            futures = {pool.submit(ops.create, item, ids, item.name in entries): item
+                       for item in todo}
             for future, item in futures.items():
                 cloud_id = future.result()
                 journal.created(item.name, cloud_id)
                 ids[item.name] = cloud_id
                 done += 1
                 progress(kind.value, done, len(todo))
+            if kind is Kind.SERVER and todo:
+                ops.power_off({ids[item.name] for item in todo})
     return ids
 
 

@@ -46,15 +46,16 @@ class CloudOps:
         return self.listing(kind, tags=self.tag)
 
     # ---- creation ------------------------------------------------------------------------
-    def create(self, item: Planned, ids: dict[str, str]) -> str:
-        """Create (or adopt, if a crash left it behind) one resource; return its ID."""
+    def create(self, item: Planned, ids: dict[str, str], adopt: bool = False) -> str:
+        """Create one resource and return its ID; with `adopt` (an earlier run started it and
+        crashed) first look for it by name."""
         try:
-            return self._create(item, ids)
+            return self._create(item, ids, adopt)
         except os_exc.SDKException as exc:
             raise CloudError(f"{item.kind.value} {item.name}: {_reason(exc)}") from None
 
-    def _create(self, item: Planned, ids: dict[str, str]) -> str:
-        existing = self.find(item.kind, item.name)
+    def _create(self, item: Planned, ids: dict[str, str], adopt: bool) -> str:
+        existing = self.find(item.kind, item.name) if adopt else None
         fresh = existing is None
         if fresh:
             existing = getattr(self, f"_create_{item.kind.value}")(item, ids)
@@ -67,8 +68,6 @@ class CloudOps:
             # cloud has; the journal holds the exact name meanwhile.
             self._count()
             self.conn.network.add_tag(existing, self.tag)
-        if item.kind is Kind.SERVER:
-            self._power_off(existing.id)
         return existing.id
 
     def _create_network(self, item: Planned, ids: dict[str, str]) -> Any:
@@ -101,24 +100,28 @@ class CloudOps:
             name=item.name, image_id=image.id, flavor_id=flavor.id, tags=[self.tag],
             metadata=metadata, networks=[{"port": ids[port]} for port in p["ports"]])
 
-    def _power_off(self, server_id: str) -> None:
-        """Wait for the first boot to end, then stop: nodes are handed over powered off."""
+    def power_off(self, server_ids: set[str]) -> None:
+        """Wait for the servers' first boot to end and stop them: nodes are handed over
+        powered off. One server list per poll for all of them, one stop per server."""
         deadline = time.monotonic() + SERVER_TIMEOUT
-        while True:
-            self._count()
-            server = self.conn.compute.get_server(server_id)
-            if server.status == "ERROR":
-                raise CloudError(f"server {server.name} went to ERROR: {server.fault}")
-            if server.task_state is None and server.status == "SHUTOFF":
-                return
-            if server.task_state is None and server.status == "ACTIVE":
-                self._count()
-                with contextlib.suppress(os_exc.ConflictException):   # a task began: look again
-                    self.conn.compute.stop_server(server_id)
-            if time.monotonic() > deadline:
-                raise CloudError(f"server {server.name} is {server.status}/{server.task_state} "
-                                 f"after {SERVER_TIMEOUT:.0f} s")
-            time.sleep(0.3)
+        pending = set(server_ids)
+        while pending:
+            for server in self.tagged(Kind.SERVER):
+                if server.id not in pending:
+                    continue
+                if server.status == "ERROR":
+                    raise CloudError(f"server {server.name} went to ERROR: {server.fault}")
+                if server.task_state is None and server.status == "SHUTOFF":
+                    pending.discard(server.id)
+                elif server.task_state is None and server.status == "ACTIVE":
+                    self._count()
+                    with contextlib.suppress(os_exc.ConflictException):   # a task began
+                        self.conn.compute.stop_server(server.id)
+            if pending and time.monotonic() > deadline:
+                raise CloudError(f"{len(pending)} servers not powered off after "
+                                 f"{SERVER_TIMEOUT:.0f} s")
+            if pending:
+                time.sleep(0.5)
 
     # ---- deletion ------------------------------------------------------------------------
     def delete(self, kind: Kind, cloud_id: str) -> None:
