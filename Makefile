@@ -31,6 +31,7 @@ bench: setup devcloud
 	$(VENV)/bin/python bench/devcloud.py
 	$(VENV)/bin/python bench/bmc_ipmi.py
 	$(VENV)/bin/python bench/bmc_redfish.py
+	$(VENV)/bin/python bench/env.py
 
 down:
 	$(QO) devcloud down

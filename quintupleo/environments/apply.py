@@ -46,8 +46,9 @@ def create(ops: CloudOps, journal: Journal, planned: list[Planned],
                 ids[item.name] = cloud_id
                 done += 1
                 progress(kind.value, done, len(todo))
-            if kind is Kind.SERVER and todo:
-                ops.power_off({ids[item.name] for item in todo})
+            nodes = {ids[item.name] for item in todo if item.params.get("baremetal")}
+            if kind is Kind.SERVER and nodes:
+                ops.power_off(nodes)      # bare-metal nodes are handed over powered off
     return ids
 
 
@@ -87,6 +88,8 @@ def audit(ops: CloudOps, journal: Journal, planned: list[Planned]) -> list[Leak]
     names = {p.name for p in planned}
     leaks: dict[str, Leak] = {}
     for kind in Kind:
+        if kind is Kind.VIP:
+            continue   # ports too: listed once, as ports
         for resource in ops.tagged(kind):
             if resource.id not in held:
                 leaks[resource.id] = Leak(kind, resource.name, resource.id,

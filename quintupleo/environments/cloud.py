@@ -34,7 +34,8 @@ class CloudOps:
     def listing(self, kind: Kind, **query: Any) -> list[Any]:
         self._count()
         net, compute = self.conn.network, self.conn.compute
-        return list({Kind.NETWORK: net.networks, Kind.SUBNET: net.subnets, Kind.PORT: net.ports,
+        return list({Kind.NETWORK: net.networks, Kind.SUBNET: net.subnets, Kind.VIP: net.ports,
+                     Kind.PORT: net.ports,
                      Kind.SERVER: lambda **q: compute.servers(details=True, **q)}[kind](**query))
 
     def find(self, kind: Kind, name: str) -> Any | None:
@@ -82,11 +83,31 @@ class CloudOps:
             ip_version=4 if "." in item.params["cidr"] else 6, enable_dhcp=False,
             gateway_ip=None)
 
+    def _create_vip(self, item: Planned, ids: dict[str, str]) -> Any:
+        self._count()
+        ip = item.params["ip"]
+        return self.conn.network.create_port(
+            name=item.name, network_id=ids[item.params["network"]],
+            port_security_enabled=item.params["security"],
+            **({"fixed_ips": [{"ip_address": ip}]} if ip else {}))
+
     def _create_port(self, item: Planned, ids: dict[str, str]) -> Any:
+        if not item.params["security"]:
+            self._count()
+            return self.conn.network.create_port(name=item.name,
+                                                 network_id=ids[item.params["network"]],
+                                                 port_security_enabled=False)
+        # Neutron refuses address pairs on a port without security: keep it, allow the VIPs.
+        pairs = []
+        for vip in item.params["pairs"]:
+            self._count()
+            port = self.conn.network.get_port(ids[vip])
+            pairs += [{"ip_address": fixed["ip_address"]} for fixed in port.fixed_ips]
         self._count()
         return self.conn.network.create_port(name=item.name,
                                              network_id=ids[item.params["network"]],
-                                             port_security_enabled=False)
+                                             port_security_enabled=True,
+                                             allowed_address_pairs=pairs)
 
     def _create_server(self, item: Planned, ids: dict[str, str]) -> Any:
         p = item.params
@@ -94,11 +115,12 @@ class CloudOps:
         image = self.conn.image.find_image(p["image"], ignore_missing=False)
         flavor = self.conn.compute.find_flavor(p["flavor"], ignore_missing=False)
         metadata = {"quintupleo_role": p["role"]}
+        key = {"key_name": p["key"]} if p.get("key") else {}
         if p["profile"]:
             metadata["quintupleo_profile"] = p["profile"]
         return self.conn.compute.create_server(
             name=item.name, image_id=image.id, flavor_id=flavor.id, tags=[self.tag],
-            metadata=metadata, networks=[{"port": ids[port]} for port in p["ports"]])
+            metadata=metadata, networks=[{"port": ids[port]} for port in p["ports"]], **key)
 
     def power_off(self, server_ids: set[str]) -> None:
         """Wait for the servers' first boot to end and stop them: nodes are handed over
@@ -147,6 +169,7 @@ class CloudOps:
                 time.sleep(0.3)
         delete = {Kind.NETWORK: self.conn.network.delete_network,
                   Kind.SUBNET: self.conn.network.delete_subnet,
+                  Kind.VIP: self.conn.network.delete_port,
                   Kind.PORT: self.conn.network.delete_port}[kind]
         delete(cloud_id, ignore_missing=True)
 

@@ -12,6 +12,8 @@
                    networks: [provisioning, internal_api, storage]}
       compute: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: compute}
     bmc: {address: 127.0.0.1, ipmi_port_base: 6230, redfish_port: 8000}   # optional
+    vips: [{name: api, network: internal-api, ip: 172.16.2.250}]          # optional
+    undercloud: {image: centos-9, flavor: m1.large, key: mykey}            # optional
 """
 
 from __future__ import annotations
@@ -39,6 +41,28 @@ class SpecError(ConfigError):
 class NetworkSpec:
     name: str
     cidr: str
+    # False: ports without port security (the user's DHCP/PXE and VIPs just work). True: ports
+    # keep Neutron's filtering and the network's VIPs go in their allowed-address-pairs.
+    port_security: bool = False
+
+
+@dataclass(frozen=True)
+class VipSpec:
+    """A virtual IP for HA (keepalived/pacemaker): a reserved, device-less port."""
+
+    name: str
+    network: str
+    ip: str | None = None
+
+
+@dataclass(frozen=True)
+class UndercloudSpec:
+    """The host that runs the provisioning tool; it stays powered on."""
+
+    image: str
+    flavor: str
+    key: str | None = None
+    networks: tuple[str, ...] = ("provisioning",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +93,8 @@ class EnvironmentSpec:
     networks: tuple[NetworkSpec, ...]     # the provisioning network first
     roles: tuple[RoleSpec, ...]
     bmc: BmcSpec = BmcSpec()
+    vips: tuple[VipSpec, ...] = ()
+    undercloud: UndercloudSpec | None = None
 
     @property
     def tag(self) -> str:
@@ -119,8 +145,8 @@ class _Reader:
 
 def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
     r = _Reader(source)
-    top = r.mapping(data, "", {"name", "cloud", "networks", "roles", "bmc"},
-                    {"name", "cloud", "networks", "roles"})
+    top = r.mapping(data, "", {"name", "cloud", "networks", "roles", "bmc", "vips",
+                               "undercloud"}, {"name", "cloud", "networks", "roles"})
     name = r.name(top["name"], "name")
     cloud = r.text(top["cloud"], "cloud")
     nets = r.mapping(top["networks"], "networks", {PROVISIONING, "extra"}, {PROVISIONING})
@@ -135,8 +161,11 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         r.name(net_name, key)
         if net_name == PROVISIONING:
             raise r.fail(key, "the provisioning network is declared above")
-        networks.append(NetworkSpec(net_name, r.cidr(
-            r.mapping(net, key, {"cidr"}, {"cidr"})["cidr"], f"{key}.cidr")))
+        net = r.mapping(net, key, {"cidr", "port_security"}, {"cidr"})
+        security = net.get("port_security", False)
+        if not isinstance(security, bool):
+            raise r.fail(f"{key}.port_security", "true or false")
+        networks.append(NetworkSpec(net_name, r.cidr(net["cidr"], f"{key}.cidr"), security))
     known = {n.name for n in networks}
     roles = []
     role_map = top["roles"]
@@ -166,7 +195,49 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
                               r.text(profile, f"{key}.profile") if profile is not None else None,
                               tuple(nics)))
     return EnvironmentSpec(name, cloud, tuple(networks), tuple(roles),
-                           _bmc(r, top.get("bmc") or {}))
+                           _bmc(r, top.get("bmc") or {}), _vips(r, top.get("vips") or [], known),
+                           _undercloud(r, top.get("undercloud"), known))
+
+
+def _vips(r: _Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
+    if not isinstance(data, list):
+        raise r.fail("vips", "a list of {name, network, ip}")
+    vips, names = [], set()
+    for index, vip in enumerate(data):
+        key = f"vips[{index}]"
+        vip = r.mapping(vip, key, {"name", "network", "ip"}, {"name", "network"})
+        name = r.name(vip["name"], f"{key}.name")
+        if name in names:
+            raise r.fail(f"{key}.name", "used twice")
+        names.add(name)
+        if vip["network"] not in networks:
+            raise r.fail(f"{key}.network", f"no network {vip['network']!r}")
+        ip = vip.get("ip")
+        if ip is not None:
+            try:
+                ip = str(ipaddress.ip_address(ip))
+            except ValueError as exc:
+                raise r.fail(f"{key}.ip", str(exc)) from None
+        vips.append(VipSpec(name, vip["network"], ip))
+    return tuple(vips)
+
+
+def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | None:
+    if data is None:
+        return None
+    data = r.mapping(data, "undercloud", {"image", "flavor", "key", "networks"},
+                     {"image", "flavor"})
+    nics = data.get("networks", [PROVISIONING])
+    if not isinstance(nics, list) or not nics:
+        raise r.fail("undercloud.networks", "a list of network names")
+    for index, nic in enumerate(nics):
+        if nic not in networks:
+            raise r.fail(f"undercloud.networks[{index}]", f"no network {nic!r}")
+    key = data.get("key")
+    return UndercloudSpec(r.text(data["image"], "undercloud.image"),
+                          r.text(data["flavor"], "undercloud.flavor"),
+                          r.text(key, "undercloud.key") if key is not None else None,
+                          tuple(nics))
 
 
 def _bmc(r: _Reader, data: Any) -> BmcSpec:

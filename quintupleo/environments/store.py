@@ -48,7 +48,7 @@ def node_ids(journal: Journal, spec: EnvironmentSpec) -> list[tuple[str, Planned
                if e.kind is Kind.SERVER and e.status == "created"}
     nodes = []
     for item in plan(spec):
-        if item.kind is Kind.SERVER:
+        if item.kind is Kind.SERVER and item.params["baremetal"]:
             if not created.get(item.name):
                 raise ConfigError(f"environment {spec.name} has no node {item.name} yet: run "
                                   "`quintupleo env create` again")

@@ -200,3 +200,49 @@ def test_environment_bmc_and_inventories(conn, qo_env, tmp_path, bmc_server):
     bmc.ipmitool("power", "off", port=port, password=password)
     settle(conn, servers[node["name"]].id, "SHUTOFF", timeout=60)
     assert password not in bmc.log
+
+
+HA_SPEC = """
+name: {name}
+cloud: devcloud
+networks:
+  provisioning: {{cidr: 192.168.24.0/24}}
+  extra:
+    internal-api: {{cidr: 172.16.2.0/24, port_security: true}}
+    storage: {{cidr: 172.16.1.0/24}}
+roles:
+  controller: {{count: 2, flavor: qo.tiny, image: quintupleo-tiny,
+               networks: [provisioning, internal-api, storage]}}
+vips:
+  - {{name: api, network: internal-api, ip: 172.16.2.250}}
+  - {{name: storage, network: storage}}
+undercloud: {{image: quintupleo-tiny, flavor: qo.tiny, networks: [provisioning, internal-api]}}
+"""
+
+
+def test_virtual_ips_and_an_undercloud(conn, qo_env, tmp_path):
+    name = f"t{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "ha.yaml"
+    path.write_text(HA_SPEC.format(name=name))
+    qo_env("create", str(path))
+    ports = {p.name: p for p in tagged(conn, name)["ports"]}
+    api = ports[f"qo-{name}-vip-api"]
+    assert [f["ip_address"] for f in api.fixed_ips] == ["172.16.2.250"]
+    assert not api.device_id                                       # reserved, on no server
+    storage_vip_ip = ports[f"qo-{name}-vip-storage"].fixed_ips[0]["ip_address"]
+    for index in (0, 1):
+        secured = ports[f"qo-{name}-controller-{index}-internal-api"]
+        assert secured.is_port_security_enabled is True            # kept: pairs need it
+        assert {p["ip_address"] for p in secured.allowed_address_pairs} == {"172.16.2.250"}
+        open_port = ports[f"qo-{name}-controller-{index}-storage"]
+        assert open_port.is_port_security_enabled is False          # VIPs just work
+        assert storage_vip_ip.startswith("172.16.1.")
+    servers = {s.name: s for s in tagged(conn, name)["servers"]}
+    assert servers[f"qo-{name}-undercloud"].status == "ACTIVE"      # it stays on
+    assert servers[f"qo-{name}-controller-0"].status == "SHUTOFF"
+    inventory = json.loads(qo_env("nodes", name).stdout)["nodes"]
+    assert [n["name"] for n in inventory] == [f"qo-{name}-controller-0",
+                                              f"qo-{name}-controller-1"]
+    qo_env("delete", name)
+    assert not any(tagged(conn, name).values())
+    assert "0 leaked resources" in qo_env("audit", name).stdout

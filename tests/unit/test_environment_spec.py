@@ -44,6 +44,12 @@ def with_change(path: str, value):
     ("roles.controller.networks", ["provisioning", "tenant"], "roles.controller.networks[1]"),
     ("roles.controller.networks", ["storage"], "roles.controller.networks[0]"),
     ("roles", [], "roles"),
+    ("vips", [{"name": "api", "network": "tenant"}], "vips[0].network"),
+    ("vips", [{"name": "api", "network": "storage", "ip": "300.1.1.1"}], "vips[0].ip"),
+    ("undercloud", {"image": "i"}, "undercloud.flavor"),
+    ("undercloud", {"image": "i", "flavor": "f", "networks": ["nope"]}, "undercloud.networks[0]"),
+    ("networks.extra.storage", {"cidr": "172.16.1.0/24", "port_security": "yes"},
+     "networks.extra.storage.port_security"),
 ])
 def test_bad_specs_point_at_the_key(path, value, where):
     with pytest.raises(SpecError) as error:
