@@ -246,10 +246,13 @@ class Devcloud:
                       state: State) -> None:
         if processes.running(self.layout, service.name):
             return
-        tail = processes.log_tail(self.layout.log(service.name), since=offsets[service.name] or 0)
+        log, since = self.layout.log(service.name), offsets[service.name] or 0
+        cause = processes.first_error(log, since)
+        tail = processes.log_tail(log, since=since)
         raise DevcloudError(
-            "exited while starting; last lines of its log:\n" + _redact(tail, state),
-            service=service.name, log=self.layout.log(service.name))
+            "exited while starting" + (f": {_redact(cause, state)}" if cause else "")
+            + "; last lines of its log:\n" + _redact(tail, state),
+            service=service.name, log=log)
 
     def _stop_all(self) -> list[str]:
         state = State.load(self.layout) or State()

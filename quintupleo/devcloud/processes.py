@@ -149,6 +149,17 @@ def port_owner(port: int) -> str:
     return "another process"
 
 
+def first_error(path: Path, since: int = 0) -> str | None:
+    """The first CRITICAL (else ERROR) line written to PATH after byte offset SINCE: the cause,
+    which a dying uWSGI's later lines (workers killed mid-import) can push out of the tail."""
+    found: dict[str, str] = {}
+    for line in log_tail(path, lines=10**6, since=since).splitlines():
+        for level in (" CRITICAL ", " ERROR "):
+            if level in line and level not in found:
+                found[level] = line.strip()
+    return found.get(" CRITICAL ") or found.get(" ERROR ")
+
+
 def log_tail(path: Path, lines: int = 12, since: int = 0) -> str:
     """The last lines written to PATH after byte offset SINCE."""
     try:

@@ -46,9 +46,15 @@ def create(ops: CloudOps, journal: Journal, planned: list[Planned],
                 ids[item.name] = cloud_id
                 done += 1
                 progress(kind.value, done, len(todo))
-            nodes = {ids[item.name] for item in todo if item.params.get("baremetal")}
-            if kind is Kind.SERVER and nodes:
-                ops.power_off(nodes)      # bare-metal nodes are handed over powered off
+    # Bare-metal nodes are handed over powered off, then their ports are brought up; a node
+    # counts as handed over only when both are done (a crash in between is finished here).
+    waiting = [p for p in planned if p.kind is Kind.SERVER and p.params.get("baremetal")
+               and journal.meta(f"handed-over:{p.name}") is None]
+    if waiting:
+        ops.power_off({ids[p.name] for p in waiting})
+        ops.bring_up({ids[port] for p in waiting for port in p.params["ports"]})
+        for item in waiting:
+            journal.set_meta(f"handed-over:{item.name}", "yes")
     return ids
 
 

@@ -92,11 +92,14 @@ class CloudOps:
             **({"fixed_ips": [{"ip_address": ip}]} if ip else {}))
 
     def _create_port(self, item: Planned, ids: dict[str, str]) -> Any:
+        # A bare-metal node's ports stay administratively down until its first boot (which
+        # Nova cannot skip) is over and the node is off: nothing on the network sees it.
+        down = {"admin_state_up": False} if item.params.get("node") else {}
         if not item.params["security"]:
             self._count()
             return self.conn.network.create_port(name=item.name,
                                                  network_id=ids[item.params["network"]],
-                                                 port_security_enabled=False)
+                                                 port_security_enabled=False, **down)
         # Neutron refuses address pairs on a port without security: keep it, allow the VIPs.
         pairs = []
         for vip in item.params["pairs"]:
@@ -107,7 +110,7 @@ class CloudOps:
         return self.conn.network.create_port(name=item.name,
                                              network_id=ids[item.params["network"]],
                                              port_security_enabled=True,
-                                             allowed_address_pairs=pairs)
+                                             allowed_address_pairs=pairs, **down)
 
     def _create_server(self, item: Planned, ids: dict[str, str]) -> Any:
         p = item.params
@@ -121,6 +124,12 @@ class CloudOps:
         return self.conn.compute.create_server(
             name=item.name, image_id=image.id, flavor_id=flavor.id, tags=[self.tag],
             metadata=metadata, networks=[{"port": ids[port]} for port in p["ports"]], **key)
+
+    def bring_up(self, port_ids: set[str]) -> None:
+        """Let the (powered-off) nodes' ports carry traffic."""
+        for port_id in port_ids:
+            self._count()
+            self.conn.network.update_port(port_id, admin_state_up=True)
 
     def power_off(self, server_ids: set[str]) -> None:
         """Wait for the servers' first boot to end and stop them: nodes are handed over

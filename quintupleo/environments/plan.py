@@ -44,7 +44,7 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             "network": spec.resource_name(vip.network), "ip": vip.ip,
             "security": vip.network in secured}, needs=_on(spec, vip.network)))
 
-    def ports_for(owner: str, networks: tuple[str, ...]) -> tuple[str, ...]:
+    def ports_for(owner: str, networks: tuple[str, ...], node: bool) -> tuple[str, ...]:
         names = []
         for net in networks:
             port = f"{owner}-{net}"
@@ -54,20 +54,20 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             pairs = tuple(vips.get(net, [])) if net in secured else ()
             resources.append(Planned(Kind.PORT, port, {
                 "network": spec.resource_name(net), "security": net in secured,
-                "pairs": pairs}, needs=(*_on(spec, net), *pairs)))
+                "pairs": pairs, "node": node}, needs=(*_on(spec, net), *pairs)))
         return tuple(names)
 
     for role in spec.roles:
         for index in range(role.count):
             node = spec.resource_name(role.name, str(index))
-            ports = ports_for(node, role.networks)
+            ports = ports_for(node, role.networks, node=True)
             resources.append(Planned(Kind.SERVER, node, {
                 "role": role.name, "index": index, "flavor": role.flavor, "image": role.image,
                 "profile": role.profile, "ports": ports, "baremetal": True, "key": None},
                 needs=ports))
     if spec.undercloud is not None:
         host = spec.resource_name("undercloud")
-        ports = ports_for(host, spec.undercloud.networks)
+        ports = ports_for(host, spec.undercloud.networks, node=False)
         resources.append(Planned(Kind.SERVER, host, {
             "role": "undercloud", "index": 0, "flavor": spec.undercloud.flavor,
             "image": spec.undercloud.image, "profile": None, "ports": ports,

@@ -98,6 +98,8 @@ def test_create_is_complete_idempotent_and_delete_leaves_nothing(conn, qo_env, t
     assert all(s.status == "SHUTOFF" for s in found["servers"])
     assert all(not s.is_dhcp_enabled and s.gateway_ip is None for s in found["subnets"])
     assert all(p.is_port_security_enabled is False for p in found["ports"])
+    # down during the nodes' first boot, up once they are off
+    assert all(p.is_admin_state_up for p in found["ports"])
     controller = next(s for s in found["servers"] if s.name == f"qo-{name}-controller-0")
     nics = {p.name for p in conn.network.ports(device_id=controller.id)}
     assert nics == {f"qo-{name}-controller-0-{net}"
