@@ -24,6 +24,9 @@ class BootStore:
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Writes happen in the event loop: no fsync per commit (WAL + NORMAL never corrupts;
+        # a power loss can lose the last override, a process kill cannot).
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(_SCHEMA)
 

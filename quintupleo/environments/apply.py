@@ -68,7 +68,7 @@ def delete(ops: CloudOps, journal: Journal,
             todo = [e for e in entries if e.kind is kind]
             progress(kind.value, 0, len(todo))
 
-            def remove(entry, kind=kind):
+            def remove(entry, kind=kind) -> str | None:
                 journal.deleting(entry.name)
                 cloud_id = entry.cloud_id
                 if cloud_id is None:
@@ -76,15 +76,22 @@ def delete(ops: CloudOps, journal: Journal,
                     cloud_id = found.id if found else None
                 if cloud_id is not None:
                     ops.delete(kind, cloud_id)
-                return entry
+                return cloud_id
 
-            for done, future in enumerate([pool.submit(remove, e) for e in todo], 1):
-                journal.forget(future.result().name)
+            futures = [pool.submit(remove, e) for e in todo]
+            removed = {future.result() for future in futures} - {None}
+            if kind is Kind.SERVER:
+                ops.wait_gone(removed)    # the servers' ports are freed only then
+            for done, entry in enumerate(todo, 1):
+                journal.forget(entry.name)
                 progress(kind.value, done, len(todo))
     # Anything tagged for the environment that the journal never saw (should be nothing).
-    for leak in audit(ops, journal, []):
+    leaks = audit(ops, journal, [])
+    for leak in sorted(leaks, key=lambda leak: list(Kind).index(leak.kind), reverse=True):
         log.warning("removing %s %s (%s)", leak.kind.value, leak.name, leak.why)
         ops.delete(leak.kind, leak.cloud_id)
+        if leak.kind is Kind.SERVER:
+            ops.wait_gone({leak.cloud_id})
 
 
 def audit(ops: CloudOps, journal: Journal, planned: list[Planned]) -> list[Leak]:

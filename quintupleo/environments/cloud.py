@@ -155,8 +155,21 @@ class CloudOps:
                 time.sleep(0.5)
 
     # ---- deletion ------------------------------------------------------------------------
+    def wait_gone(self, server_ids: set[str]) -> None:
+        """Wait until Nova no longer lists these servers (their ports are freed only then):
+        one server list per poll for all of them."""
+        deadline = time.monotonic() + SERVER_TIMEOUT
+        pending = set(server_ids)
+        while pending:
+            pending &= {server.id for server in self.listing(Kind.SERVER)}
+            if pending and time.monotonic() > deadline:
+                raise CloudError(f"{len(pending)} servers not deleted after "
+                                 f"{SERVER_TIMEOUT:.0f} s")
+            if pending:
+                time.sleep(0.5)
+
     def delete(self, kind: Kind, cloud_id: str) -> None:
-        """Delete; a resource already gone is fine. Servers are waited for (their ports)."""
+        """Delete; a resource already gone is fine. Servers go asynchronously: see wait_gone."""
         try:
             self._delete(kind, cloud_id)
         except os_exc.SDKException as exc:
@@ -164,19 +177,8 @@ class CloudOps:
 
     def _delete(self, kind: Kind, cloud_id: str) -> None:
         self._count()
-        if kind is Kind.SERVER:
-            self.conn.compute.delete_server(cloud_id, ignore_missing=True)
-            deadline = time.monotonic() + SERVER_TIMEOUT
-            while True:
-                self._count()
-                try:
-                    self.conn.compute.get_server(cloud_id)
-                except os_exc.NotFoundException:
-                    return
-                if time.monotonic() > deadline:
-                    raise CloudError(f"server {cloud_id} not deleted after {SERVER_TIMEOUT} s")
-                time.sleep(0.3)
-        delete = {Kind.NETWORK: self.conn.network.delete_network,
+        delete = {Kind.SERVER: self.conn.compute.delete_server,
+                  Kind.NETWORK: self.conn.network.delete_network,
                   Kind.SUBNET: self.conn.network.delete_subnet,
                   Kind.VIP: self.conn.network.delete_port,
                   Kind.PORT: self.conn.network.delete_port}[kind]

@@ -307,13 +307,12 @@ class RedfishService:
 
     async def patch_system(self, request, match):
         controller = self._node(match["node"])
-        current = self._json(rf.system(controller))
+        resource = rf.system(controller)
         if_match = request.headers.get("If-Match")
-        if if_match and if_match not in ("*", current.headers["ETag"]):
+        if if_match and if_match not in ("*", self._json(resource).headers["ETag"]):
             raise RedfishError(412, "The resource changed since it was read (ETag).",
                                "PreconditionFailed", (request.path,))
         body = await self._body(request)
-        resource = rf.system(controller)
         for key in body:
             if key != "Boot":
                 raise RedfishError(400, f"Property {key} cannot be changed.",
