@@ -48,7 +48,7 @@ def main() -> None:
         environment = spec(nodes)
         planned = plan(environment)
         journal = Journal(tmp / environment.name / "journal.sqlite")
-        ops = CloudOps(conn, environment.tag)
+        ops = CloudOps(conn, environment)
         started = time.monotonic()
         try:
             apply.create(ops, journal, planned)

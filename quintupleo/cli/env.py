@@ -15,8 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from quintupleo.environments import apply, store
+from quintupleo.environments.bmc_host import BmcHost
 from quintupleo.environments.cloud import CloudOps
 from quintupleo.environments.inventory import inventory_text
+from quintupleo.environments.journal import Journal
 from quintupleo.environments.plan import Kind, plan
 from quintupleo.environments.spec import EnvironmentSpec, load
 from quintupleo.errors import QuintupleOError
@@ -33,17 +35,21 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
-def _ops(spec: EnvironmentSpec) -> CloudOps:
+def _ops(spec: EnvironmentSpec, journal: Journal | None = None) -> CloudOps:
+    """The cloud calls for SPEC; with the journal, also what a BMC host needs."""
     import openstack
     try:
         conn = openstack.connect(cloud=spec.cloud)
     except Exception as exc:   # openstacksdk raises several kinds for a bad clouds.yaml entry
         raise QuintupleOError(f"cloud {spec.cloud!r}: {exc}") from None
-    return CloudOps(conn, spec.tag)
+    host = None
+    if journal is not None and spec.bmc.host is not None:
+        host = BmcHost(spec, journal, store.bmc_password(journal))
+    return CloudOps(conn, spec, host)
 
 
 def _progress() -> tuple[Progress, apply.Progress]:
-    bars = Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
+    bars = Progress(TextColumn("{task.description:>11}"), BarColumn(), MofNCompleteColumn(),
                     console=errors, transient=False)
     tasks: dict[str, int] = {}
 
@@ -76,7 +82,7 @@ def create(spec_file: Annotated[Path, typer.Argument(help="The environment spec 
                                   "it first or use another name")
         journal.set_meta("spec", raw)
         journal.set_meta("state", "creating")
-        ops = _ops(spec)
+        ops = _ops(spec, journal)
         started = time.monotonic()
         bars, report = _progress()
         with bars:
@@ -84,7 +90,7 @@ def create(spec_file: Annotated[Path, typer.Argument(help="The environment spec 
         journal.set_meta("state", "created")
     except QuintupleOError as exc:
         _fail(exc)
-    nodes = sum(1 for p in planned if p.kind is Kind.SERVER)
+    nodes = sum(1 for p in planned if p.kind is Kind.SERVER and p.params["baremetal"])
     console.print(f"[green]✓[/] {spec.name}: {len(ids)} resources, {nodes} nodes powered off, "
                   f"{ops.calls} API calls, {time.monotonic() - started:.1f} s")
 

@@ -40,6 +40,8 @@ FLAVORS = (  # name, RAM MiB, vCPUs, disk GiB
     ("qo.large", 8192, 4, 40),
 )
 IMAGE_NAME = "quintupleo-tiny"
+PUBLIC_NETWORK = "public"       # external, with no uplink: routers and floating IPs work
+PUBLIC_CIDR = "203.0.113.0/24"  # TEST-NET-3: never routed anywhere
 MEMBER = "demo"
 
 
@@ -147,6 +149,17 @@ def upload_image(conn: openstack.connection.Connection) -> None:
     data = io.BytesIO(b"QUINTUPLEO-TINY-IMAGE".ljust(1 << 16, b"\0"))
     conn.image.create_image(name=IMAGE_NAME, data=data, disk_format="raw",
                             container_format="bare", visibility="public", wait=True)
+
+
+def ensure_public_network(conn: openstack.connection.Connection) -> None:
+    """The external network a cloud offers (clouds made before it existed get it too)."""
+    if conn.network.find_network(PUBLIC_NETWORK) is not None:
+        return
+    network = conn.network.create_network(
+        name=PUBLIC_NETWORK, is_router_external=True, provider_network_type="flat",
+        provider_physical_network=PUBLIC_NETWORK)
+    conn.network.create_subnet(name=f"{PUBLIC_NETWORK}-subnet", network_id=network.id,
+                               cidr=PUBLIC_CIDR, ip_version=4, enable_dhcp=False)
 
 
 def snapshot(layout: Layout, target: Path) -> None:

@@ -69,10 +69,13 @@ class Devcloud:
                     conn = bootstrap.admin_connection(state)
                     bootstrap.create_flavors(conn)
                     bootstrap.upload_image(conn)
+                    bootstrap.ensure_public_network(conn)
                 with step("golden copy for reset"):
                     bootstrap.snapshot(self.layout, self.layout.golden)
                 state.bootstrapped = True
                 state.save(self.layout)
+            else:
+                bootstrap.ensure_public_network(bootstrap.admin_connection(state))
         except (SDKException, ClientException) as exc:
             self._stop_all()
             raise DevcloudError(f"bootstrap through the OpenStack APIs failed: {exc}",

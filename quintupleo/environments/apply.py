@@ -30,9 +30,17 @@ def create(ops: CloudOps, journal: Journal, planned: list[Planned],
     """Create what is missing; a second run creates nothing. Returns name -> cloud ID."""
     entries = {e.name: e for e in journal.entries()}
     ids = {name: e.cloud_id for name, e in entries.items() if e.status == "created" and e.cloud_id}
+    _recheck(ops, journal, planned, ids)
+    entries = {e.name: e for e in journal.entries()}
+    made_now: set[str] = set()
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="env") as pool:
         for kind in Kind:
             todo = [p for p in planned if p.kind is kind and p.name not in ids]
+            if kind is Kind.SERVER:
+                # A node made again (deleted out of band) on ports that are up: down they go,
+                # so its first boot stays as invisible as the others'.
+                ops.set_ports_up({ids[port] for p in todo if p.params.get("baremetal")
+                                  for port in p.params["ports"] if port not in made_now}, False)
             done = 0
             progress(kind.value, done, len(todo))
             for item in todo:
@@ -44,6 +52,7 @@ def create(ops: CloudOps, journal: Journal, planned: list[Planned],
                 cloud_id = future.result()
                 journal.created(item.name, cloud_id)
                 ids[item.name] = cloud_id
+                made_now.add(item.name)
                 done += 1
                 progress(kind.value, done, len(todo))
     # Bare-metal nodes are handed over powered off, then their ports are brought up; a node
@@ -52,10 +61,46 @@ def create(ops: CloudOps, journal: Journal, planned: list[Planned],
                and journal.meta(f"handed-over:{p.name}") is None]
     if waiting:
         ops.power_off({ids[p.name] for p in waiting})
-        ops.bring_up({ids[port] for p in waiting for port in p.params["ports"]})
+        ops.set_ports_up({ids[port] for p in waiting for port in p.params["ports"]}, True)
         for item in waiting:
             journal.set_meta(f"handed-over:{item.name}", "yes")
     return ids
+
+
+def _recheck(ops: CloudOps, journal: Journal, planned: list[Planned], ids: dict[str, str]) -> None:
+    """Resources the journal holds that are gone from the cloud (deleted out of band) are made
+    again, and so is what refers to them by ID (a server to its port, the BMC host to its
+    credential): the old one is removed first."""
+    kind_of = {e.name: e.kind for e in journal.entries()}
+    # One tagged listing per kind of resource held (ports and VIPs are ports, hosts servers).
+    listed_as = {Kind.VIP: Kind.PORT, Kind.BMC_HOST: Kind.SERVER}
+    present: dict[Kind, set[str]] = {}
+    gone = set()
+    for name, cloud_id in ids.items():
+        kind = listed_as.get(kind_of[name], kind_of[name])
+        if kind not in present:
+            present[kind] = {r.id for r in ops.tagged(kind)}
+        if cloud_id not in present[kind] and not ops.exists(kind, cloud_id):
+            gone.add(name)
+    if not gone:
+        return
+    stale = set(gone)
+    while more := {p.name for p in planned if p.name in ids and p.name not in stale
+                   and stale & set(p.needs)}:
+        stale |= more
+    for name in sorted(gone):
+        log.warning("%s %s is gone from the cloud: making it again", kind_of[name].value, name)
+    for kind in reversed(Kind):
+        replaced = [name for name in stale - gone if kind_of[name] is kind]
+        for name in replaced:
+            log.warning("replacing %s %s: what it refers to was made again", kind.value, name)
+            ops.delete(kind, ids[name])
+        if kind in (Kind.SERVER, Kind.BMC_HOST) and replaced:
+            ops.wait_gone({ids[name] for name in replaced})
+    for name in stale:
+        journal.forget(name)
+        journal.drop_meta(f"handed-over:{name}")
+        del ids[name]
 
 
 def delete(ops: CloudOps, journal: Journal,
@@ -80,7 +125,7 @@ def delete(ops: CloudOps, journal: Journal,
 
             futures = [pool.submit(remove, e) for e in todo]
             removed = {future.result() for future in futures} - {None}
-            if kind is Kind.SERVER:
+            if kind in (Kind.SERVER, Kind.BMC_HOST):
                 ops.wait_gone(removed)    # the servers' ports are freed only then
             for done, entry in enumerate(todo, 1):
                 journal.forget(entry.name)
@@ -90,7 +135,7 @@ def delete(ops: CloudOps, journal: Journal,
     for leak in sorted(leaks, key=lambda leak: list(Kind).index(leak.kind), reverse=True):
         log.warning("removing %s %s (%s)", leak.kind.value, leak.name, leak.why)
         ops.delete(leak.kind, leak.cloud_id)
-        if leak.kind is Kind.SERVER:
+        if leak.kind in (Kind.SERVER, Kind.BMC_HOST):
             ops.wait_gone({leak.cloud_id})
 
 
@@ -101,8 +146,8 @@ def audit(ops: CloudOps, journal: Journal, planned: list[Planned]) -> list[Leak]
     names = {p.name for p in planned}
     leaks: dict[str, Leak] = {}
     for kind in Kind:
-        if kind is Kind.VIP:
-            continue   # ports too: listed once, as ports
+        if kind in (Kind.VIP, Kind.BMC_HOST):
+            continue   # listed once, as ports and as servers
         for resource in ops.tagged(kind):
             if resource.id not in held:
                 leaks[resource.id] = Leak(kind, resource.name, resource.id,

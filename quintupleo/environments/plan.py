@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from quintupleo.environments.spec import EnvironmentSpec
+from quintupleo.environments.spec import BMC_NETWORK, EnvironmentSpec
 
 
 class Kind(StrEnum):
@@ -14,9 +14,13 @@ class Kind(StrEnum):
 
     NETWORK = "network"
     SUBNET = "subnet"
-    VIP = "vip"          # a device-less port reserving a virtual IP
+    ROUTER = "router"            # the BMC network's way to the external network
+    VIP = "vip"                  # a device-less port reserving a virtual IP
     PORT = "port"
     SERVER = "server"
+    FLOATING_IP = "floating-ip"  # the undercloud's
+    CREDENTIAL = "credential"    # the BMC host's application credential (Keystone)
+    BMC_HOST = "bmc-host"        # a server running `bmc serve` for the nodes above
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,12 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
         resources.append(Planned(Kind.NETWORK, name, {"network": net.name}))
         # No DHCP and no gateway: the user's own DHCP/PXE server answers on these networks.
         resources.append(Planned(Kind.SUBNET, f"{name}-subnet",
-                                 {"cidr": net.cidr, "network": name}, needs=(name,)))
+                                 {"cidr": net.cidr, "network": name, "routed": net.routed},
+                                 needs=(name,)))
+    if spec.external is not None:
+        subnet = f"{spec.resource_name(BMC_NETWORK)}-subnet"
+        resources.append(Planned(Kind.ROUTER, spec.resource_name("router"), {
+            "external": spec.external, "subnet": subnet}, needs=(subnet,)))
     vips: dict[str, list[str]] = {}
     for vip in spec.vips:
         name = spec.resource_name("vip", vip.name)
@@ -44,7 +53,8 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             "network": spec.resource_name(vip.network), "ip": vip.ip,
             "security": vip.network in secured}, needs=_on(spec, vip.network)))
 
-    def ports_for(owner: str, networks: tuple[str, ...], node: bool) -> tuple[str, ...]:
+    def ports_for(owner: str, networks: tuple[str, ...], node: bool,
+                  addresses: int = 1) -> tuple[str, ...]:
         names = []
         for net in networks:
             port = f"{owner}-{net}"
@@ -54,12 +64,15 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             pairs = tuple(vips.get(net, [])) if net in secured else ()
             resources.append(Planned(Kind.PORT, port, {
                 "network": spec.resource_name(net), "security": net in secured,
-                "pairs": pairs, "node": node}, needs=(*_on(spec, net), *pairs)))
+                "pairs": pairs, "node": node, "addresses": addresses},
+                needs=(*_on(spec, net), *pairs)))
         return tuple(names)
 
+    nodes = []
     for role in spec.roles:
         for index in range(role.count):
             node = spec.resource_name(role.name, str(index))
+            nodes.append(node)
             ports = ports_for(node, role.networks, node=True)
             resources.append(Planned(Kind.SERVER, node, {
                 "role": role.name, "index": index, "flavor": role.flavor, "image": role.image,
@@ -72,6 +85,21 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             "role": "undercloud", "index": 0, "flavor": spec.undercloud.flavor,
             "image": spec.undercloud.image, "profile": None, "ports": ports,
             "baremetal": False, "key": spec.undercloud.key}, needs=ports))
+        if spec.undercloud.floating_ip:
+            port = f"{host}-{BMC_NETWORK}"
+            resources.append(Planned(Kind.FLOATING_IP, f"{host}-fip", {
+                "external": spec.external, "port": port},
+                needs=(port, spec.resource_name("router"))))
+    if spec.bmc.host is not None:
+        host, credential = spec.resource_name("bmc-host"), spec.resource_name("bmc-credential")
+        resources.append(Planned(Kind.CREDENTIAL, credential))
+        # Per-node addresses: the host's port holds one fixed IP for itself and one per node.
+        many = 1 + len(nodes) if spec.bmc.addressing == "addresses" else 1
+        ports = ports_for(host, (BMC_NETWORK,), node=False, addresses=many)
+        resources.append(Planned(Kind.BMC_HOST, host, {
+            "flavor": spec.bmc.host.flavor, "image": spec.bmc.host.image,
+            "key": spec.bmc.host.key, "ports": ports, "credential": credential,
+            "nodes": tuple(nodes)}, needs=(*ports, credential)))   # nodes: by name
     return resources
 
 

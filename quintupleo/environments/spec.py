@@ -4,6 +4,8 @@
     cloud: devcloud
     networks:
       provisioning: {cidr: 192.168.24.0/24}
+      bmc: {cidr: 10.0.1.0/24}        # optional: where the undercloud and the BMC host meet
+      external: public                # optional: an existing external network, routed to `bmc`
       extra:
         internal_api: {cidr: 172.16.2.0/24}
         storage: {cidr: 172.16.1.0/24}
@@ -13,7 +15,10 @@
       compute: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: compute}
     bmc: {address: 127.0.0.1, ipmi_port_base: 6230, redfish_port: 8000}   # optional
     vips: [{name: api, network: internal-api, ip: 172.16.2.250}]          # optional
-    undercloud: {image: centos-9, flavor: m1.large, key: mykey}            # optional
+    undercloud: {image: centos-9, flavor: m1.large, key: mykey,            # optional
+                 networks: [bmc, provisioning], floating_ip: true}
+
+`bmc.host: {image, flavor, key}` serves the BMC from a host in the cloud instead (see bmc_host.py).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from quintupleo.errors import ConfigError
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 PROVISIONING = "provisioning"
+BMC_NETWORK = "bmc"
+ADDRESSING = ("ports", "addresses")
 
 
 class SpecError(ConfigError):
@@ -44,6 +51,8 @@ class NetworkSpec:
     # False: ports without port security (the user's DHCP/PXE and VIPs just work). True: ports
     # keep Neutron's filtering and the network's VIPs go in their allowed-address-pairs.
     port_security: bool = False
+    # The BMC network is an ordinary routed one: DHCP, a gateway, the cloud's security groups.
+    routed: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class UndercloudSpec:
     flavor: str
     key: str | None = None
     networks: tuple[str, ...] = ("provisioning",)
+    floating_ip: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,14 +86,28 @@ class RoleSpec:
 
 
 @dataclass(frozen=True)
+class HostSpec:
+    """A server in the cloud that runs the environment's BMC."""
+
+    image: str
+    flavor: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
 class BmcSpec:
-    """Where the environment's virtual BMC (`bmc serve --environment NAME`) listens."""
+    """Where the environment's virtual BMC listens: served from here by `bmc serve
+    --environment NAME` (`address`), or from a host in the cloud (`host`), where each node
+    gets a port of the host's address (`addressing: ports`) or an address of its own on 623."""
 
     address: str = "127.0.0.1"
     ipmi_port_base: int = 6230
     redfish_port: int = 8000
     tls: bool = True
     username: str = "admin"
+    host: HostSpec | None = None
+    addressing: str = "ports"
+    install: str | None = None          # what the host pip-installs; default: this version
 
 
 @dataclass(frozen=True)
@@ -95,6 +119,10 @@ class EnvironmentSpec:
     bmc: BmcSpec = BmcSpec()
     vips: tuple[VipSpec, ...] = ()
     undercloud: UndercloudSpec | None = None
+    external: str | None = None            # an existing external network (name or ID)
+
+    def network(self, name: str) -> NetworkSpec | None:
+        return next((net for net in self.networks if net.name == name), None)
 
     @property
     def tag(self) -> str:
@@ -149,18 +177,30 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
                                "undercloud"}, {"name", "cloud", "networks", "roles"})
     name = r.name(top["name"], "name")
     cloud = r.text(top["cloud"], "cloud")
-    nets = r.mapping(top["networks"], "networks", {PROVISIONING, "extra"}, {PROVISIONING})
+    nets = r.mapping(top["networks"], "networks", {PROVISIONING, BMC_NETWORK, "external",
+                                                   "extra"}, {PROVISIONING})
     networks = [NetworkSpec(PROVISIONING, r.cidr(
         r.mapping(nets[PROVISIONING], f"networks.{PROVISIONING}", {"cidr"}, {"cidr"})["cidr"],
         f"networks.{PROVISIONING}.cidr"))]
+    if BMC_NETWORK in nets:
+        key = f"networks.{BMC_NETWORK}"
+        networks.append(NetworkSpec(BMC_NETWORK, r.cidr(
+            r.mapping(nets[BMC_NETWORK], key, {"cidr"}, {"cidr"})["cidr"], f"{key}.cidr"),
+            port_security=True, routed=True))
+    external = nets.get("external")
+    if external is not None:
+        external = r.text(external, "networks.external")
+        if BMC_NETWORK not in nets:
+            raise r.fail("networks.external", f"needs networks.{BMC_NETWORK}: the router to the "
+                                              "external network is on it")
     extra = nets.get("extra") or {}
     if not isinstance(extra, dict):
         raise r.fail("networks.extra", "expected a mapping of network name to {cidr}")
     for net_name, net in extra.items():
         key = f"networks.extra.{net_name}"
         r.name(net_name, key)
-        if net_name == PROVISIONING:
-            raise r.fail(key, "the provisioning network is declared above")
+        if net_name in (PROVISIONING, BMC_NETWORK):
+            raise r.fail(key, f"the {net_name} network is declared above")
         net = r.mapping(net, key, {"cidr", "port_security"}, {"cidr"})
         security = net.get("port_security", False)
         if not isinstance(security, bool):
@@ -194,9 +234,17 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
                               r.text(role["image"], f"{key}.image"),
                               r.text(profile, f"{key}.profile") if profile is not None else None,
                               tuple(nics)))
-    return EnvironmentSpec(name, cloud, tuple(networks), tuple(roles),
-                           _bmc(r, top.get("bmc") or {}), _vips(r, top.get("vips") or [], known),
-                           _undercloud(r, top.get("undercloud"), known))
+    bmc = _bmc(r, top.get("bmc") or {})
+    if bmc.host is not None and external is None:
+        raise r.fail("bmc.host", "the BMC host reaches the cloud's APIs through a router: give "
+                                 f"networks.{BMC_NETWORK} and networks.external")
+    undercloud = _undercloud(r, top.get("undercloud"), known)
+    if (undercloud is not None and undercloud.floating_ip
+            and (external is None or BMC_NETWORK not in undercloud.networks)):
+        raise r.fail("undercloud.floating_ip", f"needs networks.external and a NIC on "
+                                               f"networks.{BMC_NETWORK} (the routed one)")
+    return EnvironmentSpec(name, cloud, tuple(networks), tuple(roles), bmc,
+                           _vips(r, top.get("vips") or [], known), undercloud, external)
 
 
 def _vips(r: _Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
@@ -225,7 +273,7 @@ def _vips(r: _Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
 def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | None:
     if data is None:
         return None
-    data = r.mapping(data, "undercloud", {"image", "flavor", "key", "networks"},
+    data = r.mapping(data, "undercloud", {"image", "flavor", "key", "networks", "floating_ip"},
                      {"image", "flavor"})
     nics = data.get("networks", [PROVISIONING])
     if not isinstance(nics, list) or not nics:
@@ -234,23 +282,37 @@ def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | N
         if nic not in networks:
             raise r.fail(f"undercloud.networks[{index}]", f"no network {nic!r}")
     key = data.get("key")
+    floating_ip = data.get("floating_ip", False)
+    if not isinstance(floating_ip, bool):
+        raise r.fail("undercloud.floating_ip", "true or false")
     return UndercloudSpec(r.text(data["image"], "undercloud.image"),
                           r.text(data["flavor"], "undercloud.flavor"),
                           r.text(key, "undercloud.key") if key is not None else None,
-                          tuple(nics))
+                          tuple(nics), floating_ip)
 
 
 def _bmc(r: _Reader, data: Any) -> BmcSpec:
-    fields = r.mapping(data, "bmc", {"address", "ipmi_port_base", "redfish_port", "tls",
-                                     "username"})
+    fields = dict(r.mapping(data, "bmc", {"address", "ipmi_port_base", "redfish_port", "tls",
+                                          "username", "host", "addressing", "install"}))
     for key in ("ipmi_port_base", "redfish_port"):
         if key in fields and (not isinstance(fields[key], int) or not 0 < fields[key] < 65536):
             raise r.fail(f"bmc.{key}", "a port number")
     if "tls" in fields and not isinstance(fields["tls"], bool):
         raise r.fail("bmc.tls", "true or false")
-    for key in ("address", "username"):
+    for key in ("address", "username", "install"):
         if key in fields:
             r.text(fields[key], f"bmc.{key}")
+    if fields.get("addressing", "ports") not in ADDRESSING:
+        raise r.fail("bmc.addressing", f"one of {', '.join(ADDRESSING)}")
+    if "host" in fields:
+        host = r.mapping(fields["host"], "bmc.host", {"image", "flavor", "key"},
+                         {"image", "flavor"})
+        fields["host"] = HostSpec(r.text(host["image"], "bmc.host.image"),
+                                  r.text(host["flavor"], "bmc.host.flavor"),
+                                  r.text(host["key"], "bmc.host.key") if "key" in host else None)
+    elif "addressing" in fields or "install" in fields:
+        raise r.fail("bmc.addressing" if "addressing" in fields else "bmc.install",
+                     "only for a BMC host in the cloud (bmc.host)")
     return BmcSpec(**fields)
 
 

@@ -62,12 +62,21 @@ def bmc_settings(name: str) -> dict[str, object]:
     try:
         spec = stored_spec(journal)
         bmc = spec.bmc
+        address, nodes = bmc.address, {}
+        if bmc.host is not None:     # served in the cloud: the addresses its host was given
+            from quintupleo.environments.bmc_host import read_served
+            served = read_served(journal)
+            if served is None:
+                raise ConfigError(f"environment {spec.name} has no BMC host yet: run "
+                                  "`quintupleo env create` again")
+            address = served["address"]
+            nodes = {name: {"ipmi_address": ip} for name, ip in served["nodes"].items()}
         return {"backend": "openstack", "cloud": spec.cloud,
                 "servers": [node_id for node_id, _ in node_ids(journal, spec)],
-                "ipmi_address": bmc.address, "ipmi_port_base": bmc.ipmi_port_base,
-                "redfish_address": bmc.address, "redfish_port": bmc.redfish_port,
+                "ipmi_address": address, "ipmi_port_base": bmc.ipmi_port_base,
+                "redfish_address": address, "redfish_port": bmc.redfish_port,
                 "tls": bmc.tls, "username": bmc.username, "password": bmc_password(journal),
-                "state_dir": journal.path.parent / "bmc"}
+                "state_dir": journal.path.parent / "bmc", "nodes": nodes}
     finally:
         journal.close()
 
