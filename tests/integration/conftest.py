@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 
 import openstack
@@ -59,3 +62,59 @@ def boot(conn, network, name):
         conn.compute.delete_server(server, ignore_missing=True)
     for server in servers:
         conn.compute.wait_for_delete(server, wait=60)
+
+
+@pytest.fixture
+def qo_env(tmp_path, devcloud):
+    """Run `quintupleo env ...` with its own state dir; environments left over are deleted."""
+    environ = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    created: list[str] = []
+
+    def run(*args: str, check: bool = True, background: bool = False):
+        command = [sys.executable, "-m", "quintupleo", "env", *args]
+        if args[0] == "create" and not args[-1].startswith("--"):
+            created.append(args[-1])
+        if background:
+            return subprocess.Popen(command, env=environ, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+        result = subprocess.run(command, env=environ, capture_output=True, text=True,
+                                timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"env {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result
+
+    run.state = tmp_path / "state" / "quintupleo" / "environments"
+    yield run
+    for name in {p.parent.name for p in run.state.glob("*/journal.sqlite")}:
+        run("delete", name, check=False)
+
+
+@pytest.fixture
+def tagged():
+    """What the devcloud holds tagged for an environment: tagged(conn, name)."""
+    return _tagged
+
+
+def _tagged(conn, name):
+    tag = f"quintupleo:{name}"
+    return {"servers": list(conn.compute.servers(tags=tag)),
+            "ports": list(conn.network.ports(tags=tag)),
+            "subnets": list(conn.network.subnets(tags=tag)),
+            "networks": list(conn.network.networks(tags=tag))}
+
+
+@pytest.fixture(scope="session")
+def cloud_config_schema(tmp_path_factory) -> dict:
+    """cloud-init's own cloud-config JSON schema, from Debian's cloud-init package (downloaded
+    from the Debian mirror, unpacked, never installed)."""
+    import json
+    work = tmp_path_factory.mktemp("cloud-init")
+    download = ["apt-get", "download", "-q", "cloud-init"]
+    if subprocess.run(download, cwd=work, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(download, cwd=work, check=True, capture_output=True)
+    package = next(work.glob("cloud-init_*.deb"))
+    subprocess.run(["dpkg-deb", "-x", str(package), str(work / "root")], check=True)
+    schema = next((work / "root").glob("usr/lib/python3/dist-packages/cloudinit/config/"
+                                       "schemas/schema-cloud-config-v1.json"))
+    return json.loads(schema.read_text())
