@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from openstack import exceptions as os_exc
 
+from quintupleo.environments.plan import Kind, plan
 from quintupleo.environments.spec import EnvironmentSpec
 
 
@@ -68,10 +70,13 @@ class CloudCheck:
                       "PXE/reimage by rebuild of volume-backed nodes",
                       lambda: _at_least(compute, (2, 93)))
             extensions = {e.alias for e in net.extensions()}
+            routed = self.spec is not None and self.spec.external is not None
             for alias, must, disables in (
                     ("port-security", True, "the user's own DHCP/PXE on node ports"),
                     ("allowed-address-pairs", False, "virtual IPs on ports that keep security"),
-                    ("standard-attr-tag", True, "tags on networks and ports (delete/audit)")):
+                    ("standard-attr-tag", True, "tags on networks and ports (delete/audit)"),
+                    ("router", routed, "the BMC host in the cloud, the undercloud's floating "
+                                       "IP")):
                 self._add(f"Neutron extension {alias}", must, disables,
                           lambda alias=alias: _present(alias, extensions))
             network = self._keep(net.delete_network,
@@ -86,7 +91,10 @@ class CloudCheck:
             self._add("tagging a network", True, "delete/audit by tag",
                       lambda: self._tag(network))
             self._add("image upload", False, "iPXE boot images (PXE issue)", self._image)
-            self._add("application credentials", False,
+            self._add("external network", routed,
+                      "the BMC host in the cloud, the undercloud's floating IP", self._external)
+            self._add("application credentials",
+                      self.spec is not None and self.spec.bmc.host is not None,
                       "the BMC host in the cloud (its own credential)",
                       self._application_credential)
             self._add("quotas", self.spec is not None, "creating the environment",
@@ -132,16 +140,41 @@ class CloudCheck:
         self._keep(lambda c: identity.delete_application_credential(user, c), credential)
         return "created"
 
+    def _external(self) -> str:
+        if self.spec is not None and self.spec.external is not None:
+            network = self.conn.network.find_network(self.spec.external, ignore_missing=False)
+            if not network.is_router_external:
+                raise ValueError(f"{self.spec.external} is not external (router:external)")
+            return f"{self.spec.external} is external"
+        names = sorted(n.name for n in self.conn.network.networks(is_router_external=True))
+        if not names:
+            raise ValueError("none offered")
+        return "offered: " + ", ".join(names)
+
     def _quotas(self) -> str:
         limits = self.conn.compute.get_limits().absolute
         free_instances = limits.instances - limits.instances_used
         if self.spec is None:
             return f"{free_instances} instances, {limits.total_cores - limits.total_cores_used} " \
                    "cores free (give --spec to check an environment)"
-        nodes = sum(role.count for role in self.spec.roles)
-        if nodes > free_instances:
-            raise ValueError(f"{nodes} nodes wanted, {free_instances} instances free")
-        return f"{nodes} nodes wanted, {free_instances} instances free"
+        wanted = Counter(instances=0)
+        for item in plan(self.spec):
+            kind = {Kind.SERVER: "instances", Kind.BMC_HOST: "instances", Kind.PORT: "ports",
+                    Kind.VIP: "ports", Kind.NETWORK: "networks", Kind.SUBNET: "subnets",
+                    Kind.ROUTER: "routers", Kind.FLOATING_IP: "floating_ips"}.get(item.kind)
+            if kind:
+                wanted[kind] += 1
+        free = {"instances": free_instances}
+        quota = self.conn.network.get_quota(self.conn.current_project_id, details=True)
+        for kind in wanted.keys() - {"instances"}:
+            detail = getattr(quota, kind)
+            limit = detail["limit"]
+            free[kind] = 1 << 30 if limit < 0 else limit - detail["used"] - detail["reserved"]
+        short = [f"{kind}: {wanted[kind]} wanted, {free[kind]} free"
+                 for kind in sorted(wanted) if wanted[kind] > free[kind]]
+        if short:
+            raise ValueError("; ".join(short))
+        return ", ".join(f"{wanted[kind]} {kind}" for kind in sorted(wanted)) + " fit"
 
 
 def _at_least(version: tuple[int, int], wanted: tuple[int, int]) -> str:

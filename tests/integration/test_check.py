@@ -57,4 +57,23 @@ def test_quotas_against_a_spec(tmp_path):
     code, findings = check("--spec", str(spec))
     quotas = next(f for f in findings if f["feature"] == "quotas")
     assert code == 1 and not quotas["ok"] and quotas["must"]
-    assert "1000 nodes wanted" in quotas["detail"]
+    assert "instances: 1000 wanted" in quotas["detail"]
+
+
+def test_a_spec_with_a_bmc_host_needs_its_external_network(tmp_path):
+    spec = tmp_path / "routed.yaml"
+    text = ("name: routed\ncloud: devcloud\nnetworks: {{provisioning: {{cidr: 10.0.0.0/24}}, "
+            "bmc: {{cidr: 10.0.1.0/24}}, external: {external}}}\n"
+            "roles: {{node: {{count: 2, flavor: qo.tiny, image: quintupleo-tiny}}}}\n"
+            "bmc: {{host: {{image: quintupleo-tiny, flavor: qo.tiny}}, addressing: addresses}}\n")
+    spec.write_text(text.format(external="public"))
+    code, findings = check("--spec", str(spec))
+    found = {f["feature"]: f for f in findings}
+    assert code == 0 and found["external network"]["must"]
+    assert found["application credentials"]["must"] and found["application credentials"]["ok"]
+    # nodes + the BMC host; one port each (the host's holds an address per node)
+    assert "3 instances" in found["quotas"]["detail"] and "3 ports" in found["quotas"]["detail"]
+    spec.write_text(text.format(external="no-such-network"))
+    code, findings = check("--spec", str(spec))
+    external = next(f for f in findings if f["feature"] == "external network")
+    assert code == 1 and not external["ok"] and "no-such-network" in external["detail"]
