@@ -50,6 +50,13 @@ def with_change(path: str, value):
     ("undercloud", {"image": "i", "flavor": "f", "networks": ["nope"]}, "undercloud.networks[0]"),
     ("networks.extra.storage", {"cidr": "172.16.1.0/24", "port_security": "yes"},
      "networks.extra.storage.port_security"),
+    ("networks.external", "public", "networks.external"),              # needs networks.bmc
+    ("networks.extra.bmc", {"cidr": "10.0.1.0/24"}, "networks.extra.bmc"),
+    ("bmc", {"host": {"image": "i", "flavor": "f"}}, "bmc.host"),      # needs a router
+    ("bmc", {"addressing": "ports"}, "bmc.addressing"),                # only with a host
+    ("bmc", {"install": "quintupleo"}, "bmc.install"),
+    ("bmc", {"host": {"image": "i"}}, "bmc.host.flavor"),
+    ("undercloud", {"image": "i", "flavor": "f", "floating_ip": True}, "undercloud.floating_ip"),
 ])
 def test_bad_specs_point_at_the_key(path, value, where):
     with pytest.raises(SpecError) as error:
@@ -72,3 +79,42 @@ def test_plan_names_are_unique_and_ordered():
     assert controller.params["ports"] == ("qo-lab1-controller-0-provisioning",
                                           "qo-lab1-controller-0-storage")
     assert spec.tag == "quintupleo:lab1"
+
+
+def test_a_bmc_host_plan():
+    data = copy.deepcopy(GOOD)
+    data["networks"].update({"bmc": {"cidr": "10.0.1.0/24"}, "external": "public"})
+    data["bmc"] = {"host": {"image": "i", "flavor": "f"}, "addressing": "addresses"}
+    data["undercloud"] = {"image": "i", "flavor": "f", "networks": ["bmc", "provisioning"],
+                          "floating_ip": True}
+    planned = {p.name: p for p in plan(parse(data))}
+    assert planned["qo-lab1-bmc-subnet"].params["routed"] is True
+    assert planned["qo-lab1-provisioning-subnet"].params["routed"] is False
+    assert planned["qo-lab1-router"].params == {"external": "public",
+                                                "subnet": "qo-lab1-bmc-subnet"}
+    assert planned["qo-lab1-undercloud-fip"].needs == ("qo-lab1-undercloud-bmc", "qo-lab1-router")
+    host = planned["qo-lab1-bmc-host"]
+    assert host.kind is Kind.BMC_HOST and host.params["nodes"] == (
+        "qo-lab1-controller-0", "qo-lab1-controller-1", "qo-lab1-compute-0")
+    # one address for the host, one per node; the credential before the host
+    assert planned["qo-lab1-bmc-host-bmc"].params["addresses"] == 4
+    assert host.needs == ("qo-lab1-bmc-host-bmc", "qo-lab1-bmc-credential")
+    order = list(planned)
+    assert order.index("qo-lab1-bmc-credential") < order.index("qo-lab1-bmc-host")
+
+
+def test_bmc_host_user_data_holds_1000_nodes_within_novas_limit():
+    from quintupleo.environments import bmc_host
+    data = copy.deepcopy(GOOD)
+    data["networks"].update({"bmc": {"cidr": "10.0.0.0/20"}, "external": "public"})
+    data["roles"] = {"node": {"count": 1000, "flavor": "f", "image": "i"}}
+    data["bmc"] = {"host": {"image": "i", "flavor": "f"}, "addressing": "addresses"}
+    spec = parse(data)
+    item = next(p for p in plan(spec) if p.kind is Kind.BMC_HOST)
+    served = {"address": "10.0.0.2", "mac": "fa:16:3e:00:00:01",
+              "nodes": {name: f"10.0.{3 + i // 250}.{i % 250 + 1}"
+                        for i, name in enumerate(item.params["nodes"])}}
+    text = bmc_host.render(spec, item, served, "credential-id", "s3cret",
+                           {"auth_url": "https://cloud:5000/v3"}, "bmc-password", "CERT", "KEY", 20)
+    assert len(text) < bmc_host.USER_DATA_LIMIT * 3 // 4
+    assert text.count("ip addr replace") == 1 and "10.0.6.250/20" in text
