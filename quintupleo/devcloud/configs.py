@@ -108,7 +108,8 @@ def neutron(layout: Layout, state: State) -> dict[str, str]:
         "DEFAULT": {
             "use_stderr": True,
             "core_plugin": "ml2",
-            "service_plugins": "router",
+            # segments: the ip_allocation extension, so Nova boots ports without fixed IPs
+            "service_plugins": "router,segments",
             "auth_strategy": "keystone",
             "transport_url": state.transport_url,
             "state_path": layout.data / "neutron",

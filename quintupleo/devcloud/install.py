@@ -6,6 +6,7 @@ package; the services' venv is built once and reused (a marker file records what
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ SERVICE_PACKAGES = (
     "setuptools>=70.1",  # builds our plugins without the separate wheel package
 )
 PLUGIN_DIST = "quintupleo-devcloud-plugins"
+PLUGIN_MARKER = ".quintupleo-plugins"
 PLUGIN_PYPROJECT = f"""\
 [build-system]
 requires = ["setuptools"]
@@ -123,6 +125,12 @@ def _install_plugins(layout: Layout, pip: list[str], log: Path) -> None:
         "import quintupleo_devcloud_plugins.sqlite_locking\n")
 
 
+def _plugins_fingerprint() -> str:
+    source = Path(str(resources.files("quintupleo.devcloud.plugins")))
+    return hashlib.sha256(b"".join(f.read_bytes() for f in sorted(source.glob("*.py"))))\
+        .hexdigest()
+
+
 def _fingerprint() -> str:
     return "\n".join([*SERVICE_PACKAGES, constraints_file().read_text()])
 
@@ -139,14 +147,19 @@ def venv_is_current(layout: Layout) -> bool:
 
 
 def install_venv(layout: Layout) -> None:
-    """Build (or complete) the services' venv; a no-op when it is already current."""
-    if venv_is_current(layout):
-        return
+    """Build (or complete) the services' venv; a no-op when it is already current. Our plugins
+    are reinstalled whenever their source changed (restart the services to load them)."""
     log = layout.log("install")
-    if not (layout.venv / "bin" / "python").exists():
-        _run([sys.executable, "-m", "venv", str(layout.venv)], "creating the services' venv", log)
     pip = [str(layout.venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
-    _run([*pip, "install", "-q", "-c", str(constraints_file()), *SERVICE_PACKAGES],
-         "installing the OpenStack services (pip)", log)
-    _install_plugins(layout, pip, log)
-    (layout.venv / MARKER).write_text(_fingerprint())
+    plugins = layout.venv / PLUGIN_MARKER
+    if not venv_is_current(layout):
+        if not (layout.venv / "bin" / "python").exists():
+            _run([sys.executable, "-m", "venv", str(layout.venv)], "creating the services' venv",
+                 log)
+        _run([*pip, "install", "-q", "-c", str(constraints_file()), *SERVICE_PACKAGES],
+             "installing the OpenStack services (pip)", log)
+        plugins.unlink(missing_ok=True)
+        (layout.venv / MARKER).write_text(_fingerprint())
+    if not plugins.exists() or plugins.read_text() != _plugins_fingerprint():
+        _install_plugins(layout, pip, log)
+        plugins.write_text(_plugins_fingerprint())

@@ -86,7 +86,10 @@ class CloudCheck:
             self._add("port with port security disabled", True,
                       "the user's own DHCP/PXE and virtual IPs",
                       lambda: self._port(network, port_security_enabled=False))
-            self._add("port without a fixed IP", False, "NICs with no address from Neutron",
+            addressless = self.spec is not None and any(not n.fixed_ips
+                                                          for n in self.spec.networks)
+            self._add("port without a fixed IP", addressless,
+                      "networks with `fixed_ips: false` (addresses from your own DHCP only)",
                       lambda: self._port(network, fixed_ips=[]))
             self._add("tagging a network", True, "delete/audit by tag",
                       lambda: self._tag(network))
@@ -118,8 +121,15 @@ class CloudCheck:
                           self.conn.network.create_port(network_id=network.id, **attrs))
         if "port_security_enabled" in attrs and port.is_port_security_enabled is not False:
             raise ValueError("the port kept its security")
-        if "fixed_ips" in attrs and port.fixed_ips:
-            raise ValueError("the port got an address anyway")
+        if "fixed_ips" in attrs:
+            if port.fixed_ips:
+                raise ValueError("the port got an address anyway")
+            # Nova boots on an address-less port only if Neutron marks it so (the extension
+            # comes with the segments plugin).
+            body = self.conn.network.get(f"/ports/{port.id}").json()["port"]
+            if body.get("ip_allocation") != "none":
+                raise ValueError("created, but Nova refuses it: Neutron lacks the ip_allocation "
+                                 "extension")
         return "created"
 
     def _tag(self, network: Any) -> str:

@@ -198,9 +198,10 @@ class CloudOps:
         # A bare-metal node's ports stay administratively down until its first boot (which
         # Nova cannot skip) is over and the node is off: nothing on the network sees it.
         down = {"admin_state_up": False} if item.params.get("node") else {}
-        if item.params.get("addresses", 1) > 1:    # a BMC host with per-node addresses
+        addresses = item.params.get("addresses", 1)
+        if addresses != 1:    # none (the user's DHCP), or a BMC host's per-node addresses
             subnet = ids[f"{item.params['network']}-subnet"]
-            down["fixed_ips"] = [{"subnet_id": subnet}] * item.params["addresses"]
+            down["fixed_ips"] = [{"subnet_id": subnet}] * addresses
         if not item.params["security"]:
             self._count()
             return self.conn.network.create_port(name=item.name,

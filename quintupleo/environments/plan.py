@@ -34,6 +34,7 @@ class Planned:
 def plan(spec: EnvironmentSpec) -> list[Planned]:
     resources: list[Planned] = []
     secured = {net.name for net in spec.networks if net.port_security}
+    addressless = {net.name for net in spec.networks if not net.fixed_ips}
     for net in spec.networks:
         name = spec.resource_name(net.name)
         resources.append(Planned(Kind.NETWORK, name, {"network": net.name}))
@@ -64,7 +65,8 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             pairs = tuple(vips.get(net, [])) if net in secured else ()
             resources.append(Planned(Kind.PORT, port, {
                 "network": spec.resource_name(net), "security": net in secured,
-                "pairs": pairs, "node": node, "addresses": addresses},
+                "pairs": pairs, "node": node,
+                "addresses": 0 if node and net in addressless else addresses},
                 needs=(*_on(spec, net), *pairs)))
         return tuple(names)
 

@@ -53,6 +53,9 @@ class NetworkSpec:
     port_security: bool = False
     # The BMC network is an ordinary routed one: DHCP, a gateway, the cloud's security groups.
     routed: bool = False
+    # False: node ports get no address from Neutron; the user's DHCP hands them out (needs
+    # port security off, and a cloud that allows it: `quintupleo check` says).
+    fixed_ips: bool = True
 
 
 @dataclass(frozen=True)
@@ -179,9 +182,12 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
     cloud = r.text(top["cloud"], "cloud")
     nets = r.mapping(top["networks"], "networks", {PROVISIONING, BMC_NETWORK, "external",
                                                    "extra"}, {PROVISIONING})
-    networks = [NetworkSpec(PROVISIONING, r.cidr(
-        r.mapping(nets[PROVISIONING], f"networks.{PROVISIONING}", {"cidr"}, {"cidr"})["cidr"],
-        f"networks.{PROVISIONING}.cidr"))]
+    provisioning = r.mapping(nets[PROVISIONING], f"networks.{PROVISIONING}",
+                             {"cidr", "fixed_ips"}, {"cidr"})
+    networks = [NetworkSpec(PROVISIONING, r.cidr(provisioning["cidr"],
+                                                 f"networks.{PROVISIONING}.cidr"),
+                            fixed_ips=_flag(r, provisioning, f"networks.{PROVISIONING}",
+                                            "fixed_ips", True))]
     if BMC_NETWORK in nets:
         key = f"networks.{BMC_NETWORK}"
         networks.append(NetworkSpec(BMC_NETWORK, r.cidr(
@@ -201,11 +207,14 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         r.name(net_name, key)
         if net_name in (PROVISIONING, BMC_NETWORK):
             raise r.fail(key, f"the {net_name} network is declared above")
-        net = r.mapping(net, key, {"cidr", "port_security"}, {"cidr"})
-        security = net.get("port_security", False)
-        if not isinstance(security, bool):
-            raise r.fail(f"{key}.port_security", "true or false")
-        networks.append(NetworkSpec(net_name, r.cidr(net["cidr"], f"{key}.cidr"), security))
+        net = r.mapping(net, key, {"cidr", "port_security", "fixed_ips"}, {"cidr"})
+        security = _flag(r, net, key, "port_security", False)
+        fixed_ips = _flag(r, net, key, "fixed_ips", True)
+        if security and not fixed_ips:
+            raise r.fail(f"{key}.fixed_ips", "false needs port_security false (Neutron would "
+                                             "drop the traffic of a port with no address)")
+        networks.append(NetworkSpec(net_name, r.cidr(net["cidr"], f"{key}.cidr"), security,
+                                    fixed_ips=fixed_ips))
     known = {n.name for n in networks}
     roles = []
     role_map = top["roles"]
@@ -245,6 +254,13 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
                                                f"networks.{BMC_NETWORK} (the routed one)")
     return EnvironmentSpec(name, cloud, tuple(networks), tuple(roles), bmc,
                            _vips(r, top.get("vips") or [], known), undercloud, external)
+
+
+def _flag(r: _Reader, data: dict[str, Any], key: str, name: str, default: bool) -> bool:
+    value = data.get(name, default)
+    if not isinstance(value, bool):
+        raise r.fail(f"{key}.{name}", "true or false")
+    return value
 
 
 def _vips(r: _Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:

@@ -26,7 +26,7 @@ networks:
   provisioning: {{cidr: 192.168.24.0/24}}
   extra:
     internal-api: {{cidr: 172.16.2.0/24}}
-    storage: {{cidr: 172.16.1.0/24}}
+    storage: {{cidr: 172.16.1.0/24, fixed_ips: false}}
 roles:
   controller: {{count: 2, flavor: qo.tiny, image: quintupleo-tiny, profile: control,
                networks: [provisioning, internal-api, storage]}}
@@ -62,6 +62,8 @@ def test_create_is_complete_idempotent_and_delete_leaves_nothing(conn, qo_env, t
     assert all(s.status == "SHUTOFF" for s in found["servers"])
     assert all(not s.is_dhcp_enabled and s.gateway_ip is None for s in found["subnets"])
     assert all(p.is_port_security_enabled is False for p in found["ports"])
+    for port in found["ports"]:       # storage: addresses from the user's DHCP, none from Neutron
+        assert len(port.fixed_ips) == (0 if port.name.endswith("-storage") else 1), port.name
     # down during the nodes' first boot, up once they are off
     assert all(p.is_admin_state_up for p in found["ports"])
     controller = next(s for s in found["servers"] if s.name == f"qo-{name}-controller-0")

@@ -50,6 +50,10 @@ def with_change(path: str, value):
     ("undercloud", {"image": "i", "flavor": "f", "networks": ["nope"]}, "undercloud.networks[0]"),
     ("networks.extra.storage", {"cidr": "172.16.1.0/24", "port_security": "yes"},
      "networks.extra.storage.port_security"),
+    ("networks.extra.storage", {"cidr": "172.16.1.0/24", "port_security": True,
+                                "fixed_ips": False}, "networks.extra.storage.fixed_ips"),
+    ("networks.provisioning", {"cidr": "10.0.0.0/24", "fixed_ips": "no"},
+     "networks.provisioning.fixed_ips"),
     ("networks.external", "public", "networks.external"),              # needs networks.bmc
     ("networks.extra.bmc", {"cidr": "10.0.1.0/24"}, "networks.extra.bmc"),
     ("bmc", {"host": {"image": "i", "flavor": "f"}}, "bmc.host"),      # needs a router

@@ -13,12 +13,18 @@ class AgentlessMechanismDriver(api.MechanismDriver):
     def initialize(self) -> None:
         pass
 
+    @property
+    def connectivity(self) -> str:
+        # As OVS's driver says: L2 ports, so Neutron binds ports with no fixed IP.
+        return portbindings.CONNECTIVITY_L2
+
     def bind_port(self, context: api.PortContext) -> None:
         for segment in context.segments_to_bind:
             context.set_binding(
                 segment[api.ID],
                 portbindings.VIF_TYPE_OVS,
-                {portbindings.CAP_PORT_FILTER: True, portbindings.OVS_HYBRID_PLUG: False},
+                {portbindings.CAP_PORT_FILTER: True, portbindings.OVS_HYBRID_PLUG: False,
+                 portbindings.VIF_DETAILS_CONNECTIVITY: portbindings.CONNECTIVITY_L2},
                 status=constants.PORT_STATUS_ACTIVE,
             )
             return
