@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from enum import StrEnum
@@ -15,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from quintupleo.environments import apply, store
-from quintupleo.environments.bmc_host import BmcHost
+from quintupleo.environments.bmc_host import BmcHost, read_served
 from quintupleo.environments.cloud import CloudOps
 from quintupleo.environments.inventory import inventory_text
 from quintupleo.environments.journal import Journal
@@ -132,6 +133,16 @@ def show(name: str) -> None:
     for entry in sorted(journal.entries(), key=lambda e: (order.index(e.kind), e.name)):
         table.add_row(entry.kind.value, entry.name, entry.cloud_id or "-", entry.status)
     console.print(table)
+    served = read_served(journal)
+    if served is not None:      # where the BMC host in the cloud answers
+        bmc = spec.bmc
+        ips = sorted(served["nodes"].values(), key=ipaddress.ip_address)
+        ipmi = (f"{len(ips)} addresses ({ips[0]} … {ips[-1]}), port 623" if ips
+                else f"{served['address']}, ports from {bmc.ipmi_port_base}")
+        scheme = "https" if bmc.tls else "http"
+        console.print(f"BMC host: IPMI on {ipmi}; Redfish on "
+                      f"{scheme}://{served['address']}:{bmc.redfish_port}", highlight=False,
+                      soft_wrap=True)
 
 
 @app.command()

@@ -107,6 +107,8 @@ def test_bmc_host_with_per_node_addresses(conn, admin_conn, qo_env, tmp_path, ta
         files["/etc/systemd/system/quintupleo-bmc.service"]
     assert ["systemctl", "enable", "--now", "quintupleo-bmc.service"] in config["runcmd"]
 
+    shown = qo_env("show", name).stdout
+    assert "BMC host: IPMI on 2 addresses" in shown and f"https://{ips[0]}:8000" in shown
     # The inventory names the addresses the host serves, with the environment's password.
     inventory = YAML(typ="safe").load(qo_env("nodes", name, "-f", "instackenv").stdout)
     assert [(n["pm_addr"], n["pm_port"]) for n in inventory["nodes"]] == [
