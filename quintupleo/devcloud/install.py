@@ -127,8 +127,8 @@ def _install_plugins(layout: Layout, pip: list[str], log: Path) -> None:
 
 def _plugins_fingerprint() -> str:
     source = Path(str(resources.files("quintupleo.devcloud.plugins")))
-    return hashlib.sha256(b"".join(f.read_bytes() for f in sorted(source.glob("*.py"))))\
-        .hexdigest()
+    code = b"".join(path.read_bytes() for path in sorted(source.glob("*.py")))
+    return hashlib.sha256(code).hexdigest()
 
 
 def _fingerprint() -> str:

@@ -14,7 +14,6 @@ import io
 import ipaddress
 import json
 import secrets
-from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -178,7 +177,3 @@ def read_served(journal: Journal) -> dict[str, Any] | None:
     """What the BMC host serves (address, per-node addresses), as recorded at its creation."""
     text = journal.meta("bmc_host")
     return json.loads(text) if text else None
-
-
-def cert_path(journal: Journal) -> Path:
-    return journal.path.parent / "bmc" / "redfish-cert.pem"

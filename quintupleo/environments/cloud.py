@@ -158,23 +158,26 @@ class CloudOps:
                                            description=item.name)
 
     def _create_credential(self, item: Planned, ids: dict[str, str]) -> Any:
-        assert self.host is not None, "a BMC host plan needs CloudOps(host=...)"
         self._count()
         return self.conn.identity.create_application_credential(
-            user=self.conn.current_user_id, name=item.name, secret=self.host.credential_secret(),
+            user=self.conn.current_user_id, name=item.name, secret=self._host().credential_secret(),
             description="QuintupleO: the BMC host of this environment calls Nova with it")
 
     def _create_bmc_host(self, item: Planned, ids: dict[str, str]) -> Any:
-        assert self.host is not None, "a BMC host plan needs CloudOps(host=...)"
         self._count()
         port = self.conn.network.get_port(ids[item.params["ports"][0]])
-        user_data = self.host.user_data(item, port, ids[item.params["credential"]],
+        user_data = self._host().user_data(item, port, ids[item.params["credential"]],
                                         self.cloud_info())
         item = Planned(Kind.SERVER, item.name, {
             "role": "bmc", "flavor": item.params["flavor"], "image": item.params["image"],
             "profile": None, "ports": item.params["ports"], "key": item.params["key"],
             "user_data": base64.b64encode(user_data.encode()).decode()})
         return self._create_server(item, ids)
+
+    def _host(self) -> BmcHost:
+        if self.host is None:
+            raise QuintupleOError("a plan with a BMC host needs CloudOps(host=BmcHost(...))")
+        return self.host
 
     def cloud_info(self) -> dict[str, Any]:
         """Where the BMC host finds the cloud: the identity URL and options this command uses."""
@@ -285,13 +288,13 @@ class CloudOps:
             raise CloudError(f"delete {kind.value} {cloud_id}: {_reason(exc)}") from None
 
     def _delete(self, kind: Kind, cloud_id: str) -> None:
-        self._count()
         if kind is Kind.ROUTER:     # its interfaces first; the gateway goes with it
+            self._count()
             for port in self.conn.network.ports(device_id=cloud_id,
                                                 device_owner="network:router_interface"):
                 self._count()
                 self.conn.network.remove_interface_from_router(cloud_id, port_id=port.id)
-            self._count()
+        self._count()
         if kind is Kind.CREDENTIAL:
             self.conn.identity.delete_application_credential(
                 self.conn.current_user_id, cloud_id, ignore_missing=True)

@@ -68,12 +68,18 @@ class VipSpec:
 
 
 @dataclass(frozen=True)
-class UndercloudSpec:
-    """The host that runs the provisioning tool; it stays powered on."""
+class HostSpec:
+    """A server of the environment that is not a bare-metal node (it stays powered on)."""
 
     image: str
     flavor: str
     key: str | None = None
+
+
+@dataclass(frozen=True)
+class UndercloudSpec(HostSpec):
+    """The host that runs the provisioning tool."""
+
     networks: tuple[str, ...] = ("provisioning",)
     floating_ip: bool = False
 
@@ -86,15 +92,6 @@ class RoleSpec:
     image: str
     profile: str | None
     networks: tuple[str, ...]      # NICs, in order; the first is the one that PXE-boots
-
-
-@dataclass(frozen=True)
-class HostSpec:
-    """A server in the cloud that runs the environment's BMC."""
-
-    image: str
-    flavor: str
-    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -286,6 +283,13 @@ def _vips(r: _Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
     return tuple(vips)
 
 
+def _host(r: _Reader, data: dict[str, Any], where: str) -> HostSpec:
+    """The image, flavor and key of a host (its mapping already checked)."""
+    key = data.get("key")
+    return HostSpec(r.text(data["image"], f"{where}.image"), r.text(data["flavor"],
+                    f"{where}.flavor"), r.text(key, f"{where}.key") if key is not None else None)
+
+
 def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | None:
     if data is None:
         return None
@@ -297,14 +301,9 @@ def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | N
     for index, nic in enumerate(nics):
         if nic not in networks:
             raise r.fail(f"undercloud.networks[{index}]", f"no network {nic!r}")
-    key = data.get("key")
-    floating_ip = data.get("floating_ip", False)
-    if not isinstance(floating_ip, bool):
-        raise r.fail("undercloud.floating_ip", "true or false")
-    return UndercloudSpec(r.text(data["image"], "undercloud.image"),
-                          r.text(data["flavor"], "undercloud.flavor"),
-                          r.text(key, "undercloud.key") if key is not None else None,
-                          tuple(nics), floating_ip)
+    host = _host(r, data, "undercloud")
+    return UndercloudSpec(host.image, host.flavor, host.key, tuple(nics),
+                          _flag(r, data, "undercloud", "floating_ip", False))
 
 
 def _bmc(r: _Reader, data: Any) -> BmcSpec:
@@ -321,11 +320,8 @@ def _bmc(r: _Reader, data: Any) -> BmcSpec:
     if fields.get("addressing", "ports") not in ADDRESSING:
         raise r.fail("bmc.addressing", f"one of {', '.join(ADDRESSING)}")
     if "host" in fields:
-        host = r.mapping(fields["host"], "bmc.host", {"image", "flavor", "key"},
-                         {"image", "flavor"})
-        fields["host"] = HostSpec(r.text(host["image"], "bmc.host.image"),
-                                  r.text(host["flavor"], "bmc.host.flavor"),
-                                  r.text(host["key"], "bmc.host.key") if "key" in host else None)
+        fields["host"] = _host(r, r.mapping(fields["host"], "bmc.host", {"image", "flavor", "key"},
+                                            {"image", "flavor"}), "bmc.host")
     elif "addressing" in fields or "install" in fields:
         raise r.fail("bmc.addressing" if "addressing" in fields else "bmc.install",
                      "only for a BMC host in the cloud (bmc.host)")
