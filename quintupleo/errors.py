@@ -42,6 +42,10 @@ class NodeBusy(BmcError):
     ipmi_code = 0xC0
     http_status = 503
 
+    def __init__(self, message: str, retry_after: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after   # seconds, for Redfish's Retry-After header
+
 
 class NotInPresentState(BmcError):
     """The request makes no sense in the node's current state (e.g. power cycle while off)."""

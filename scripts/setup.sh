@@ -9,8 +9,10 @@ PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "QuintupleO needs Python >= 3.11"'
 
 # Debian packages for QuintupleO itself and its tests (the devcloud adds RabbitMQ itself):
-# ipmitool is the reference IPMI client our BMC is tested with.
-APT_PACKAGES=(ipmitool)
+# ipmitool is the reference IPMI client our BMC is tested with; ipxe, syslinux, mtools,
+# dosfstools and grub-efi-amd64-bin build the iPXE boot images; qemu and ovmf boot them in tests.
+APT_PACKAGES=(ipmitool ipxe syslinux syslinux-common mtools dosfstools grub-efi-amd64-bin
+              qemu-system-x86 ovmf)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

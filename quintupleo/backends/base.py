@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from quintupleo.errors import NotSupported
 from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction
 
 
@@ -32,12 +33,29 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    async def power(self, node_id: str, action: PowerAction, boot: BootOverride) -> None:
-        """Start `action` on a node; `boot` is the override this boot must honour (if it boots).
+    async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
+                    media: str | None = None) -> None:
+        """Start `action` on a node; `boot` is the override this boot must honour (if it boots),
+        `media` the inserted virtual CD (what `insert_media` returned), if any.
 
         Raises NodeBusy when the node is in a transition (the caller retries),
         NotSupported when the backend has no such action, BackendError otherwise.
         """
+
+    def staged(self, action: PowerAction, boot: BootOverride) -> bool:
+        """Whether this action reaches its state through steps (a rescue, a rebuild) that the
+        node must finish before it reads as on: then the BMC says "on" only once it is."""
+        return False
+
+    async def insert_media(self, node_id: str, url: str) -> str:
+        """Fetch a CD image from `url` and make it bootable by the node; a reference to it."""
+        raise NotSupported(f"{self.name} nodes have no virtual media")
+
+    def remember_media(self, node_id: str, media: str) -> None:  # noqa: B027 - optional
+        """A CD inserted before a restart of the BMC (persisted by the controller)."""
+
+    async def eject_media(self, node_id: str, media: str) -> None:  # noqa: B027 - optional
+        """Forget an inserted CD (the node boots its usual device again)."""
 
     def supports(self, action: PowerAction) -> bool:
         return action is not PowerAction.DIAG_INTERRUPT

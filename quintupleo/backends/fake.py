@@ -29,16 +29,23 @@ class _FakeNode:
     busy_until: float = 0.0
     boots: int = 0
     last_boot_device: BootDevice = BootDevice.NONE
+    last_boot_media: str | None = None
     interrupts: int = 0
 
 
 class FakeBackend(Backend):
-    """N nodes that start powered off; each change takes `delay` seconds (0: instant)."""
+    """N nodes that start powered off; each change takes `delay` seconds (0: instant).
+
+    With `staged`, boots behave like a cloud's rescue or rebuild: the node reads as on only
+    when the change is done. Virtual media is remembered by URL, nothing is fetched.
+    """
 
     name = "fake"
 
-    def __init__(self, count: int, delay: float = 0.0, prefix: str = "fake-") -> None:
+    def __init__(self, count: int, delay: float = 0.0, prefix: str = "fake-",
+                 staged: bool = False) -> None:
         self.delay = delay
+        self.staged_boots = staged
         self.settle_poll = min(delay, 0.2)
         self.infos = [self._info(prefix, i) for i in range(count)]
         self.nodes = {info.id: _FakeNode() for info in self.infos}
@@ -62,7 +69,14 @@ class FakeBackend(Backend):
         return {node_id: Observation(node.power, busy=node.target is not None)
                 for node_id, node in self.nodes.items()}
 
-    async def power(self, node_id: str, action: PowerAction, boot: BootOverride) -> None:
+    def staged(self, action: PowerAction, boot: BootOverride) -> bool:
+        return self.staged_boots and action.boots
+
+    async def insert_media(self, node_id: str, url: str) -> str:
+        return f"fake-media:{url}"
+
+    async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
+                    media: str | None = None) -> None:
         node = self.nodes[node_id]
         if node.target is not None and time.monotonic() < node.busy_until:
             raise NodeBusy(f"{node_id} is still changing power state")
@@ -73,6 +87,7 @@ class FakeBackend(Backend):
         if action.boots:
             node.boots += 1
             node.last_boot_device = boot.device
+            node.last_boot_media = media if boot.device is BootDevice.CDROM else None
         target = action.target or node.power
         if self.delay <= 0:
             node.power = target

@@ -5,6 +5,12 @@ by a worker task (identical consecutive requests are coalesced); the model takes
 target state as soon as it is accepted, and ignores observations that do not yet show it, so a
 client never sees the BMC contradict what it just did. Observations arrive in batches from the
 Refresher, never from a client's poll.
+
+A *staged* boot (the backend reaches it through steps, e.g. a rescue into an iPXE image) is the
+exception: the node reads as on only once the backend shows it up, booting the chosen device;
+meanwhile other actions are refused as busy (IPMI 0xC0, Redfish 503 with Retry-After). An action
+whose backend task ends anywhere but at its target is reported, and the model takes what the
+backend shows.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ class NodeController:
         self.power: PowerState | None = None          # None until the first observation
         self.override = override or BootOverride()
         self.missing = False                           # the backend no longer lists the node
+        self.media: str | None = None                  # the inserted virtual CD (backend ref)
+        self.media_url: str | None = None
+        self.transition: PowerState | None = None      # target of a staged action under way
         self._queue: deque[PowerAction] = deque()
         self._worker: asyncio.Task | None = None
         self._settled = asyncio.Event()
@@ -80,12 +89,15 @@ class NodeController:
             return   # on while on
         if self._queue and self._queue[-1] is action:
             return   # coalesce a repeat (clients retry)
+        if self.transition is not None:
+            raise NodeBusy(f"node {self.info.name} is still booting the chosen device; "
+                           "try again shortly", retry_after=5)
         if len(self._queue) >= MAX_QUEUED:
             raise NodeBusy(f"node {self.info.name} has {len(self._queue)} actions pending")
         log.info("node %s: %s requested%s", self.info.name, action.value,
                  f" by {source}" if source else "")
         self._queue.append(action)
-        if action.target is not None:
+        if action.target is not None and not self.backend.staged(action, self.override):
             self.power = action.target
         if self._awaiting is not None:
             self._on_action(True)   # queued behind a transition: look now, not in 10 s
@@ -99,6 +111,22 @@ class NodeController:
             log.info("node %s: boot override %s%s (%s)", self.info.name, override.device.value,
                      " persistent" if override.persistent else " once", override.mode.value)
 
+    async def insert_media(self, url: str) -> None:
+        """Fetch and attach a virtual CD (replacing one already inserted)."""
+        media = await self.backend.insert_media(self.info.id, url)
+        if self.media is not None and self.media != media:
+            await self.backend.eject_media(self.info.id, self.media)
+        self.media, self.media_url = media, url
+        self.store.save_media(self.key, url, media)
+        log.info("node %s: virtual media inserted (%s)", self.info.name, media)
+
+    async def eject_media(self) -> None:
+        if self.media is not None:
+            await self.backend.eject_media(self.info.id, self.media)
+            log.info("node %s: virtual media ejected", self.info.name)
+        self.media = self.media_url = None
+        self.store.save_media(self.key, None, None)
+
     async def _work(self) -> None:
         while self._queue:
             try:
@@ -109,14 +137,17 @@ class NodeController:
                 log.exception("node %s: %s failed", self.info.name, self._queue[0].value)
             finally:
                 self._queue.popleft()
-                self._awaiting = None
+                self._awaiting = self.transition = None
 
     async def _execute(self, action: PowerAction) -> None:
         deadline = time.monotonic() + ACTION_TIMEOUT
         retrying = False
+        staged = self.backend.staged(action, self.override)
         while True:
             try:
-                await self.backend.power(self.info.id, action, self.override)
+                if staged:
+                    self.transition = action.target
+                await self.backend.power(self.info.id, action, self.override, self.media)
                 break
             except NodeBusy as exc:
                 if time.monotonic() > deadline:
@@ -153,8 +184,13 @@ class NodeController:
         if started_at < self._issued_at:
             return   # read before our last call took effect: stale
         if self._awaiting is not None:
-            if observation.power is self._awaiting and not observation.busy:
-                self._settled.set()
+            if observation.busy:
+                return
+            if observation.power is not self._awaiting:
+                log.error("node %s: the backend's task ended with the node %s, not %s",
+                          self.info.name, observation.power.value, self._awaiting.value)
+            self.power = observation.power   # what the node really is now
+            self._settled.set()
             return
         if self._queue:
             return   # an action is about to run: keep showing its target

@@ -30,7 +30,9 @@ def build_backend(settings: BmcSettings) -> Backend:
     if settings.backend == "fake":
         return FakeBackend(settings.fake_nodes, settings.fake_delay)
     from quintupleo.backends.openstack import OpenStackBackend  # openstacksdk is slow to import
-    return OpenStackBackend(settings.cloud, settings.prefix, settings.servers)
+    return OpenStackBackend(settings.cloud, settings.prefix, settings.servers,
+                            strategy=settings.boot_strategy, images=settings.pxe_images,
+                            media_max_bytes=settings.media_max_mb * 1024 * 1024)
 
 
 def _raise_open_files_limit(needed: int) -> None:
@@ -58,11 +60,16 @@ class BmcService:
         infos = await self.backend.discover()
         self._store = BootStore(settings.state_dir / "boot.sqlite")
         saved = self._store.load_all()
+        media = self._store.load_media()
         self.refresher = Refresher(self.backend, self.controllers, settings.refresh_interval)
         for info in infos:
-            self.controllers.append(NodeController(
+            controller = NodeController(
                 info, self.backend, self._store, saved.get(f"{self.backend.name}:{info.id}"),
-                on_action=self.refresher.poke))
+                on_action=self.refresher.poke)
+            controller.media_url, controller.media = media.get(controller.key, (None, None))
+            if controller.media is not None:
+                self.backend.remember_media(info.id, controller.media)
+            self.controllers.append(controller)
         await self.refresher.refresh()   # answer the first poll with a real state
         self._tasks.append(asyncio.get_running_loop().create_task(self.refresher.run()))
         await self._listen_ipmi()

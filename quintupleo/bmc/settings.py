@@ -19,6 +19,7 @@ from quintupleo.inventory import BmcAccess
 from quintupleo.model import Credentials, NodeInfo
 
 BACKENDS = ("fake", "openstack")
+BOOT_STRATEGIES = ("none", "rescue", "rebuild")   # see backends/openstack/boot.py
 NODE_KEYS = {"ipmi_address", "ipmi_port", "username", "password"}
 
 
@@ -37,6 +38,9 @@ class BmcSettings:
     cloud: str | None = None
     prefix: str | None = None
     servers: list[str] = field(default_factory=list)
+    boot_strategy: str = "none"          # openstack: none, rescue or rebuild (network/CD boots)
+    pxe_images: dict[str, str] = field(default_factory=dict)   # legacy/uefi -> Glance image
+    media_max_mb: int = 4096             # largest virtual CD the BMC fetches
     ipmi_address: str = "127.0.0.1"
     ipmi_port_base: int = 6230
     username: str = "admin"
@@ -91,6 +95,13 @@ class BmcSettings:
             raise ConfigError("fake_nodes must be between 1 and 100000")
         if self.backend == "openstack" and not (self.prefix or self.servers):
             raise ConfigError("the openstack backend needs --prefix or --server (name or ID)")
+        if self.boot_strategy not in BOOT_STRATEGIES:
+            raise ConfigError(f"boot_strategy {self.boot_strategy!r}: choose one of "
+                              f"{', '.join(BOOT_STRATEGIES)}")
+        if set(self.pxe_images) - {"legacy", "uefi"}:
+            raise ConfigError("pxe_images: keys are legacy and uefi (Glance image name or ID)")
+        if not 1 <= self.media_max_mb <= 65536:
+            raise ConfigError("media_max_mb must be between 1 and 65536")
         if self.inventory_driver not in ("ipmi", "redfish"):
             raise ConfigError("inventory_driver: choose ipmi or redfish")
         if self.inventory_driver == "redfish" and not self.redfish:

@@ -13,6 +13,11 @@ CREATE TABLE IF NOT EXISTS boot_override (
     device     TEXT NOT NULL,
     persistent INTEGER NOT NULL,
     mode       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS virtual_media (
+    node  TEXT PRIMARY KEY,
+    url   TEXT NOT NULL,
+    media TEXT NOT NULL
 )"""
 
 
@@ -28,7 +33,7 @@ class BootStore:
         # a power loss can lose the last override, a process kill cannot).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
 
     def load_all(self) -> dict[str, BootOverride]:
         rows = self._db.execute("SELECT node, device, persistent, mode FROM boot_override")
@@ -46,6 +51,18 @@ class BootStore:
             "ON CONFLICT(node) DO UPDATE SET device=excluded.device, "
             "persistent=excluded.persistent, mode=excluded.mode",
             (node, override.device.value, int(override.persistent), override.mode.value))
+
+    def load_media(self) -> dict[str, tuple[str, str]]:
+        """node key -> (URL, backend reference) of each inserted virtual CD."""
+        rows = self._db.execute("SELECT node, url, media FROM virtual_media")
+        return {node: (url, media) for node, url, media in rows}
+
+    def save_media(self, node: str, url: str | None, media: str | None) -> None:
+        if url is None or media is None:
+            self._db.execute("DELETE FROM virtual_media WHERE node = ?", (node,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO virtual_media (node, url, media) "
+                             "VALUES (?, ?, ?)", (node, url, media))
 
     def close(self) -> None:
         self._db.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from quintupleo import __version__
-from quintupleo.cli import bmc, check, devcloud, env
+from quintupleo.cli import bmc, check, devcloud, env, image
 
 app = typer.Typer(
     name="quintupleo",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(devcloud.app, name="devcloud")
 app.add_typer(bmc.app, name="bmc")
 app.add_typer(env.app, name="env")
+app.add_typer(image.app, name="image")
 app.command("check")(check.check)
 
 

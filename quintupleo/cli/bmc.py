@@ -40,6 +40,9 @@ def serve(
         help="Serve the Nova servers whose name starts with this.")] = None,
     server: Annotated[list[str] | None, typer.Option(
         help="Serve this Nova server (name or ID); repeat for more.")] = None,
+    boot_strategy: Annotated[str | None, typer.Option(
+        help="How network and CD boots are done on Nova: none | rescue | rebuild "
+             "[default: none].")] = None,
     ipmi_address: Annotated[str | None, typer.Option(
         help="Address the IPMI endpoints listen on [default: 127.0.0.1].")] = None,
     ipmi_port_base: Annotated[int | None, typer.Option(
@@ -82,7 +85,7 @@ def serve(
     try:
         settings = BmcSettings.load(
             config, environment=environment, backend=backend, fake_nodes=fake_nodes,
-            fake_delay=fake_delay, cloud=cloud,
+            fake_delay=fake_delay, cloud=cloud, boot_strategy=boot_strategy,
             prefix=prefix, servers=server, ipmi_address=ipmi_address,
             ipmi_port_base=ipmi_port_base, username=username, password=password,
             refresh_interval=refresh_interval, redfish=redfish, redfish_address=redfish_address,

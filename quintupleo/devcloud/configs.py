@@ -150,7 +150,8 @@ def _nova_common(layout: Layout, state: State) -> dict[str, dict[str, object]]:
             "transport_url": state.transport_url,
             "state_path": layout.data / "nova",
             "instances_path": layout.data / "nova" / "instances",
-            "compute_driver": "fake.FakeDriverWithoutFakeNodes",
+            # Nova's fake hypervisor, writing down what it is asked to boot (virt-events.jsonl).
+            "compute_driver": "quintupleo_recording.RecordingFakeDriver",
             # The fake driver plugs nothing: do not wait for Neutron's vif-plugged event.
             "vif_plugging_is_fatal": False,
             "vif_plugging_timeout": 0,

@@ -110,7 +110,7 @@ def constraints_file() -> Path:
 
 
 def _install_plugins(layout: Layout, pip: list[str], log: Path) -> None:
-    """Install our ML2 driver and SQLite hook into the services' venv."""
+    """Install our ML2 driver, SQLite hook and recording virt driver into the services' venv."""
     build = layout.home / "build" / "plugins"
     shutil.rmtree(build, ignore_errors=True)
     source = Path(str(resources.files("quintupleo.devcloud.plugins")))
@@ -123,6 +123,9 @@ def _install_plugins(layout: Layout, pip: list[str], log: Path) -> None:
                                                    "platbase": str(layout.venv)}))
     (site / "quintupleo_devcloud_plugins.pth").write_text(
         "import quintupleo_devcloud_plugins.sqlite_locking\n")
+    # Nova loads compute drivers from nova.virt.* only: a one-line module there names ours.
+    (site / "nova" / "virt" / "quintupleo_recording.py").write_text(
+        "from quintupleo_devcloud_plugins.recording_virt import RecordingFakeDriver  # noqa\n")
 
 
 def _plugins_fingerprint() -> str:

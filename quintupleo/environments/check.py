@@ -15,6 +15,7 @@ from typing import Any
 
 from openstack import exceptions as os_exc
 
+from quintupleo.backends.openstack.driver import microversion
 from quintupleo.environments.plan import Kind, plan
 from quintupleo.environments.spec import EnvironmentSpec
 
@@ -26,15 +27,6 @@ class Finding:
     must: bool            # a must-have: environments cannot be made without it
     detail: str
     disables: str         # what a failure costs
-
-
-def _microversion(conn: Any) -> tuple[int, int]:
-    """The compute API's highest microversion (keystoneauth gives a tuple or a string)."""
-    version = conn.compute.get_endpoint_data().max_microversion or (2, 1)
-    if isinstance(version, str):
-        version = version.split(".")
-    major, minor = (int(p) for p in tuple(version)[:2])
-    return major, minor
 
 
 class CloudCheck:
@@ -60,7 +52,7 @@ class CloudCheck:
         try:
             self._add("authentication", True, "everything",
                       lambda: f"token for project {self.conn.current_project_id}")
-            compute = _microversion(self.conn)
+            compute = microversion(self.conn)
             self._add("Nova microversion >= 2.52 (tags at boot)", True,
                       "tagging nodes, so delete/audit by tag",
                       lambda: _at_least(compute, (2, 52)))

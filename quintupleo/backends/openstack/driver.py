@@ -3,8 +3,9 @@
 Power mapping: on -> start, off and soft off -> stop (Nova has no hard power-off; its stop is a
 graceful shutdown that becomes a hard one after the compute's timeout), reset and cycle ->
 hard reboot, graceful restart -> soft reboot, diagnostic interrupt -> trigger crash dump.
-A node is on when its vm_state is active/rescued, or stopped with task powering-on; any
-task_state means "busy".
+A node is on when its vm_state is active/rescued, or stopped with task powering-on (in error,
+when its power state says running); any task_state means "busy". With a boot strategy
+(boot.py), boots go through the strategy: network and CD boots become rescues or rebuilds.
 """
 
 from __future__ import annotations
@@ -19,19 +20,34 @@ import openstack
 from openstack import exceptions as os_exc
 
 from quintupleo.backends.base import Backend
-from quintupleo.errors import BackendError, ConfigError, NodeBusy
-from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction, PowerState
+from quintupleo.backends.openstack.boot import STRATEGIES, Boot, BootStrategy, NoStrategy
+from quintupleo.errors import BackendError, ConfigError, NodeBusy, NotSupported
+from quintupleo.images.glance import file_hash, publish
+from quintupleo.images.media import fetch
+from quintupleo.model import (
+    BootDevice,
+    BootMode,
+    BootOverride,
+    NodeInfo,
+    Observation,
+    PowerAction,
+    PowerState,
+)
 
 log = logging.getLogger(__name__)
 
 ON_VM_STATES = {"active", "rescued", "resized"}
 CONFLICT_ATTEMPTS = 3   # 409s with no task running, before an action is given up
+RUNNING = 1             # Nova's power_state for a running guest
+SETTLE_POLL = 0.5       # between reads while a strategy waits for a step's task to end
+SETTLE_TIMEOUT = 600.0
 
 
 def observation(server: Any) -> Observation:
     vm_state = (server.vm_state or "").lower()
     task_state = server.task_state
-    on = vm_state in ON_VM_STATES or (vm_state == "stopped" and task_state == "powering-on")
+    on = vm_state in ON_VM_STATES or (vm_state == "stopped" and task_state == "powering-on") \
+        or (vm_state == "error" and server.power_state == RUNNING)
     return Observation(PowerState.ON if on else PowerState.OFF, busy=task_state is not None)
 
 
@@ -40,10 +56,20 @@ class OpenStackBackend(Backend):
 
     def __init__(self, cloud: str | None, prefix: str | None = None,
                  servers: list[str] | None = None, workers: int = 4,
-                 connection: Any = None) -> None:
+                 connection: Any = None, strategy: str = "none",
+                 images: dict[str, str] | None = None,
+                 media_max_bytes: int = 4 << 30) -> None:
         self.cloud = cloud
         self.prefix = prefix
         self.wanted = list(servers or [])
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"boot strategy {strategy!r}: choose one of "
+                              f"{', '.join(STRATEGIES)}")
+        self.strategy: BootStrategy = STRATEGIES[strategy]()
+        self.image_names = dict(images or {})     # boot mode -> iPXE image name or ID
+        self.pxe_images: dict[BootMode, str] = {}   # boot mode -> iPXE image ID
+        self.media_max_bytes = media_max_bytes
+        self._media_users: dict[str, set[str]] = {}  # media image ID -> nodes it is inserted in
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openstack")
         self._conn = connection
         self._ids: set[str] = set()
@@ -91,6 +117,7 @@ class OpenStackBackend(Backend):
         if not servers:
             raise ConfigError(f"no servers named {self.prefix}* in cloud {self.cloud}")
         self._ids = {s.id for s in servers}
+        await self._prepare_strategy(conn)
         ports = await self._run("list ports", lambda: list(conn.network.ports()))
         macs: dict[str, list[str]] = {}
         for port in sorted(ports, key=lambda p: p.created_at or ""):
@@ -106,11 +133,94 @@ class OpenStackBackend(Backend):
                         local_gb=max(1, int(flavor.disk or 1)),
                         extra={"flavor": flavor.original_name or flavor.name or ""})
 
+    async def _prepare_strategy(self, conn: Any) -> None:
+        """Refuse to start with a strategy this cloud cannot do: say why now, not at a boot."""
+        strategy = self.strategy
+        if not strategy.boots_images:
+            return
+        offered = await self._run("compute versions", microversion, conn)
+        if offered < strategy.min_microversion:
+            wanted = ".".join(map(str, strategy.min_microversion))
+            raise ConfigError(f"boot strategy {strategy.name} needs Nova microversion {wanted} "
+                              f"({strategy.needs}); cloud {self.cloud} offers "
+                              f"{'.'.join(map(str, offered))}: choose another strategy")
+        for mode in BootMode:
+            wanted = self.image_names.get(mode.value, f"quintupleo-ipxe-"
+                                          f"{'uefi' if mode is BootMode.UEFI else 'bios'}")
+            self.pxe_images[mode] = await self._image_id(conn, wanted)
+
+    async def _image_id(self, conn: Any, name_or_id: str) -> str:
+        """The newest active image of that name (or that ID)."""
+        images = await self._run(f"find image {name_or_id}",
+                                 lambda: list(conn.image.images(name=name_or_id)))
+        active = sorted((i for i in images if i.status == "active"),
+                        key=lambda i: i.created_at or "")
+        if active:
+            return str(active[-1].id)
+        try:
+            image = await self._run(f"get image {name_or_id}", conn.image.get_image, name_or_id)
+        except BackendError:
+            image = None
+        if image is None or image.status != "active":
+            raise ConfigError(f"boot strategy {self.strategy.name}: no active image "
+                              f"{name_or_id!r} in cloud {self.cloud}; run `quintupleo image "
+                              f"upload --cloud {self.cloud}`")
+        return str(image.id)
+
+    def staged(self, action: PowerAction, boot: BootOverride) -> bool:
+        return self.strategy.boots_images and action.boots
+
+    def boot_for(self, override: BootOverride, media: str | None) -> Boot:
+        if override.device is BootDevice.PXE and override.mode in self.pxe_images:
+            return self.strategy.resolve(Boot(BootDevice.PXE, self.pxe_images[override.mode]))
+        if override.device is BootDevice.CDROM and media:
+            return self.strategy.resolve(Boot(BootDevice.CDROM, media))
+        return Boot()
+
+    async def insert_media(self, node_id: str, url: str) -> str:
+        """Fetch the ISO, put it in Glance (an identical one is reused): its image ID."""
+        if not self.strategy.boots_images:
+            raise NotSupported("virtual media needs a boot strategy (rescue or rebuild)")
+        conn = await self._connection()
+        path = await fetch(url, self.media_max_bytes)
+        try:
+            digest = await asyncio.get_running_loop().run_in_executor(
+                self._executor, file_hash, path, "sha256")
+            image = await self._run("upload media", publish, conn, path,
+                                    f"quintupleo-media-{digest[:16]}", "iso",
+                                    {"hw_rescue_device": "cdrom", "quintupleo_image": "media"})
+        finally:
+            path.unlink(missing_ok=True)
+        self.remember_media(node_id, image.id)
+        return image.id
+
+    def remember_media(self, node_id: str, media: str) -> None:
+        self._media_users.setdefault(media, set()).add(node_id)
+
+    async def eject_media(self, node_id: str, media: str) -> None:
+        """Forget the node's CD; its Glance image goes when no other node holds it."""
+        users = self._media_users.get(media, set())
+        users.discard(node_id)
+        if users:
+            return
+        self._media_users.pop(media, None)
+        conn = await self._connection()
+        try:
+            await self._run(f"delete image {media}", conn.image.delete_image, media,
+                            ignore_missing=True)
+        except BackendError as exc:
+            log.warning("virtual media image %s not deleted: %s", media, exc)
+
     async def observe(self) -> dict[str, Observation]:
         return {s.id: observation(s) for s in await self._list() if s.id in self._ids}
 
-    async def power(self, node_id: str, action: PowerAction, boot: BootOverride) -> None:
+    async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
+                    media: str | None = None) -> None:
         conn = await self._connection()
+        if not isinstance(self.strategy, NoStrategy) and action is not \
+                PowerAction.DIAG_INTERRUPT:
+            await self._through_strategy(conn, node_id, action, self.boot_for(boot, media))
+            return
         calls = {
             PowerAction.ON: lambda: conn.compute.start_server(node_id),
             PowerAction.OFF: lambda: conn.compute.stop_server(node_id),
@@ -131,6 +241,40 @@ class OpenStackBackend(Backend):
                     await asyncio.sleep(1.0)
         raise BackendError(f"{action.value} {node_id}: Nova keeps refusing it (409)")
 
+    async def _through_strategy(self, conn: Any, node_id: str, action: PowerAction,
+                                boot: Boot) -> None:
+        server = await self._run(f"get {node_id}", conn.compute.get_server, node_id)
+        if server.task_state is not None:
+            raise NodeBusy(f"server {node_id} has task {server.task_state}")
+        nova = _Steps(self, conn)
+        try:
+            if action.target is PowerState.OFF:
+                await self.strategy.power_off(nova, server)
+            else:
+                await self.strategy.power_on(nova, server, boot,
+                                             restart=action is not PowerAction.ON,
+                                             soft=action is PowerAction.SOFT_RESET)
+        except os_exc.ConflictException as exc:   # a task began between our read and call
+            raise NodeBusy(f"server {node_id}: {exc.details or 'conflict'}") from None
+        if boot.image is not None and action.boots:
+            log.info("server %s: %s boot through %s with image %s", node_id,
+                     boot.device.value, self.strategy.name, boot.image)
+
+    async def settle(self, node_id: str) -> Any:
+        conn = await self._connection()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_TIMEOUT
+        while True:
+            server = await self._run(f"get {node_id}", conn.compute.get_server, node_id)
+            if (server.vm_state or "").lower() == "error":
+                fault = (server.fault or {}).get("message", "no fault recorded")
+                raise BackendError(f"server {node_id} went to ERROR: {fault}")
+            if server.task_state is None:
+                return server
+            if loop.time() > deadline:
+                raise BackendError(f"server {node_id}: task {server.task_state} did not end")
+            await asyncio.sleep(SETTLE_POLL)
+
     async def _already_done(self, conn: Any, node_id: str, action: PowerAction) -> bool:
         """After a 409: busy with a task (NodeBusy: the controller retries), already in the
         target state (done), or neither -- a task that ended between our call and this read,
@@ -147,3 +291,26 @@ class OpenStackBackend(Backend):
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._conn is not None:
             self._conn.close()
+
+
+class _Steps:
+    """The driver as a strategy sees it: counted calls, waits for tasks, the compute proxy."""
+
+    def __init__(self, backend: OpenStackBackend, conn: Any) -> None:
+        self._backend = backend
+        self.compute = conn.compute
+
+    async def call(self, what: str, fn: Any) -> Any:
+        return await self._backend._run(what, fn)
+
+    async def settle(self, server_id: str) -> Any:
+        return await self._backend.settle(server_id)
+
+
+def microversion(conn: Any) -> tuple[int, int]:
+    """The compute API's highest microversion (keystoneauth gives a tuple or a string)."""
+    version = conn.compute.get_endpoint_data().max_microversion or (2, 1)
+    if isinstance(version, str):
+        version = version.split(".")
+    major, minor = (int(p) for p in tuple(version)[:2])
+    return major, minor

@@ -1,0 +1,52 @@
+"""Nova's fake hypervisor, writing down what Nova asks it to boot.
+
+The devcloud has no real VMs, so tests check what a real hypervisor would act on: the image a
+rescue boots (and its properties), the image a rebuild spawns, power changes. One JSON line
+per event in `<nova state_path>/virt-events.jsonl`; nothing else changes.
+"""
+
+import json
+import os
+import time
+
+from nova.conf import CONF
+from nova.virt import fake
+
+
+class RecordingFakeDriver(fake.FakeDriverWithoutFakeNodes):
+    def _record(self, event, instance, image_meta=None):
+        entry = {"time": time.time(), "event": event, "instance": instance.uuid}
+        if image_meta is not None:
+            entry["image"] = getattr(image_meta, "id", None)
+            entry["disk_format"] = getattr(image_meta, "disk_format", None)
+            properties = getattr(image_meta, "properties", None)
+            entry["properties"] = properties.obj_to_primitive()["nova_object.data"] \
+                if properties is not None else {}
+        path = os.path.join(CONF.state_path, "virt-events.jsonl")
+        with open(path, "a") as log:
+            log.write(json.dumps(entry, default=str) + "\n")
+
+    def spawn(self, context, instance, image_meta, *args, **kwargs):
+        super().spawn(context, instance, image_meta, *args, **kwargs)
+        self._record("spawn", instance, image_meta)
+
+    def rescue(self, context, instance, network_info, image_meta, *args, **kwargs):
+        super().rescue(context, instance, network_info, image_meta, *args, **kwargs)
+        self._record("rescue", instance, image_meta)
+
+    def unrescue(self, *args, **kwargs):
+        super().unrescue(*args, **kwargs)
+        instance = kwargs.get("instance") or args[1]
+        self._record("unrescue", instance)
+
+    def power_on(self, context, instance, *args, **kwargs):
+        super().power_on(context, instance, *args, **kwargs)
+        self._record("power_on", instance)
+
+    def power_off(self, instance, *args, **kwargs):
+        super().power_off(instance, *args, **kwargs)
+        self._record("power_off", instance)
+
+    def reboot(self, context, instance, network_info, reboot_type, *args, **kwargs):
+        super().reboot(context, instance, network_info, reboot_type, *args, **kwargs)
+        self._record(f"reboot_{reboot_type.lower()}", instance)
