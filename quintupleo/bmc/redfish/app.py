@@ -24,7 +24,7 @@ from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.redfish import resources as rf
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.metadata import metadata_document
-from quintupleo.errors import BmcError
+from quintupleo.errors import BmcError, NodeBusy
 from quintupleo.model import BootDevice, BootOverride, Credentials
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,11 @@ class RedfishService:
         self._route(system + r"/EthernetInterfaces/(?P<index>\d+)", GET=self.nic)
         self._route(r"/redfish/v1/Managers", GET=self.managers)
         self._route(r"/redfish/v1/Managers/(?P<node>[^/]+)", GET=self.manager)
-        self._route(r"/redfish/v1/Managers/(?P<node>[^/]+)/VirtualMedia(?:/.*)?",
-                    GET=self.virtual_media, POST=self.virtual_media, PATCH=self.virtual_media)
+        media = r"/redfish/v1/Managers/(?P<node>[^/]+)/VirtualMedia"
+        self._route(media, GET=self.virtual_media)
+        self._route(media + "/Cd", GET=self.virtual_cd, PATCH=self.patch_virtual_cd)
+        self._route(media + r"/Cd/Actions/VirtualMedia\.InsertMedia", POST=self.insert_media)
+        self._route(media + r"/Cd/Actions/VirtualMedia\.EjectMedia", POST=self.eject_media)
         self._route(r"/redfish/v1/Chassis", GET=self.chassis_collection)
         self._route(r"/redfish/v1/Chassis/(?P<node>[^/]+)", GET=self.chassis)
         self._route(r"/redfish/v1/SessionService", GET=self.session_service)
@@ -97,6 +100,8 @@ class RedfishService:
                 headers["WWW-Authenticate"] = 'Basic realm="QuintupleO"'
             response = error_response(exc, headers)
         except BmcError as exc:
+            if isinstance(exc, NodeBusy):
+                headers["Retry-After"] = str(exc.retry_after)
             response = error_response(RedfishError(exc.http_status, str(exc)), headers)
         except web.HTTPException as exc:   # raised by aiohttp itself, e.g. a body too large
             response = error_response(RedfishError(exc.status, exc.reason), headers)
@@ -221,8 +226,10 @@ class RedfishService:
         return self._json(rf.manager(self._node(match["node"])))
 
     async def virtual_media(self, request, match):
-        self._node(match["node"])
-        raise RedfishError(501, "Virtual media is not implemented yet.", "GeneralError")
+        return self._json(rf.virtual_media_collection(self._node(match["node"])))
+
+    async def virtual_cd(self, request, match):
+        return self._json(rf.virtual_cd(self._node(match["node"])))
 
     async def chassis_collection(self, request, _):
         return self._json(rf.collection("ChassisCollection", "/redfish/v1/Chassis", "Chassis",
@@ -304,6 +311,39 @@ class RedfishService:
                                (str(reset_type), "ResetType", "ComputerSystem.Reset"))
         controller.request(rf.RESET_TYPES[reset_type], source=f"Redfish {request.remote}")
         return web.Response(status=204)
+
+    async def insert_media(self, request, match):
+        controller = self._node(match["node"])
+        body = await self._body(request)
+        image = body.get("Image")
+        if not isinstance(image, str) or not image:
+            raise RedfishError(400, "Image (the URL of a CD image) is required.",
+                               "ActionParameterMissing", ("VirtualMedia.InsertMedia", "Image"))
+        for key in ("Inserted", "WriteProtected"):
+            if body.get(key, True) is not True:
+                raise RedfishError(400, f"{key} must be true: the virtual CD is read-only and "
+                                   "inserted by this action.", "ActionParameterValueNotInList",
+                                   (json.dumps(body[key]), key, "VirtualMedia.InsertMedia"))
+        await controller.insert_media(image)
+        return web.Response(status=204)
+
+    async def eject_media(self, request, match):
+        await self._node(match["node"]).eject_media()
+        return web.Response(status=204)
+
+    async def patch_virtual_cd(self, request, match):
+        """Older clients insert and eject by PATCHing Image and Inserted."""
+        controller = self._node(match["node"])
+        body = await self._body(request)
+        unknown = set(body) - {"Image", "Inserted", "WriteProtected"}
+        if unknown:
+            raise RedfishError(400, f"Property {sorted(unknown)[0]} cannot be changed.",
+                               "PropertyNotWritable", (sorted(unknown)[0],))
+        if body.get("Inserted") is False or body.get("Image", "") is None:
+            await controller.eject_media()
+        elif isinstance(body.get("Image"), str) and body["Image"]:
+            await controller.insert_media(body["Image"])
+        return self._json(rf.virtual_cd(controller))
 
     async def patch_system(self, request, match):
         controller = self._node(match["node"])

@@ -13,6 +13,8 @@ SCHEMAS = {
     "EthernetInterface": ["EthernetInterface", "EthernetInterface.v1_12_4"],
     "ManagerCollection": ["ManagerCollection"],
     "Manager": ["Manager", "Manager.v1_24_0"],
+    "VirtualMediaCollection": ["VirtualMediaCollection"],
+    "VirtualMedia": ["VirtualMedia", "VirtualMedia.v1_6_5"],
     "ChassisCollection": ["ChassisCollection"],
     "Chassis": ["Chassis", "Chassis.v1_28_0"],
     "SessionService": ["SessionService", "SessionService.v1_2_0"],

@@ -66,6 +66,8 @@ def _status(controller: NodeController) -> dict[str, str]:
 
 
 def power_state(controller: NodeController) -> str | None:
+    if controller.transition is not None:   # a staged boot (rescue, rebuild) under way
+        return "PoweringOn" if controller.transition is PowerState.ON else "PoweringOff"
     try:
         return "On" if controller.power_state() is PowerState.ON else "Off"
     except BmcError:
@@ -125,8 +127,30 @@ def manager(controller: NodeController) -> dict[str, Any]:
     return odata("Manager.v1_24_0.Manager", f"{ROOT}/Managers/{node}", Id=node,
                  Name=f"BMC of {controller.info.name}", ManagerType="BMC",
                  Status={"State": "Enabled", "Health": "OK"}, FirmwareVersion="QuintupleO",
+                 VirtualMedia=link(f"{ROOT}/Managers/{node}/VirtualMedia"),
                  Links={"ManagerForServers": [link(f"{ROOT}/Systems/{node}")],
                         "ManagerForChassis": [link(f"{ROOT}/Chassis/{node}")]})
+
+
+def virtual_media_collection(controller: NodeController) -> dict[str, Any]:
+    path = f"{ROOT}/Managers/{controller.info.id}/VirtualMedia"
+    return collection("VirtualMediaCollection", path, "Virtual media", [f"{path}/Cd"])
+
+
+def virtual_cd(controller: NodeController) -> dict[str, Any]:
+    path = f"{ROOT}/Managers/{controller.info.id}/VirtualMedia/Cd"
+    inserted = controller.media is not None
+    url = controller.media_url
+    return odata(
+        "VirtualMedia.v1_6_5.VirtualMedia", path, Id="Cd", Name="Virtual CD",
+        MediaTypes=["CD", "DVD"], Image=url,
+        ImageName=url.rsplit("/", 1)[-1].split("?")[0] if url else None,
+        Inserted=inserted, WriteProtected=True,
+        ConnectedVia="URI" if inserted else "NotConnected",
+        TransferMethod="Upload", TransferProtocolType=(url or "").split(":")[0].upper() or None,
+        Actions={
+            "#VirtualMedia.InsertMedia": {"target": f"{path}/Actions/VirtualMedia.InsertMedia"},
+            "#VirtualMedia.EjectMedia": {"target": f"{path}/Actions/VirtualMedia.EjectMedia"}})
 
 
 def chassis(controller: NodeController) -> dict[str, Any]:
