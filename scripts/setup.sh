@@ -10,9 +10,10 @@ PYTHON=${PYTHON:-python3}
 
 # Debian packages for QuintupleO itself and its tests (the devcloud adds RabbitMQ itself):
 # ipmitool is the reference IPMI client our BMC is tested with; ipxe, syslinux, mtools,
-# dosfstools and grub-efi-amd64-bin build the iPXE boot images; qemu and ovmf boot them in tests.
+# dosfstools and grub-efi-amd64-bin build the iPXE boot images; qemu and ovmf boot them in tests,
+# xorriso makes the tests' CD images.
 APT_PACKAGES=(ipmitool ipxe syslinux syslinux-common mtools dosfstools grub-efi-amd64-bin
-              qemu-system-x86 ovmf)
+              qemu-system-x86 ovmf xorriso)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -80,6 +80,11 @@ class NodeController:
         current = self.power_state()
         if not self.backend.supports(action):
             raise NotSupported(f"{self.backend.name} nodes have no {action.value}")
+        if self._queue and self._queue[-1] is action:
+            return   # coalesce a repeat (clients retry)
+        if self.transition is not None:
+            raise NodeBusy(f"node {self.info.name} is still booting the chosen device; "
+                           "try again shortly", retry_after=5)
         if action in (PowerAction.RESET, PowerAction.SOFT_RESET, PowerAction.CYCLE,
                       PowerAction.DIAG_INTERRUPT) and current is PowerState.OFF:
             raise NotInPresentState(f"node {self.info.name} is off: no {action.value}")
@@ -87,11 +92,6 @@ class NodeController:
             return   # off while off: nothing to do, as on real hardware
         if not self._queue and action is PowerAction.ON and current is PowerState.ON:
             return   # on while on
-        if self._queue and self._queue[-1] is action:
-            return   # coalesce a repeat (clients retry)
-        if self.transition is not None:
-            raise NodeBusy(f"node {self.info.name} is still booting the chosen device; "
-                           "try again shortly", retry_after=5)
         if len(self._queue) >= MAX_QUEUED:
             raise NodeBusy(f"node {self.info.name} has {len(self._queue)} actions pending")
         log.info("node %s: %s requested%s", self.info.name, action.value,

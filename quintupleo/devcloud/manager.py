@@ -60,8 +60,9 @@ class Devcloud:
                 bootstrap.init_databases(self.layout, state)
         else:
             self._check_data()
-            if not (self.layout.etc / "nova" / "nova.conf").exists():
-                configs.write_all(self.layout, state)
+            # Always: a newer QuintupleO may configure the services differently (running
+            # services keep what they read until `down`).
+            configs.write_all(self.layout, state)
         try:
             self._start(state)
             if not state.bootstrapped:

@@ -46,8 +46,19 @@ def publish(conn: Any, path: Path, name: str, disk_format: str,
             name=name, filename=str(path), disk_format=disk_format, container_format="bare",
             visibility="private", allow_duplicates=True, wait=True, timeout=600, **properties)
     except os_exc.SDKException as exc:
+        _forget_partial(conn, name)
         raise BackendError(f"Glance: cannot upload {name}: {exc}") from None
     return Published(name, image.id, False)
+
+
+def _forget_partial(conn: Any, name: str) -> None:
+    """A refused upload leaves a queued image record behind: delete it, leak nothing."""
+    try:
+        for image in conn.image.images(name=name):
+            if image.status in ("queued", "saving", "importing", "killed"):
+                conn.image.delete_image(image, ignore_missing=True)
+    except os_exc.SDKException:
+        pass
 
 
 def ipxe_properties(firmware: str) -> dict[str, str]:

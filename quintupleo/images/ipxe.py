@@ -157,7 +157,7 @@ def _bios(image: Path, work: Path, options: IpxeOptions) -> None:
     script = _file(work, "boot.ipxe", ipxe_script(options))
     config = _file(work, "syslinux.cfg",
                    "DEFAULT ipxe\nPROMPT 0\nLABEL ipxe\n  LINUX ipxe.lkrn\n  INITRD boot.ipxe\n")
-    _run("mkfs.fat", "-i", VOLUME_ID, "-n", "QO-IPXE", "-C", image, "2048")
+    _run("mkfs.fat", "-i", VOLUME_ID, "-C", image, "2048")
     _run("syslinux", "--install", image)
     _run("mcopy", "-m", "-i", image, IPXE_LKRN, script, config, "::/")
 
@@ -172,7 +172,7 @@ def _uefi(image: Path, work: Path, options: IpxeOptions) -> None:
     with image.open("wb") as disk:
         disk.write(_mbr(size))
         disk.truncate(size)
-    _run("mkfs.fat", "-i", VOLUME_ID, "-n", "QO-IPXE", "--offset", str(ESP_OFFSET // 512),
+    _run("mkfs.fat", "-i", VOLUME_ID, "--offset", str(ESP_OFFSET // 512),
          image, str((size - ESP_OFFSET) // 1024))
     esp = f"{image}@@{ESP_OFFSET}"
     _run("mmd", "-i", esp, "::/EFI", "::/EFI/BOOT", "::/EFI/quintupleo")

@@ -1,0 +1,275 @@
+"""PXE boot emulation and virtual media on the devcloud, through ipmitool and sushy.
+
+The devcloud's hypervisor boots nothing, but it writes down what Nova asked it to boot
+(virt-events.jsonl): the rescue image and its properties, the image a rebuild spawns.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+import sushy
+
+from quintupleo.devcloud.smoke import settle
+
+pytestmark = pytest.mark.devcloud
+
+
+@pytest.fixture(scope="session")
+def ipxe_images(devcloud_home, tmp_path_factory):
+    """`quintupleo image upload` run twice: the second run reuses what the first uploaded."""
+    environ = dict(os.environ, QUINTUPLEO_HOME=str(tmp_path_factory.mktemp("images")),
+                   COLUMNS="200")
+    runs = [subprocess.run([sys.executable, "-m", "quintupleo", "image", "upload", "--cloud",
+                            "devcloud"], capture_output=True, text=True, env=environ,
+                           timeout=300, check=True).stdout for _ in range(2)]
+    assert "uploaded" in runs[0] or "reused" in runs[0]
+    assert runs[1].count("reused") == 2, runs[1]
+    import openstack
+    conn = openstack.connect(cloud="devcloud")
+    images = {}
+    for firmware in ("bios", "uefi"):
+        found = [i for i in conn.image.images(name=f"quintupleo-ipxe-{firmware}")
+                 if i.status == "active"]
+        newest = max(found, key=lambda i: i.created_at)
+        assert newest.properties["hw_firmware_type"] == firmware
+        assert newest.properties["hw_rescue_device"] == "disk"
+        images[firmware] = newest.id
+    return images
+
+
+class VirtEvents:
+    """What the devcloud's hypervisor was asked to do, for one server, from now on."""
+
+    def __init__(self, home, server_id: str) -> None:
+        self.path = home / "data" / "nova" / "virt-events.jsonl"
+        self.server_id = server_id
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def all(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with self.path.open() as log:
+            log.seek(self.offset)
+            events = [json.loads(line) for line in log if line.strip()]
+        return [e for e in events if e["instance"] == self.server_id]
+
+    def wait_for(self, event: str, count: int = 1, timeout: float = 30) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(found := [e for e in self.all() if e["event"] == event]) < count:
+            assert time.monotonic() < deadline, f"no {event} in {self.all()}"
+            time.sleep(0.1)
+        return found
+
+
+@pytest.fixture
+def node(conn, boot):
+    """A node as environments make them: booted, then powered off."""
+    server = boot()
+    conn.compute.stop_server(server)
+    return settle(conn, server.id, "SHUTOFF", timeout=60)
+
+
+def serve(bmc_server, name, strategy, *extra):
+    return bmc_server("--backend", "openstack", "--cloud", "devcloud", "--prefix", name,
+                      "--boot-strategy", strategy, "--refresh-interval", "2", *extra)
+
+
+def wait_power(bmc, wanted: str, timeout: float = 60) -> list[str]:
+    """Poll `power status` until it says `wanted`; every answer seen on the way."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while not seen or wanted not in seen[-1]:
+        assert time.monotonic() < deadline, f"power never {wanted}: {seen[-5:]}"
+        seen.append(bmc.ipmitool("power", "status").stdout.strip())
+        time.sleep(0.2)
+    return seen
+
+
+def wait_settled(bmc, node_id: str, wanted: str = "On", timeout: float = 60) -> None:
+    """Until Redfish says `wanted` (not PoweringOn): the BMC saw its strategy finish."""
+    url = f"{bmc.redfish_url}/redfish/v1/Systems/{node_id}"
+    deadline = time.monotonic() + timeout
+    while requests.get(url, auth=("admin", "password"), timeout=10,
+                       verify=str(bmc.state_dir / "redfish-cert.pem")).json()["PowerState"] \
+            != wanted:
+        assert time.monotonic() < deadline, f"power never settled at {wanted}"
+        time.sleep(0.2)
+
+
+def test_rescue_strategy_over_ipmi(conn, devcloud_home, ipxe_images, node, name, bmc_server):
+    bmc = serve(bmc_server, name, "rescue")
+    events = VirtEvents(devcloud_home, node.id)
+    original_image = node.image.id
+
+    # one-time, legacy PXE: power on = rescue into the BIOS iPXE image
+    bmc.ipmitool("chassis", "bootdev", "pxe")
+    assert "Force PXE" in bmc.ipmitool("chassis", "bootparam", "get", "5").stdout
+    bmc.ipmitool("power", "on")
+    seen = wait_power(bmc, "on")
+    assert all("off" in s for s in seen[:-1])   # never "on" before Nova finished the rescue
+    assert conn.compute.get_server(node.id).status == "RESCUE"
+    rescue = events.wait_for("rescue")[0]
+    assert rescue["image"] == ipxe_images["bios"]
+    assert rescue["properties"]["hw_rescue_device"] == "disk"
+    assert rescue["properties"]["hw_firmware_type"] == "bios"
+    assert "No override" in bmc.ipmitool("chassis", "bootparam", "get", "5").stdout
+
+    # off: Nova cannot stop a rescued server -> unrescue, then stop
+    bmc.ipmitool("power", "off")
+    settle(conn, node.id, "SHUTOFF", timeout=60)
+    assert [e["event"] for e in events.all()][-2:] == ["unrescue", "power_off"]
+    wait_power(bmc, "off")
+
+    # the next power-on boots the disk: a plain start, the node's own image untouched
+    bmc.ipmitool("power", "on")
+    settle(conn, node.id, "ACTIVE", timeout=60)
+    wait_power(bmc, "on")
+    assert events.all()[-1]["event"] == "power_on"
+    assert conn.compute.get_server(node.id).image.id == original_image
+
+    # persistent UEFI PXE: every reset network-boots the UEFI image again
+    bmc.ipmitool("chassis", "bootdev", "pxe", "options=persistent,efiboot")
+    for count in (1, 2):
+        bmc.ipmitool("power", "reset")
+        rescues = events.wait_for("rescue", count + 1)
+        assert rescues[-1]["image"] == ipxe_images["uefi"]
+        assert rescues[-1]["properties"]["hw_firmware_type"] == "uefi"
+        settle(conn, node.id, "RESCUE", timeout=60)
+        wait_settled(bmc, node.id)
+    flags = bmc.ipmitool("chassis", "bootparam", "get", "5").stdout
+    assert "Force PXE" in flags and "Options apply to all future boots" in flags
+    assert "BIOS EFI boot" in flags
+    # the second reset had to leave rescue first
+    assert [e["event"] for e in events.all()].count("unrescue") == 2
+
+
+def test_rebuild_strategy_over_redfish(conn, devcloud_home, ipxe_images, node, name,
+                                       bmc_server):
+    bmc = serve(bmc_server, name, "rebuild")
+    events = VirtEvents(devcloud_home, node.id)
+    root = sushy.Sushy(f"{bmc.redfish_url}/redfish/v1", username="admin", password="password",
+                       verify=str(bmc.state_dir / "redfish-cert.pem"))
+    system = root.get_system(f"/redfish/v1/Systems/{node.id}")
+    system.set_system_boot_options(sushy.BootSource.PXE,
+                                   enabled=sushy.BootSourceOverrideEnabled.ONCE,
+                                   mode=sushy.BootSourceOverrideMode.UEFI)
+    system.reset_system(sushy.ResetType.ON)
+    spawn = events.wait_for("spawn")[0]   # a rebuild spawns the server again, from the iPXE disk
+    assert spawn["image"] == ipxe_images["uefi"]
+    settle(conn, node.id, "ACTIVE", timeout=60)   # stopped before: rebuilt, then started
+    assert conn.compute.get_server(node.id).image.id == ipxe_images["uefi"]
+    deadline = time.monotonic() + 30
+    while (system.refresh() or system.power_state) != sushy.PowerState.ON:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert system.boot.enabled == sushy.BootSourceOverrideEnabled.DISABLED   # consumed
+
+    # disk boot: a plain reboot of what is on the disk now, no second rebuild
+    system.set_system_boot_options(sushy.BootSource.HDD,
+                                   enabled=sushy.BootSourceOverrideEnabled.CONTINUOUS)
+    system.reset_system(sushy.ResetType.FORCE_RESTART)
+    events.wait_for("reboot_hard")
+    assert len(events.wait_for("spawn")) == 1
+    system.refresh()
+    assert system.boot.target == sushy.BootSource.HDD
+    assert system.boot.enabled == sushy.BootSourceOverrideEnabled.CONTINUOUS
+    root.__del__()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def make_iso(path, payload: int) -> None:
+    tree = path.parent / f"{path.stem}-tree"
+    tree.mkdir()
+    (tree / "payload.bin").write_bytes(os.urandom(payload))
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", "QO_TEST", "-o", str(path),
+                    str(tree)], check=True, capture_output=True)
+
+
+@pytest.fixture
+def media_server(tmp_path):
+    """A local HTTP server holding a 1 MiB ISO and a 3 MiB one."""
+    (tmp_path / "www").mkdir()
+    make_iso(tmp_path / "www" / "boot.iso", 1 << 20)
+    make_iso(tmp_path / "www" / "big.iso", 3 << 20)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(tmp_path / "www")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_virtual_media_boots_the_cd_by_rescue(conn, devcloud_home, ipxe_images, node, name,
+                                              bmc_server, media_server, tmp_path):
+    config = tmp_path / "bmc.yaml"
+    config.write_text("media_max_mb: 2\n")
+    bmc = serve(bmc_server, name, "rescue", "--config", str(config))
+    events = VirtEvents(devcloud_home, node.id)
+    verify = str(bmc.state_dir / "redfish-cert.pem")
+    root = sushy.Sushy(f"{bmc.redfish_url}/redfish/v1", username="admin", password="password",
+                       verify=verify)
+    cd = root.get_manager(f"/redfish/v1/Managers/{node.id}").virtual_media.get_member(
+        f"/redfish/v1/Managers/{node.id}/VirtualMedia/Cd")
+    assert not cd.inserted
+
+    # too large: refused with the reason, nothing inserted
+    url = f"{bmc.redfish_url}/redfish/v1/Managers/{node.id}/VirtualMedia/Cd/Actions/" \
+          "VirtualMedia.InsertMedia"
+    answer = requests.post(url, json={"Image": f"{media_server}/big.iso?token=s3cret"},
+                           auth=("admin", "password"), verify=verify, timeout=60)
+    assert answer.status_code == 502
+    assert "limit" in answer.text and "s3cret" not in answer.text
+    assert "s3cret" not in bmc.log
+
+    cd.insert_media(f"{media_server}/boot.iso", inserted=True, write_protected=True)
+    cd.refresh()
+    assert cd.inserted and cd.image == f"{media_server}/boot.iso"
+    media = [i for i in conn.image.images(owner=conn.current_project_id)
+             if i.name.startswith("quintupleo-media-")]
+    assert len(media) == 1 and media[0].disk_format == "iso"
+
+    system = root.get_system(f"/redfish/v1/Systems/{node.id}")
+    system.set_system_boot_options(sushy.BootSource.CD,
+                                   enabled=sushy.BootSourceOverrideEnabled.ONCE)
+    system.reset_system(sushy.ResetType.ON)
+    rescue = events.wait_for("rescue")[0]
+    assert rescue["image"] == media[0].id and rescue["disk_format"] == "iso"
+    assert rescue["properties"]["hw_rescue_device"] == "cdrom"
+    settle(conn, node.id, "RESCUE", timeout=60)
+
+    # eject: the image leaves Glance, the next boot is the node's own disk
+    cd.eject_media()
+    cd.refresh()
+    assert not cd.inserted
+    assert conn.image.find_image(media[0].id) is None
+    deadline = time.monotonic() + 30
+    while (system.refresh() or system.power_state) != sushy.PowerState.ON:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    system.reset_system(sushy.ResetType.FORCE_RESTART)
+    events.wait_for("unrescue")
+    settle(conn, node.id, "ACTIVE", timeout=60)
+    root.__del__()
+
+
+def test_bmc_refuses_a_strategy_without_its_images(conn, node, name, bmc_server, tmp_path):
+    config = tmp_path / "bmc.yaml"
+    config.write_text("pxe_images: {legacy: no-such-ipxe-image}\n")
+    with pytest.raises(AssertionError) as failed:
+        serve(bmc_server, name, "rescue", "--config", str(config))
+    message = str(failed.value)
+    assert "no active image 'no-such-ipxe-image'" in message
+    assert "quintupleo image upload --cloud devcloud" in message
