@@ -139,3 +139,58 @@ def test_idle_sessions_expire():
     import time
     time.sleep(0.1)
     assert handshake.get(bmc_id) is None
+
+
+def test_staged_boot_reads_on_only_when_done(tmp_path):
+    """A boot through steps (rescue, rebuild): off until the backend shows it up; meanwhile
+    other actions are refused as busy, a repeat is coalesced; a failed task is reported."""
+    async def scenario() -> None:
+        backend = FakeBackend(1, delay=0.3, staged=True)
+        controller, refresher = _controller(tmp_path, backend)
+        await refresher.refresh()
+        task = asyncio.create_task(refresher.run())
+        controller.set_boot_override(BootOverride(BootDevice.PXE, False, BootMode.LEGACY))
+        controller.request(PowerAction.ON)
+        await asyncio.sleep(0.05)
+        assert controller.power_state() is PowerState.OFF      # not yet booting the device
+        assert controller.transition is PowerState.ON
+        controller.request(PowerAction.ON)                      # a client's retry: coalesced
+        with pytest.raises(NodeBusy) as busy:
+            controller.request(PowerAction.OFF)
+        assert busy.value.retry_after > 0
+        while controller.pending:
+            await asyncio.sleep(0.01)
+        assert controller.power_state() is PowerState.ON
+        assert controller.transition is None
+        assert backend.actions == [("fake-0", PowerAction.ON)]
+        # a task that ends elsewhere than its target: the model takes what the backend shows
+        controller.request(PowerAction.RESET)
+        await asyncio.sleep(0.05)
+        backend.nodes["fake-0"].target = PowerState.OFF         # the "hypervisor" failed it
+        while controller.pending:
+            await asyncio.sleep(0.01)
+        assert controller.power_state() is PowerState.OFF
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_virtual_media_is_persisted_and_passed_to_boots(tmp_path):
+    async def scenario() -> None:
+        backend = FakeBackend(1)
+        controller, refresher = _controller(tmp_path, backend)
+        await refresher.refresh()
+        await controller.insert_media("http://192.0.2.1/boot.iso")
+        controller.set_boot_override(BootOverride(BootDevice.CDROM, False, BootMode.UEFI))
+        controller.request(PowerAction.ON)
+        while controller.pending:
+            await refresher.refresh()
+            await asyncio.sleep(0.01)
+        assert backend.nodes["fake-0"].last_boot_media == "fake-media:http://192.0.2.1/boot.iso"
+        assert BootStore(tmp_path / "boot.sqlite").load_media() == {
+            "fake:fake-0": ("http://192.0.2.1/boot.iso", "fake-media:http://192.0.2.1/boot.iso")}
+        await controller.eject_media()
+        assert controller.media is None
+
+    asyncio.run(scenario())
+    assert BootStore(tmp_path / "boot.sqlite").load_media() == {}

@@ -1,0 +1,55 @@
+"""The iPXE image recipes: scripts, GRUB config, partition table, reproducible builds."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from quintupleo.errors import ConfigError
+from quintupleo.images.ipxe import (
+    ESP_OFFSET,
+    IpxeOptions,
+    _mbr,
+    build,
+    grub_config,
+    ipxe_script,
+    missing_tools,
+)
+
+
+def test_script_tries_every_nic_with_the_mtu_and_gives_up_only_if_asked():
+    forever = ipxe_script(IpxeOptions(mtu=1450))
+    assert forever.startswith("#!ipxe\n")
+    assert "set net${idx}/mtu 1450" in forever and "autoboot net${idx}" in forever
+    assert "give_up ||" not in forever and "sleep 5" in forever
+    bounded = ipxe_script(IpxeOptions(mtu=None, rounds=3, pause=1))
+    assert "mtu" not in bounded
+    assert "iseq ${round} 3 && goto give_up" in bounded
+
+
+def test_grub_config_loops_over_ipxe():
+    assert "while true; do" in grub_config(IpxeOptions())
+    assert "for round in 1 2; do" in grub_config(IpxeOptions(rounds=2))
+    assert "chainloader /EFI/quintupleo/ipxe.efi" in grub_config(IpxeOptions())
+
+
+@pytest.mark.parametrize("options", [dict(mtu=100), dict(rounds=-1), dict(pause=99999)])
+def test_bad_options_are_refused(options):
+    with pytest.raises(ConfigError):
+        IpxeOptions(**options)
+
+
+def test_partition_table_has_one_esp():
+    table = _mbr(4 << 20)
+    assert len(table) == 512 and table[510:] == b"\x55\xaa"
+    kind, start, sectors = table[450], *struct.unpack("<II", table[454:462])
+    assert (kind, start * 512, (start + sectors) * 512) == (0xEF, ESP_OFFSET, 4 << 20)
+
+
+@pytest.mark.skipif(bool(missing_tools()), reason="image tools not installed")
+def test_builds_are_reproducible(tmp_path):
+    first = build(tmp_path / "a")
+    second = build(tmp_path / "b", IpxeOptions())
+    assert [i.sha256 for i in first] == [i.sha256 for i in second]
+    assert build(tmp_path / "c", IpxeOptions(mtu=1500))[0].sha256 != first[0].sha256
