@@ -16,10 +16,9 @@ from ruamel.yaml import YAML, YAMLError
 
 from quintupleo.errors import ConfigError
 from quintupleo.inventory import BmcAccess
-from quintupleo.model import Credentials, NodeInfo
+from quintupleo.model import BOOT_STRATEGIES, Credentials, NodeInfo
 
 BACKENDS = ("fake", "openstack")
-BOOT_STRATEGIES = ("none", "rescue", "rebuild")   # see backends/openstack/boot.py
 NODE_KEYS = {"ipmi_address", "ipmi_port", "username", "password"}
 
 

@@ -84,6 +84,7 @@ def settings(spec: EnvironmentSpec, item: Planned, served: dict[str, Any],
         "redfish_address": served["address"], "redfish_port": bmc.redfish_port,
         "tls": bmc.tls, "tls_cert": f"{ETC}/redfish-cert.pem", "tls_key": f"{ETC}/redfish-key.pem",
         "username": bmc.username, "password": password, "state_dir": STATE_DIR,
+        "boot_strategy": bmc.boot_strategy,
         "nodes": {name: {"ipmi_address": ip} for name, ip in served["nodes"].items()},
     }
 

@@ -18,6 +18,7 @@ from openstack import exceptions as os_exc
 from quintupleo.backends.openstack.driver import microversion
 from quintupleo.environments.plan import Kind, plan
 from quintupleo.environments.spec import EnvironmentSpec
+from quintupleo.images.glance import ipxe_image_name
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,15 @@ class CloudCheck:
             self._add("Nova microversion >= 2.52 (tags at boot)", True,
                       "tagging nodes, so delete/audit by tag",
                       lambda: _at_least(compute, (2, 52)))
-            self._add("Nova stable rescue (2.87)", False, "PXE boot by rescue (PXE issue)",
+            strategy = self.spec.bmc.boot_strategy if self.spec is not None else "none"
+            self._add("Nova stable rescue (2.87)", strategy == "rescue",
+                      "network and CD boots by rescue (boot strategy rescue)",
                       lambda: _at_least(compute, (2, 87)))
             self._add("Nova rebuild of volume-backed servers (2.93)", False,
-                      "PXE/reimage by rebuild of volume-backed nodes",
+                      "network boots by rebuild of volume-backed nodes",
                       lambda: _at_least(compute, (2, 93)))
+            self._add("iPXE boot images in Glance", strategy != "none",
+                      "network boots (boot strategies rescue and rebuild)", self._ipxe_images)
             extensions = {e.alias for e in net.extensions()}
             routed = self.spec is not None and self.spec.external is not None
             for alias, must, disables in (
@@ -85,6 +90,9 @@ class CloudCheck:
                       lambda: self._port(network, fixed_ips=[]))
             self._add("tagging a network", True, "delete/audit by tag",
                       lambda: self._tag(network))
+            if strategy != "none":
+                self._add(f"boot strategy {strategy} on a scratch server", True,
+                          f"network boots by {strategy}", lambda: self._strategy(network))
             self._add("image upload", False, "iPXE boot images (PXE issue)", self._image)
             self._add("external network", routed,
                       "the BMC host in the cloud, the undercloud's floating IP", self._external)
@@ -123,6 +131,42 @@ class CloudCheck:
                 raise ValueError("created, but Nova refuses it: Neutron lacks the ip_allocation "
                                  "extension")
         return "created"
+
+    def _ipxe_images(self) -> str:
+        found = []
+        for firmware in ("bios", "uefi"):
+            name = ipxe_image_name(firmware)
+            if not any(i.status == "active" for i in self.conn.image.images(name=name)):
+                raise ValueError(f"no active image {name}: run `quintupleo image upload`")
+            found.append(name)
+        return ", ".join(found)
+
+    def _strategy(self, network: Any) -> str:
+        """Boot a server from a role's image and flavor, then rescue or rebuild it with the
+        iPXE image: what every network boot will ask of Nova (a policy can forbid it)."""
+        assert self.spec is not None
+        compute, role = self.conn.compute, self.spec.roles[0]
+        images = [i for i in self.conn.image.images(name=ipxe_image_name("bios"))
+                  if i.status == "active"]
+        if not images:
+            raise ValueError("no iPXE image to boot: run `quintupleo image upload`")
+        image = images[-1]
+        port = self._keep(self.conn.network.delete_port,
+                          self.conn.network.create_port(network_id=network.id,
+                                                        port_security_enabled=False))
+        flavor = compute.find_flavor(role.flavor, ignore_missing=False)
+        base = self.conn.image.find_image(role.image, ignore_missing=False)
+        server = self._keep(compute.delete_server, compute.create_server(
+            name=f"qo-check-{uuid.uuid4().hex[:8]}", image_id=base.id, flavor_id=flavor.id,
+            networks=[{"port": port.id}]))
+        compute.wait_for_server(server, wait=300)
+        if self.spec.bmc.boot_strategy == "rescue":
+            compute.rescue_server(server, image=image.id)
+            compute.wait_for_server(server, status="RESCUE", wait=300)
+            return "rescued into the iPXE image"
+        compute.rebuild_server(server, image.id)
+        compute.wait_for_server(server, wait=300)
+        return "rebuilt with the iPXE image"
 
     def _tag(self, network: Any) -> str:
         self.conn.network.add_tag(network, "quintupleo:check")

@@ -13,7 +13,8 @@
       controller: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: control,
                    networks: [provisioning, internal_api, storage]}
       compute: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: compute}
-    bmc: {address: 127.0.0.1, ipmi_port_base: 6230, redfish_port: 8000}   # optional
+    bmc: {address: 127.0.0.1, ipmi_port_base: 6230, redfish_port: 8000,   # optional
+          boot_strategy: rescue}          # how network/CD boots are done: none|rescue|rebuild
     vips: [{name: api, network: internal-api, ip: 172.16.2.250}]          # optional
     undercloud: {image: centos-9, flavor: m1.large, key: mykey,            # optional
                  networks: [bmc, provisioning], floating_ip: true}
@@ -32,6 +33,7 @@ from typing import Any
 from ruamel.yaml import YAML, YAMLError
 
 from quintupleo.errors import ConfigError
+from quintupleo.model import BOOT_STRATEGIES
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 PROVISIONING = "provisioning"
@@ -108,6 +110,7 @@ class BmcSpec:
     host: HostSpec | None = None
     addressing: str = "ports"
     install: str | None = None          # what the host pip-installs; default: this version
+    boot_strategy: str = "none"         # network and CD boots: none, rescue or rebuild
 
 
 @dataclass(frozen=True)
@@ -308,7 +311,8 @@ def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | N
 
 def _bmc(r: _Reader, data: Any) -> BmcSpec:
     fields = dict(r.mapping(data, "bmc", {"address", "ipmi_port_base", "redfish_port", "tls",
-                                          "username", "host", "addressing", "install"}))
+                                          "username", "host", "addressing", "install",
+                                          "boot_strategy"}))
     for key in ("ipmi_port_base", "redfish_port"):
         if key in fields and (not isinstance(fields[key], int) or not 0 < fields[key] < 65536):
             raise r.fail(f"bmc.{key}", "a port number")
@@ -317,6 +321,8 @@ def _bmc(r: _Reader, data: Any) -> BmcSpec:
     for key in ("address", "username", "install"):
         if key in fields:
             r.text(fields[key], f"bmc.{key}")
+    if fields.get("boot_strategy", "none") not in BOOT_STRATEGIES:
+        raise r.fail("bmc.boot_strategy", f"one of {', '.join(BOOT_STRATEGIES)}")
     if fields.get("addressing", "ports") not in ADDRESSING:
         raise r.fail("bmc.addressing", f"one of {', '.join(ADDRESSING)}")
     if "host" in fields:

@@ -76,6 +76,7 @@ def bmc_settings(name: str) -> dict[str, object]:
                 "ipmi_address": address, "ipmi_port_base": bmc.ipmi_port_base,
                 "redfish_address": address, "redfish_port": bmc.redfish_port,
                 "tls": bmc.tls, "username": bmc.username, "password": bmc_password(journal),
+                "boot_strategy": bmc.boot_strategy,
                 "state_dir": journal.path.parent / "bmc", "nodes": nodes}
     finally:
         journal.close()

@@ -118,3 +118,26 @@ def cloud_config_schema(tmp_path_factory) -> dict:
     schema = next((work / "root").glob("usr/lib/python3/dist-packages/cloudinit/config/"
                                        "schemas/schema-cloud-config-v1.json"))
     return json.loads(schema.read_text())
+
+
+@pytest.fixture(scope="session")
+def ipxe_images(devcloud_home, tmp_path_factory):
+    """`quintupleo image upload` run twice: the second run reuses what the first uploaded."""
+    environ = dict(os.environ, QUINTUPLEO_HOME=str(tmp_path_factory.mktemp("images")),
+                   COLUMNS="200")
+    runs = [subprocess.run([sys.executable, "-m", "quintupleo", "image", "upload", "--cloud",
+                            "devcloud"], capture_output=True, text=True, env=environ,
+                           timeout=300, check=True).stdout for _ in range(2)]
+    assert "uploaded" in runs[0] or "reused" in runs[0]
+    assert runs[1].count("reused") == 2, runs[1]
+    import openstack
+    conn = openstack.connect(cloud="devcloud")
+    images = {}
+    for firmware in ("bios", "uefi"):
+        found = [i for i in conn.image.images(name=f"quintupleo-ipxe-{firmware}")
+                 if i.status == "active"]
+        newest = max(found, key=lambda i: i.created_at)
+        assert newest.properties["hw_firmware_type"] == firmware
+        assert newest.properties["hw_rescue_device"] == "disk"
+        images[firmware] = newest.id
+    return images

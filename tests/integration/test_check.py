@@ -77,3 +77,30 @@ def test_a_spec_with_a_bmc_host_needs_its_external_network(tmp_path):
     code, findings = check("--spec", str(spec))
     external = next(f for f in findings if f["feature"] == "external network")
     assert code == 1 and not external["ok"] and "no-such-network" in external["detail"]
+
+
+RESCUE_SPEC = ("name: pxe\ncloud: devcloud\nnetworks: {provisioning: {cidr: 10.0.0.0/24}}\n"
+               "roles: {node: {count: 1, flavor: qo.tiny, image: quintupleo-tiny}}\n"
+               "bmc: {boot_strategy: rescue}\n")
+
+
+def test_a_boot_strategy_is_probed_on_a_scratch_server(tmp_path, devcloud, ipxe_images, conn):
+    spec = tmp_path / "pxe.yaml"
+    spec.write_text(RESCUE_SPEC)
+    code, findings = check("--spec", str(spec))
+    by_feature = {f["feature"]: f for f in findings}
+    probe = by_feature["boot strategy rescue on a scratch server"]
+    assert code == 0 and probe["ok"] and probe["detail"] == "rescued into the iPXE image"
+    assert by_feature["iPXE boot images in Glance"]["ok"]
+    assert not [s for s in conn.compute.servers() if s.name.startswith("qo-check-")]
+
+    # a cloud whose policy forbids rescue: the strategy fails in check, with the reason
+    policy = devcloud.layout.etc / "nova" / "policy.yaml"
+    policy.write_text('"os_compute_api:os-rescue": "rule:admin_api"\n')
+    try:
+        code, findings = check("--spec", str(spec))
+    finally:
+        policy.unlink()
+    failed = {f["feature"]: f for f in findings if not f["ok"]}
+    assert code == 1 and list(failed) == ["boot strategy rescue on a scratch server"]
+    assert "403" in failed["boot strategy rescue on a scratch server"]["detail"]
