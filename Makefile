@@ -32,6 +32,7 @@ bench: setup devcloud
 	$(VENV)/bin/python bench/bmc_ipmi.py
 	$(VENV)/bin/python bench/bmc_redfish.py
 	$(VENV)/bin/python bench/env.py
+	$(VENV)/bin/python bench/pxe.py
 
 down:
 	$(QO) devcloud down

@@ -90,6 +90,7 @@ class Observation:
 
     power: PowerState
     busy: bool = False           # the backend is in the middle of a change (e.g. a Nova task)
+    fault: str | None = None     # the backend's last task failed (e.g. a Nova server in ERROR)
 
 
 @dataclass(frozen=True)

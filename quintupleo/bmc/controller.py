@@ -55,6 +55,7 @@ class NodeController:
         self.media: str | None = None                  # the inserted virtual CD (backend ref)
         self.media_url: str | None = None
         self.transition: PowerState | None = None      # target of a staged action under way
+        self.fault: str | None = None                  # the backend says the node failed
         self._queue: deque[PowerAction] = deque()
         self._worker: asyncio.Task | None = None
         self._settled = asyncio.Event()
@@ -183,6 +184,11 @@ class NodeController:
         self.missing = False
         if started_at < self._issued_at:
             return   # read before our last call took effect: stale
+        if observation.fault != self.fault:
+            if observation.fault:
+                log.error("node %s: %s reports a failure: %s", self.info.name,
+                          self.backend.name, observation.fault)
+            self.fault = observation.fault
         if self._awaiting is not None:
             if observation.busy:
                 return

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 def build_backend(settings: BmcSettings) -> Backend:
     if settings.backend == "fake":
-        return FakeBackend(settings.fake_nodes, settings.fake_delay)
+        return FakeBackend(settings.fake_nodes, settings.fake_delay,
+                           staged=settings.fake_staged)
     from quintupleo.backends.openstack import OpenStackBackend  # openstacksdk is slow to import
     return OpenStackBackend(settings.cloud, settings.prefix, settings.servers,
                             strategy=settings.boot_strategy, images=settings.pxe_images,

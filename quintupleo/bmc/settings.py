@@ -34,6 +34,7 @@ class BmcSettings:
     backend: str = "fake"
     fake_nodes: int = 2
     fake_delay: float = 0.0
+    fake_staged: bool = False            # fake boots read "on" only when done, like a rescue
     cloud: str | None = None
     prefix: str | None = None
     servers: list[str] = field(default_factory=list)

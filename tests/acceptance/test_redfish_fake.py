@@ -218,3 +218,36 @@ def test_tls_inventory_points_at_the_generated_ca(bmc_server, tmp_path):
     assert info["redfish_address"].startswith("https://")
     assert info["redfish_verify_ca"] == cert(bmc)
     assert stat.S_IMODE((bmc.state_dir / "redfish-key.pem").stat().st_mode) == 0o600
+
+
+def test_staged_boot_answers_powering_on_and_503_with_retry_after(bmc_server, client,
+                                                                  tmp_path):
+    """A boot that goes through steps (as a rescue does on Nova): Redfish says PoweringOn and
+    refuses other resets with 503 + Retry-After until the node is up; IPMI says busy (0xC0);
+    virtual media inserts, reads back and ejects."""
+    config = tmp_path / "bmc.yaml"
+    config.write_text("fake_staged: true\nfake_delay: 2\n")
+    bmc = bmc_server("--fake-nodes", "1", "--config", str(config), "--refresh-interval", "1")
+    system = client(bmc).get_system("/redfish/v1/Systems/fake-0")
+    system.reset_system(sushy.ResetType.ON)
+    assert get(bmc, "/redfish/v1/Systems/fake-0").json()["PowerState"] == "PoweringOn"
+    assert "off" in bmc.ipmitool("power", "status").stdout
+    refused = requests.post(f"{bmc.redfish_url}/redfish/v1/Systems/fake-0/Actions/"
+                            "ComputerSystem.Reset", json={"ResetType": "ForceOff"},
+                            auth=("admin", "password"), verify=cert(bmc), timeout=10)
+    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+    assert error_id(refused).endswith("ServiceTemporarilyUnavailable")
+    busy = bmc.ipmitool("power", "off", check=False)
+    assert busy.returncode != 0 and "busy" in busy.stderr.lower()
+    wait_power(system, sushy.PowerState.ON)
+    assert "on" in bmc.ipmitool("power", "status").stdout
+
+    media = "/redfish/v1/Managers/fake-0/VirtualMedia/Cd"
+    cd = client(bmc).get_manager("/redfish/v1/Managers/fake-0").virtual_media.get_member(media)
+    cd.insert_media("http://192.0.2.7/images/boot.iso")
+    cd.refresh()
+    assert cd.inserted and cd.image == "http://192.0.2.7/images/boot.iso"
+    assert cd.image_name == "boot.iso"
+    cd.eject_media()
+    cd.refresh()
+    assert not cd.inserted and cd.image is None

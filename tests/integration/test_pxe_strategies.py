@@ -249,3 +249,40 @@ def test_bmc_refuses_a_strategy_without_its_images(conn, node, name, bmc_server,
     message = str(failed.value)
     assert "no active image 'no-such-ipxe-image'" in message
     assert "quintupleo image upload --cloud devcloud" in message
+
+
+def test_a_failed_rescue_is_reported_truthfully(conn, devcloud_home, node, name, bmc_server,
+                                                tmp_path):
+    """The hypervisor fails the rescue (an image named qo-fault-rescue, see the devcloud's
+    recording driver): Nova puts the server in ERROR; the BMC never says "on", Redfish shows
+    the fault as Critical health, the log has Nova's reason; a disk boot recovers the node."""
+    faulty = conn.image.create_image(name=f"{name}-qo-fault-rescue", data=b"\0" * 512,
+                                     disk_format="raw", container_format="bare",
+                                     allow_duplicates=True)
+    try:
+        config = tmp_path / "bmc.yaml"
+        config.write_text(f"pxe_images: {{legacy: {faulty.id}, uefi: {faulty.id}}}\n")
+        bmc = serve(bmc_server, name, "rescue", "--config", str(config))
+        events = VirtEvents(devcloud_home, node.id)
+        bmc.ipmitool("chassis", "bootdev", "pxe")
+        bmc.ipmitool("power", "on")
+        events.wait_for("rescue_failed")
+        settle(conn, node.id, "ERROR", timeout=60)
+        wait_settled(bmc, node.id, "Off")
+        system = requests.get(f"{bmc.redfish_url}/redfish/v1/Systems/{node.id}",
+                              auth=("admin", "password"), timeout=10,
+                              verify=str(bmc.state_dir / "redfish-cert.pem")).json()
+        assert system["Status"]["Health"] == "Critical"
+        assert "off" in bmc.ipmitool("power", "status").stdout
+        deadline = time.monotonic() + 10
+        while "injected rescue failure" not in bmc.log:
+            assert time.monotonic() < deadline, bmc.log[-2000:]
+            time.sleep(0.2)
+
+        bmc.ipmitool("chassis", "bootdev", "disk")
+        bmc.ipmitool("power", "on")
+        settle(conn, node.id, "ACTIVE", timeout=60)
+        wait_settled(bmc, node.id, "On")
+        events.wait_for("reboot_hard")
+    finally:
+        conn.image.delete_image(faulty, ignore_missing=True)

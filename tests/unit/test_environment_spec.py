@@ -61,6 +61,7 @@ def with_change(path: str, value):
     ("bmc", {"install": "quintupleo"}, "bmc.install"),
     ("bmc", {"host": {"image": "i"}}, "bmc.host.flavor"),
     ("undercloud", {"image": "i", "flavor": "f", "floating_ip": True}, "undercloud.floating_ip"),
+    ("bmc", {"boot_strategy": "pxe"}, "bmc.boot_strategy"),
 ])
 def test_bad_specs_point_at_the_key(path, value, where):
     with pytest.raises(SpecError) as error:
@@ -122,3 +123,8 @@ def test_bmc_host_user_data_holds_1000_nodes_within_novas_limit():
                            {"auth_url": "https://cloud:5000/v3"}, "bmc-password", "CERT", "KEY", 20)
     assert len(text) < bmc_host.USER_DATA_LIMIT * 3 // 4
     assert text.count("ip addr replace") == 1 and "10.0.6.250/20" in text
+
+
+def test_boot_strategy_reaches_the_spec():
+    assert parse(with_change("bmc", {"boot_strategy": "rebuild"})).bmc.boot_strategy == "rebuild"
+    assert parse(copy.deepcopy(GOOD)).bmc.boot_strategy == "none"

@@ -90,8 +90,8 @@ class BootStrategy(ABC):  # noqa: B024 - the base class is the "none" strategy's
                             lambda: nova.compute.unrescue_server(server.id))
         elif state == "stopped":
             await nova.call(f"start {server.id}", lambda: nova.compute.start_server(server.id))
-        elif restart:
-            kind = "SOFT" if soft else "HARD"
+        elif restart or state == "error":   # a hard reboot is how Nova recovers from ERROR
+            kind = "SOFT" if soft and state != "error" else "HARD"
             await nova.call(f"reboot {server.id}",
                             lambda: nova.compute.reboot_server(server.id, kind))
 

@@ -48,7 +48,11 @@ def observation(server: Any) -> Observation:
     task_state = server.task_state
     on = vm_state in ON_VM_STATES or (vm_state == "stopped" and task_state == "powering-on") \
         or (vm_state == "error" and server.power_state == RUNNING)
-    return Observation(PowerState.ON if on else PowerState.OFF, busy=task_state is not None)
+    fault = None
+    if vm_state == "error":
+        fault = (server.fault or {}).get("message") or "Nova set the server to ERROR"
+    return Observation(PowerState.ON if on else PowerState.OFF, busy=task_state is not None,
+                       fault=fault)
 
 
 class OpenStackBackend(Backend):

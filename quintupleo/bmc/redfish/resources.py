@@ -62,7 +62,7 @@ def odata_service_document(controllers: list[NodeController]) -> dict[str, Any]:
 def _status(controller: NodeController) -> dict[str, str]:
     if controller.missing:
         return {"State": "Absent", "Health": "Critical"}
-    return {"State": "Enabled", "Health": "OK"}
+    return {"State": "Enabled", "Health": "Critical" if controller.fault else "OK"}
 
 
 def power_state(controller: NodeController) -> str | None:

@@ -2,7 +2,10 @@
 
 The devcloud has no real VMs, so tests check what a real hypervisor would act on: the image a
 rescue boots (and its properties), the image a rebuild spawns, power changes. One JSON line
-per event in `<nova state_path>/virt-events.jsonl`; nothing else changes.
+per event in `<nova state_path>/virt-events.jsonl`.
+
+Fault injection for tests: a rescue or a spawn from an image whose name holds `qo-fault-rescue`
+or `qo-fault-spawn` fails as a hypervisor error would.
 """
 
 import json
@@ -26,11 +29,18 @@ class RecordingFakeDriver(fake.FakeDriverWithoutFakeNodes):
         with open(path, "a") as log:
             log.write(json.dumps(entry, default=str) + "\n")
 
+    def _fail_if_asked(self, event, instance, image_meta):
+        if f"qo-fault-{event}" in (getattr(image_meta, "name", None) or ""):
+            self._record(f"{event}_failed", instance, image_meta)
+            raise RuntimeError(f"injected {event} failure (image named qo-fault-{event})")
+
     def spawn(self, context, instance, image_meta, *args, **kwargs):
+        self._fail_if_asked("spawn", instance, image_meta)
         super().spawn(context, instance, image_meta, *args, **kwargs)
         self._record("spawn", instance, image_meta)
 
     def rescue(self, context, instance, network_info, image_meta, *args, **kwargs):
+        self._fail_if_asked("rescue", instance, image_meta)
         super().rescue(context, instance, network_info, image_meta, *args, **kwargs)
         self._record("rescue", instance, image_meta)
 
