@@ -61,6 +61,13 @@ class NotSupported(BmcError):
     http_status = 400
 
 
+class InvalidRequest(BmcError):
+    """The request's data is wrong (e.g. a virtual media URL that is not http/https)."""
+
+    ipmi_code = 0xCC
+    http_status = 400
+
+
 class BackendError(BmcError):
     """The cloud or hypervisor refused or failed; the message never holds a secret."""
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from quintupleo.backends.base import Backend
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import BackendError, BmcError, NodeBusy, NotInPresentState, NotSupported
+from quintupleo.images.media import check_url
 from quintupleo.model import (
     BootDevice,
     BootOverride,
@@ -114,6 +115,7 @@ class NodeController:
 
     async def insert_media(self, url: str) -> None:
         """Fetch and attach a virtual CD (replacing one already inserted)."""
+        check_url(url)
         media = await self.backend.insert_media(self.info.id, url)
         if self.media is not None and self.media != media:
             await self.backend.eject_media(self.info.id, self.media)
@@ -195,7 +197,8 @@ class NodeController:
             if observation.power is not self._awaiting:
                 log.error("node %s: the backend's task ended with the node %s, not %s",
                           self.info.name, observation.power.value, self._awaiting.value)
-            self.power = observation.power   # what the node really is now
+            if len(self._queue) <= 1:   # else the next queued action's target stands
+                self.power = observation.power
             self._settled.set()
             return
         if self._queue:

@@ -6,6 +6,7 @@ defaults say why in a comment; the measured pitfalls they avoid are in the desig
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from quintupleo.devcloud.layout import HOST, Layout, State
@@ -213,15 +214,28 @@ PASTE_FILES = {
 }
 
 
-def write_all(layout: Layout, state: State) -> None:
-    """Render every configuration file; the paste files come from the venv's own etc/."""
+FINGERPRINT = ".rendered"   # hash of what write_all last rendered, in the etc dir
+
+
+def write_all(layout: Layout, state: State, only_if_changed: bool = False) -> bool:
+    """Render every configuration file; the paste files come from the venv's own etc/.
+
+    With `only_if_changed`, write only when this QuintupleO renders something other than what
+    was last written (an upgrade); local edits to the files survive otherwise. True if written.
+    """
     files: dict[str, str] = {}
     for render in RENDERERS:
         files.update(render(layout, state))
     for target, source in PASTE_FILES.items():
         files[target] = (layout.venv / "etc" / source).read_text()
+    digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()
+    marker = layout.etc / FINGERPRINT
+    if only_if_changed and marker.exists() and marker.read_text() == digest:
+        return False
     for rel, text in files.items():
         path = layout.etc / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         path.chmod(0o600)
+    marker.write_text(digest)
+    return True

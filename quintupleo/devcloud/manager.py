@@ -60,9 +60,9 @@ class Devcloud:
                 bootstrap.init_databases(self.layout, state)
         else:
             self._check_data()
-            # Always: a newer QuintupleO may configure the services differently (running
-            # services keep what they read until `down`).
-            configs.write_all(self.layout, state)
+            # A newer QuintupleO may configure the services differently (running services
+            # keep what they read until `down`); local edits survive otherwise.
+            configs.write_all(self.layout, state, only_if_changed=True)
         try:
             self._start(state)
             if not state.bootstrapped:

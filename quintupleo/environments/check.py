@@ -156,7 +156,7 @@ class CloudCheck:
                                                         port_security_enabled=False))
         flavor = compute.find_flavor(role.flavor, ignore_missing=False)
         base = self.conn.image.find_image(role.image, ignore_missing=False)
-        server = self._keep(compute.delete_server, compute.create_server(
+        server = self._keep(self._delete_server, compute.create_server(
             name=f"qo-check-{uuid.uuid4().hex[:8]}", image_id=base.id, flavor_id=flavor.id,
             networks=[{"port": port.id}]))
         compute.wait_for_server(server, wait=300)
@@ -167,6 +167,11 @@ class CloudCheck:
         compute.rebuild_server(server, image.id)
         compute.wait_for_server(server, wait=300)
         return "rebuilt with the iPXE image"
+
+    def _delete_server(self, server: Any) -> None:
+        """Gone before its port and network are deleted (Neutron refuses a network in use)."""
+        self.conn.compute.delete_server(server, ignore_missing=True)
+        self.conn.compute.wait_for_delete(server, wait=300)
 
     def _tag(self, network: Any) -> str:
         self.conn.network.add_tag(network, "quintupleo:check")

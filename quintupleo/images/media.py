@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from quintupleo.errors import BackendError, ConfigError
+from quintupleo.errors import BackendError, InvalidRequest
 
 CHUNK = 1024 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=1800, sock_connect=15, sock_read=60)
@@ -27,7 +27,8 @@ def where(url: str) -> str:
 def check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("virtual media: the image URL must be http:// or https:// with a host")
+        raise InvalidRequest("virtual media: the image URL must be http:// or https:// with a "
+                             "host")
 
 
 async def fetch(url: str, limit: int, directory: Path | None = None) -> Path:

@@ -182,8 +182,14 @@ def test_protocol_errors_are_redfish_error_bodies(bmc_server):
     assert reset({"ResetType": "ForceRestart"}).status_code == 409     # it is off
     assert reset({"ResetType": "On"}).status_code == 204
     assert reset({"ResetType": "Nmi"}).status_code == 204
-    media = get(bmc, "/redfish/v1/Managers/fake-0/VirtualMedia")
-    assert media.status_code == 501 and "not implemented" in media.json()["error"]["message"]
+    insert = requests.post(f"{url}/redfish/v1/Managers/fake-0/VirtualMedia/Cd/Actions/"
+                           "VirtualMedia.InsertMedia", json={"Image": 42}, verify=cert(bmc),
+                           auth=("admin", "password"), timeout=10)
+    assert error_id(insert) == "Base.1.22.ActionParameterMissing"
+    insert = requests.post(f"{url}/redfish/v1/Managers/fake-0/VirtualMedia/Cd/Actions/"
+                           "VirtualMedia.InsertMedia", json={"Image": "ftp://x/y.iso"},
+                           verify=cert(bmc), auth=("admin", "password"), timeout=10)
+    assert insert.status_code == 400 and "http" in insert.json()["error"]["message"]
     huge = requests.post(f"{url}/redfish/v1/SessionService/Sessions", data="x" * 200_000,
                          verify=cert(bmc), timeout=10)
     assert huge.status_code == 413 and "Traceback" not in huge.text

@@ -120,9 +120,10 @@ def cloud_config_schema(tmp_path_factory) -> dict:
     return json.loads(schema.read_text())
 
 
-@pytest.fixture(scope="session")
-def ipxe_images(devcloud_home, tmp_path_factory):
-    """`quintupleo image upload` run twice: the second run reuses what the first uploaded."""
+@pytest.fixture
+def ipxe_images(devcloud, tmp_path_factory):
+    """`quintupleo image upload` run twice: the second run reuses what the first uploaded
+    (per test: a devcloud reset by another test forgets Glance's images)."""
     environ = dict(os.environ, QUINTUPLEO_HOME=str(tmp_path_factory.mktemp("images")),
                    COLUMNS="200")
     runs = [subprocess.run([sys.executable, "-m", "quintupleo", "image", "upload", "--cloud",

@@ -19,7 +19,7 @@ def check(*args: str) -> tuple[int, list[dict]]:
     return result.returncode, json.loads(result.stdout)
 
 
-def test_check_passes_on_the_devcloud_and_leaves_nothing(conn):
+def test_check_passes_on_the_devcloud_and_leaves_nothing(conn, ipxe_images):
     code, findings = check()
     failed = [f for f in findings if not f["ok"]]
     assert code == 0 and not failed, failed
@@ -93,6 +93,7 @@ def test_a_boot_strategy_is_probed_on_a_scratch_server(tmp_path, devcloud, ipxe_
     assert code == 0 and probe["ok"] and probe["detail"] == "rescued into the iPXE image"
     assert by_feature["iPXE boot images in Glance"]["ok"]
     assert not [s for s in conn.compute.servers() if s.name.startswith("qo-check-")]
+    assert not [n for n in conn.network.networks() if n.name.startswith("qo-check-")]
 
     # a cloud whose policy forbids rescue: the strategy fails in check, with the reason
     policy = devcloud.layout.etc / "nova" / "policy.yaml"
@@ -104,3 +105,5 @@ def test_a_boot_strategy_is_probed_on_a_scratch_server(tmp_path, devcloud, ipxe_
     failed = {f["feature"]: f for f in findings if not f["ok"]}
     assert code == 1 and list(failed) == ["boot strategy rescue on a scratch server"]
     assert "403" in failed["boot strategy rescue on a scratch server"]["detail"]
+    assert not [s for s in conn.compute.servers() if s.name.startswith("qo-check-")]
+    assert not [n for n in conn.network.networks() if n.name.startswith("qo-check-")]
