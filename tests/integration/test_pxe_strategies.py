@@ -251,6 +251,16 @@ def test_bmc_refuses_a_strategy_without_its_images(conn, node, name, bmc_server,
     assert "quintupleo image upload --cloud devcloud" in message
 
 
+def wait_status(conn, server_id: str, status: str, timeout: float = 60):
+    """Until Nova shows `status` with no task (ERROR included, unlike smoke.settle)."""
+    deadline = time.monotonic() + timeout
+    while (server := conn.compute.get_server(server_id)).status != status \
+            or server.task_state is not None:
+        assert time.monotonic() < deadline, server.status
+        time.sleep(0.2)
+    return server
+
+
 def test_a_failed_rescue_is_reported_truthfully(conn, devcloud_home, node, name, bmc_server,
                                                 tmp_path):
     """The hypervisor fails the rescue (an image named qo-fault-rescue, see the devcloud's
@@ -267,7 +277,8 @@ def test_a_failed_rescue_is_reported_truthfully(conn, devcloud_home, node, name,
         bmc.ipmitool("chassis", "bootdev", "pxe")
         bmc.ipmitool("power", "on")
         events.wait_for("rescue_failed")
-        settle(conn, node.id, "ERROR", timeout=60)
+        server = wait_status(conn, node.id, "ERROR")
+        assert "injected rescue failure" in server.fault["message"]
         wait_settled(bmc, node.id, "Off")
         system = requests.get(f"{bmc.redfish_url}/redfish/v1/Systems/{node.id}",
                               auth=("admin", "password"), timeout=10,
@@ -281,8 +292,12 @@ def test_a_failed_rescue_is_reported_truthfully(conn, devcloud_home, node, name,
 
         bmc.ipmitool("chassis", "bootdev", "disk")
         bmc.ipmitool("power", "on")
-        settle(conn, node.id, "ACTIVE", timeout=60)
-        wait_settled(bmc, node.id, "On")
         events.wait_for("reboot_hard")
+        wait_status(conn, node.id, "ACTIVE")
+        wait_settled(bmc, node.id, "On")
+        system = requests.get(f"{bmc.redfish_url}/redfish/v1/Systems/{node.id}",
+                              auth=("admin", "password"), timeout=10,
+                              verify=str(bmc.state_dir / "redfish-cert.pem")).json()
+        assert system["Status"]["Health"] == "OK"
     finally:
         conn.image.delete_image(faulty, ignore_missing=True)
