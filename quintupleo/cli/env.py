@@ -84,6 +84,8 @@ def create(spec_file: Annotated[Path, typer.Argument(help="The environment spec 
         journal.set_meta("spec", raw)
         journal.set_meta("state", "creating")
         ops = _ops(spec, journal)
+        if spec.bmc.boot_strategy != "none":
+            _ensure_ipxe_images(ops.conn)
         started = time.monotonic()
         bars, report = _progress()
         with bars:
@@ -94,6 +96,17 @@ def create(spec_file: Annotated[Path, typer.Argument(help="The environment spec 
     nodes = sum(1 for p in planned if p.kind is Kind.SERVER and p.params["baremetal"])
     console.print(f"[green]✓[/] {spec.name}: {len(ids)} resources, {nodes} nodes powered off, "
                   f"{ops.calls} API calls, {time.monotonic() - started:.1f} s")
+
+
+def _ensure_ipxe_images(conn) -> None:
+    """The images network boots need: shared by every environment, kept when one is deleted."""
+    from quintupleo.cli.image import default_dir
+    from quintupleo.images.glance import publish_ipxe
+    from quintupleo.images.ipxe import build
+    for image in build(default_dir()):
+        done = publish_ipxe(conn, image)
+        console.print(f"iPXE image {done.name}: {'reused' if done.reused else 'uploaded'} "
+                      f"({done.id})")
 
 
 def _raw(spec_file: Path):

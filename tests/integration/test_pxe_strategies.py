@@ -13,6 +13,7 @@ import os
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 import requests
@@ -301,3 +302,47 @@ def test_a_failed_rescue_is_reported_truthfully(conn, devcloud_home, node, name,
         assert system["Status"]["Health"] == "OK"
     finally:
         conn.image.delete_image(faulty, ignore_missing=True)
+
+
+def test_an_environment_with_a_boot_strategy_network_boots(conn, devcloud_home, qo_env,
+                                                           tmp_path, bmc_server):
+    """`env create` puts the iPXE images in Glance itself; the environment's BMC network-boots
+    its nodes by rescue; the override set over IPMI reads back over Redfish at every step."""
+    name = f"pxe{uuid.uuid4().hex[:6]}"
+    spec = tmp_path / "pxe.yaml"
+    spec.write_text(f"name: {name}\ncloud: devcloud\n"
+                    "networks: {provisioning: {cidr: 192.168.24.0/24}}\n"
+                    "roles: {node: {count: 1, flavor: qo.tiny, image: quintupleo-tiny}}\n"
+                    "bmc: {boot_strategy: rescue}\n")
+    created = qo_env("create", str(spec))
+    assert "iPXE image quintupleo-ipxe-uefi" in created.stdout
+    document = json.loads(qo_env("nodes", name, "--format", "ironic").stdout)
+    password = document["nodes"][0]["driver_info"]["ipmi_password"]
+    server = conn.compute.find_server(document["nodes"][0]["name"])
+    uefi = max((i for i in conn.image.images(name="quintupleo-ipxe-uefi")
+                if i.status == "active"), key=lambda i: i.created_at)
+    bmc = bmc_server("--environment", name, env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    events = VirtEvents(devcloud_home, server.id)
+    url = f"{bmc.redfish_url}/redfish/v1/Systems/{server.id}"
+
+    def redfish_boot() -> dict:
+        return requests.get(url, auth=("admin", password), timeout=10,
+                            verify=str(bmc.state_dir / "redfish-cert.pem")).json()["Boot"]
+
+    bmc.ipmitool("chassis", "bootdev", "pxe", "options=efiboot", password=password)
+    assert {k: redfish_boot()[k] for k in ("BootSourceOverrideTarget",
+                                           "BootSourceOverrideEnabled",
+                                           "BootSourceOverrideMode")} == \
+        {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once",
+         "BootSourceOverrideMode": "UEFI"}
+    bmc.ipmitool("power", "on", password=password)
+    assert events.wait_for("rescue")[0]["image"] == uefi.id
+    settle(conn, server.id, "RESCUE", timeout=60)
+    deadline = time.monotonic() + 30
+    while requests.get(url, auth=("admin", password), timeout=10,
+                       verify=str(bmc.state_dir / "redfish-cert.pem")).json()["PowerState"] != "On":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert redfish_boot()["BootSourceOverrideEnabled"] == "Disabled"   # consumed by that boot
+    assert "No override" in bmc.ipmitool("chassis", "bootparam", "get", "5",
+                                         password=password).stdout
