@@ -87,11 +87,16 @@ def test_out_of_band_changes_are_seen_within_one_refresh(conn, bmc, nodes):
     wait_for(lambda: power(bmc) == "Chassis Power is on", 60 + 3, "the start to be seen")
 
 
-def test_an_action_during_a_nova_task_is_retried_not_lost(conn, bmc, nodes):
+def test_an_action_during_a_nova_task_is_retried_not_lost(conn, bmc, nodes, devcloud):
     server = nodes[0]
-    conn.compute.reboot_server(server, "HARD")   # a task the BMC did not start
-    bmc.ipmitool("power", "off")                 # Nova answers 409 while it reboots
-    settle(conn, server.id, "SHUTOFF", timeout=90)
+    delays = devcloud.layout.data / "nova" / "virt-delays.json"
+    delays.write_text('{"reboot_hard": 3}')    # the hypervisor takes 3 s over this reboot
+    try:
+        conn.compute.reboot_server(server, "HARD")   # a task the BMC did not start
+        bmc.ipmitool("power", "off")                 # Nova answers 409 while it reboots
+        settle(conn, server.id, "SHUTOFF", timeout=90)
+    finally:
+        delays.unlink()
     assert actions(conn, server)[-2:] == ["reboot", "stop"]
     log = bmc.log
     assert "off waits: server" in log     # the 409 was met (a reboot takes longer than a poll)

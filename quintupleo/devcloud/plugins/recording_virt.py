@@ -5,7 +5,8 @@ rescue boots (and its properties), the image a rebuild spawns, power changes. On
 per event in `<nova state_path>/virt-events.jsonl`.
 
 Fault injection for tests: a rescue or a spawn from an image whose name holds `qo-fault-rescue`
-or `qo-fault-spawn` fails as a hypervisor error would.
+or `qo-fault-spawn` fails as a hypervisor error would. Latency injection: while
+`<state_path>/virt-delays.json` holds {"reboot_hard": 3}, say, each such event takes that long.
 """
 
 import json
@@ -28,6 +29,14 @@ class RecordingFakeDriver(fake.FakeDriverWithoutFakeNodes):
         path = os.path.join(CONF.state_path, "virt-events.jsonl")
         with open(path, "a") as log:
             log.write(json.dumps(entry, default=str) + "\n")
+
+    def _delay(self, event):
+        try:
+            with open(os.path.join(CONF.state_path, "virt-delays.json")) as delays:
+                seconds = float(json.load(delays).get(event, 0))
+        except (OSError, ValueError, AttributeError):
+            return
+        time.sleep(seconds)   # green under nova-compute's eventlet
 
     def _fail_if_asked(self, event, instance, image_meta):
         if f"qo-fault-{event}" in (getattr(image_meta, "name", None) or ""):
@@ -58,5 +67,6 @@ class RecordingFakeDriver(fake.FakeDriverWithoutFakeNodes):
         self._record("power_off", instance)
 
     def reboot(self, context, instance, network_info, reboot_type, *args, **kwargs):
+        self._delay(f"reboot_{reboot_type.lower()}")
         super().reboot(context, instance, network_info, reboot_type, *args, **kwargs)
         self._record(f"reboot_{reboot_type.lower()}", instance)
