@@ -11,9 +11,10 @@ PYTHON=${PYTHON:-python3}
 # Debian packages for QuintupleO itself and its tests (the devcloud adds RabbitMQ itself):
 # ipmitool is the reference IPMI client our BMC is tested with; ipxe, syslinux, mtools,
 # dosfstools and grub-efi-amd64-bin build the iPXE boot images; qemu and ovmf boot them in tests,
-# xorriso makes the tests' CD images.
+# xorriso makes the tests' CD images; the lab's nodes need qemu-utils (qcow2), ipxe-qemu (the
+# NICs' PXE ROMs) and iproute2 (network namespaces); its tests run dnsmasq.
 APT_PACKAGES=(ipmitool ipxe syslinux syslinux-common mtools dosfstools grub-efi-amd64-bin
-              qemu-system-x86 ovmf xorriso)
+              qemu-system-x86 ovmf xorriso qemu-utils ipxe-qemu iproute2 dnsmasq-base)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

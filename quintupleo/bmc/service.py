@@ -30,6 +30,10 @@ def build_backend(settings: BmcSettings) -> Backend:
     if settings.backend == "fake":
         return FakeBackend(settings.fake_nodes, settings.fake_delay,
                            staged=settings.fake_staged)
+    if settings.backend == "qemu":
+        from quintupleo.backends.qemu import QemuBackend
+        from quintupleo.lab.layout import Lab
+        return QemuBackend(Lab.load(str(settings.lab)))
     from quintupleo.backends.openstack import OpenStackBackend  # openstacksdk is slow to import
     return OpenStackBackend(settings.cloud, settings.prefix, settings.servers,
                             strategy=settings.boot_strategy, images=settings.pxe_images,

@@ -18,7 +18,7 @@ from quintupleo.errors import ConfigError
 from quintupleo.inventory import BmcAccess
 from quintupleo.model import BOOT_STRATEGIES, Credentials, NodeInfo
 
-BACKENDS = ("fake", "openstack")
+BACKENDS = ("fake", "openstack", "qemu")
 NODE_KEYS = {"ipmi_address", "ipmi_port", "username", "password"}
 
 
@@ -36,6 +36,7 @@ class BmcSettings:
     fake_delay: float = 0.0
     fake_staged: bool = False            # fake boots read "on" only when done, like a rescue
     cloud: str | None = None
+    lab: str | None = None               # qemu: the lab (`quintupleo lab up`) whose nodes to serve
     prefix: str | None = None
     servers: list[str] = field(default_factory=list)
     boot_strategy: str = "none"          # openstack: none, rescue or rebuild (network/CD boots)
@@ -93,6 +94,8 @@ class BmcSettings:
             raise ConfigError(f"backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
         if self.backend == "fake" and not 1 <= self.fake_nodes <= 100_000:
             raise ConfigError("fake_nodes must be between 1 and 100000")
+        if self.backend == "qemu" and not self.lab:
+            raise ConfigError("the qemu backend needs --lab (a lab made by `quintupleo lab up`)")
         if self.backend == "openstack" and not (self.prefix or self.servers):
             raise ConfigError("the openstack backend needs --prefix or --server (name or ID)")
         if self.boot_strategy not in BOOT_STRATEGIES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from quintupleo import __version__
-from quintupleo.cli import bmc, check, devcloud, env, image
+from quintupleo.cli import bmc, check, devcloud, env, image, lab
 
 app = typer.Typer(
     name="quintupleo",
@@ -17,6 +17,7 @@ app.add_typer(devcloud.app, name="devcloud")
 app.add_typer(bmc.app, name="bmc")
 app.add_typer(env.app, name="env")
 app.add_typer(image.app, name="image")
+app.add_typer(lab.app, name="lab")
 app.command("check")(check.check)
 
 

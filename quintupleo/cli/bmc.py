@@ -29,7 +29,9 @@ def serve(
     environment: Annotated[str | None, typer.Option(
         help="Serve this environment's nodes, with its BMC settings and credentials.")] = None,
     backend: Annotated[str | None, typer.Option(
-        help="Where nodes come from: fake | openstack [default: fake].")] = None,
+        help="Where nodes come from: fake | openstack | qemu [default: fake].")] = None,
+    lab: Annotated[str | None, typer.Option(
+        help="The lab whose QEMU nodes to serve (qemu backend).")] = None,
     fake_nodes: Annotated[int | None, typer.Option(
         help="Number of in-memory nodes (fake backend) [default: 2].")] = None,
     fake_delay: Annotated[float | None, typer.Option(
@@ -84,7 +86,7 @@ def serve(
     logging.getLogger("keystoneauth").setLevel(logging.WARNING)
     try:
         settings = BmcSettings.load(
-            config, environment=environment, backend=backend, fake_nodes=fake_nodes,
+            config, environment=environment, backend=backend, lab=lab, fake_nodes=fake_nodes,
             fake_delay=fake_delay, cloud=cloud, boot_strategy=boot_strategy,
             prefix=prefix, servers=server, ipmi_address=ipmi_address,
             ipmi_port_base=ipmi_port_base, username=username, password=password,

@@ -1,0 +1,85 @@
+"""Lab nodes (QEMU processes on this machine) as a backend.
+
+Power mapping: on -> start QEMU with the override's boot order (`-boot once=` for a one-time
+override); off -> kill (a hard power-off); soft off -> ACPI power button (QMP
+system_powerdown; firmware alone ignores it, as on hardware); reset -> QMP system_reset, or a
+restart of QEMU when an override must take effect; cycle -> off then on; diagnostic interrupt
+-> QMP inject-nmi. A node is on while its QEMU runs. Reads cost no QMP call: a process check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from qemu.qmp import QMPClient
+from qemu.qmp.error import QMPError
+
+from quintupleo.backends.base import Backend
+from quintupleo.backends.qemu.machine import Machine
+from quintupleo.errors import BackendError, NotInPresentState
+from quintupleo.lab.layout import Lab
+from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction, PowerState
+
+log = logging.getLogger(__name__)
+
+
+class QemuBackend(Backend):
+    name = "qemu"
+    settle_poll = 0.0
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.machines = {node.name: Machine(lab, node) for node in lab.nodes}
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qemu")
+
+    async def discover(self) -> list[NodeInfo]:
+        return [NodeInfo(id=n.name, name=n.name, uuid=n.uuid, macs=(n.mac,), cpus=n.cpus,
+                         memory_mb=n.memory_mb, local_gb=n.disk_gb,
+                         extra={"lab": self.lab.name}) for n in self.lab.nodes]
+
+    async def observe(self) -> dict[str, Observation]:
+        return {name: Observation(PowerState.ON if m.running() else PowerState.OFF)
+                for name, m in self.machines.items()}
+
+    async def _blocking(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _qmp(self, machine: Machine, command: str) -> None:
+        client = QMPClient(machine.node.name)
+        try:
+            await asyncio.wait_for(client.connect(str(machine.qmp_socket)), 5)
+            await asyncio.wait_for(client.execute(command), 5)
+        except (OSError, QMPError, TimeoutError) as exc:
+            raise BackendError(f"node {machine.node.name}: QMP {command}: {exc}") from None
+        finally:
+            await client.disconnect()
+
+    async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
+                    media: str | None = None) -> None:
+        machine = self.machines[node_id]
+        running = await self._blocking(machine.running)
+        if action is PowerAction.ON:
+            await self._blocking(machine.start, boot)
+        elif action is PowerAction.OFF:
+            await self._blocking(machine.kill)
+        elif not running:
+            raise NotInPresentState(f"node {node_id} is off")
+        elif action is PowerAction.SOFT_OFF:
+            await self._qmp(machine, "system_powerdown")
+        elif action is PowerAction.DIAG_INTERRUPT:
+            await self._qmp(machine, "inject-nmi")
+        elif action is PowerAction.RESET and not boot.active:
+            await self._qmp(machine, "system_reset")
+        else:   # a cycle, or a reset whose boot device is chosen: QEMU starts again
+            await self._blocking(machine.kill)
+            await self._blocking(machine.start, boot)
+        log.debug("node %s: %s done", node_id, action.value)
+
+    def supports(self, action: PowerAction) -> bool:
+        return action is not PowerAction.SOFT_RESET   # no guest-agnostic graceful restart
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,86 @@
+"""`quintupleo lab up | down | status`: virtual bare metal with real PXE boots, on this machine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from quintupleo.errors import QuintupleOError
+from quintupleo.lab import manager
+
+app = typer.Typer(help="A lab of QEMU nodes with a real network and a virtual BMC.",
+                  no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+Name = Annotated[str, typer.Option("--name", help="The lab's name.")]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+    return typer.Exit(1)
+
+
+@app.command("up")
+def up(
+    name: Name = "lab",
+    nodes: Annotated[int, typer.Option(help="How many nodes.")] = 2,
+    cpus: Annotated[int, typer.Option(help="vCPUs per node.")] = 1,
+    memory: Annotated[int, typer.Option(help="MiB of memory per node.")] = 512,
+    disk: Annotated[int, typer.Option(help="GiB of disk per node (qcow2, grows on use).")] = 2,
+    cidr: Annotated[str, typer.Option(help="The lab network; its first address is the "
+                                      "bridge's, for your DHCP/PXE server.")] = "192.168.24.0/24",
+    ipmi_port_base: Annotated[int, typer.Option(help="Node i's IPMI on 127.0.0.1:BASE+i.")] = 6230,
+    redfish_port: Annotated[int, typer.Option(help="Redfish on 127.0.0.1:PORT.")] = 8000,
+    password: Annotated[str, typer.Option(envvar="QUINTUPLEO_BMC_PASSWORD",
+                                          help="The BMCs' password (user admin).")] = "password",
+) -> None:
+    """Create the nodes (powered off), their network and their BMC; write the inventory."""
+    try:
+        lab = manager.up(name, nodes, cpus, memory, disk, cidr, ipmi_port_base, redfish_port,
+                         password)
+    except QuintupleOError as exc:
+        raise _fail(exc) from None
+    console.print(f"[green]✓[/] lab {lab.name}: {len(lab.nodes)} nodes, powered off")
+    last = lab.ipmi_port_base + len(lab.nodes) - 1
+    console.print(f"  IPMI: 127.0.0.1:{lab.ipmi_port_base}..{last} (admin / your password); "
+                  f"Redfish: https://127.0.0.1:{lab.redfish_port}")
+    console.print(f"  inventory: {lab.dir / 'nodes.json'}; serial logs: {lab.dir / 'nodes'}/*/"
+                  "serial.log")
+    if lab.netns:
+        console.print(f"  network: bridge br0 in namespace {lab.netns} ({lab.cidr}); run your "
+                      f"DHCP/PXE server there: ip netns exec {lab.netns} dnsmasq --interface=br0 …")
+    else:
+        console.print(f"  network (rootless): UDP multicast {lab.mcast} on loopback")
+
+
+@app.command("status")
+def status(name: Name = "lab") -> None:
+    """Each node's power, the BMC and the network."""
+    try:
+        lab, nodes, bmc, netns = manager.status(name)
+    except QuintupleOError as exc:
+        raise _fail(exc) from None
+    table = Table("node", "MAC", "power", "IPMI port", title=f"lab {lab.name}")
+    for node in nodes:
+        table.add_row(node.name, node.mac, node.power, str(node.ipmi_port))
+    console.print(table)
+    where = (f"{lab.netns} {'present' if netns else 'MISSING'}" if lab.netns
+             else f"multicast {lab.mcast}")
+    console.print(f"BMC: {'running, pid ' + str(bmc) if bmc else 'not running'}; network: {where}")
+
+
+@app.command("down")
+def down(name: Name = "lab") -> None:
+    """Stop the BMC and the nodes, remove the network and the lab's files (after a crash too)."""
+    try:
+        removed = manager.down(name)
+    except QuintupleOError as exc:
+        raise _fail(exc) from None
+    for what in removed:
+        console.print(f"removed {escape(what)}")
+    console.print(f"[green]✓[/] lab {name} is gone" if removed else f"no lab {name} here")

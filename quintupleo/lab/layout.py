@@ -1,0 +1,109 @@
+"""Where a lab lives on disk, and what it is made of (lab.json).
+
+    $XDG_STATE_HOME/quintupleo/labs/NAME/
+      lab.json                  the lab: its nodes, network and BMC endpoints
+      nodes/NODE/disk.qcow2     the node's disk; qemu.pid, qmp.sock, console.sock, serial.log
+      bmc/                      the BMC's state (boot overrides, Redfish certificate)
+      bmc.pid, bmc.log          the BMC process serving the lab
+      nodes.json                Ironic's inventory of the lab
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from quintupleo.errors import ConfigError
+
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")   # short: it prefixes interface names
+
+
+def labs_dir() -> Path:
+    if os.environ.get("QUINTUPLEO_HOME"):
+        return Path(os.environ["QUINTUPLEO_HOME"]) / "labs"
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "quintupleo" / "labs"
+
+
+@dataclass(frozen=True)
+class LabNode:
+    name: str
+    index: int
+    uuid: str
+    mac: str
+    cpus: int = 1
+    memory_mb: int = 512
+    disk_gb: int = 2
+
+
+@dataclass
+class Lab:
+    name: str
+    nodes: list[LabNode]
+    cidr: str = "192.168.24.0/24"
+    netns: str | None = None       # as root: the lab network's namespace (bridge br0 in it)
+    mcast: str | None = None       # rootless: the L2 segment's UDP multicast group:port
+    ipmi_port_base: int = 6230
+    redfish_port: int = 8000
+    accel: str = "tcg"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    # ---- where things are -------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        return labs_dir() / self.name
+
+    def node_dir(self, node: LabNode) -> Path:
+        return self.dir / "nodes" / node.name
+
+    @property
+    def process_tag(self) -> str:
+        """In every QEMU's -name: find the lab's processes even without their PID files."""
+        return f"qo-lab-{self.name}-"
+
+    # ---- persistence ------------------------------------------------------------------------
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / "lab.json"
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(asdict(self), indent=2))
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, name: str) -> Lab:
+        path = labs_dir() / name / "lab.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"no lab {name!r} (looked in {path.parent}); "
+                              "`quintupleo lab up` makes one") from None
+        except ValueError as exc:
+            raise ConfigError(f"{path} is damaged ({exc}); `quintupleo lab down --name {name}` "
+                              "cleans up what it can") from None
+        data["nodes"] = [LabNode(**n) for n in data["nodes"]]
+        return cls(**data)
+
+
+def new_nodes(lab: str, count: int, cpus: int, memory_mb: int, disk_gb: int,
+              prefix: str = "node") -> list[LabNode]:
+    """Stable identities: the same lab name gives the same UUIDs and MACs every time."""
+    nodes = []
+    for index in range(count):
+        name = f"{prefix}-{index}"
+        seed = hashlib.sha256(f"{lab}/{name}".encode()).digest()
+        mac = "52:54:00:" + ":".join(f"{b:02x}" for b in seed[:3])
+        nodes.append(LabNode(name, index, str(uuid.UUID(bytes=seed[3:19], version=4)), mac,
+                             cpus, memory_mb, disk_gb))
+    return nodes
+
+
+def check_name(name: str) -> str:
+    if not NAME.match(name):
+        raise ConfigError(f"lab name {name!r}: lower-case letters, digits and '-', starting "
+                          "with a letter, at most 12 characters")
+    return name

@@ -1,0 +1,133 @@
+"""`lab up | down | status`: nodes powered off, their network, their BMC; and all of it gone.
+
+`up` is safe to run again (it completes what is missing: disks, network, BMC); `down` finds
+what the lab started by PID file and by name, so it also cleans up after a kill -9.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from quintupleo.backends.qemu.machine import Machine, find_processes
+from quintupleo.errors import ConfigError
+from quintupleo.lab import network
+from quintupleo.lab.layout import Lab, check_name, labs_dir, new_nodes
+
+BMC_READY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    mac: str
+    power: str
+    ipmi_port: int
+
+
+def up(name: str, nodes: int, cpus: int = 1, memory_mb: int = 512, disk_gb: int = 2,
+       cidr: str = "192.168.24.0/24", ipmi_port_base: int = 6230, redfish_port: int = 8000,
+       password: str = "password") -> Lab:
+    check_name(name)
+    if not 1 <= nodes <= 200:
+        raise ConfigError("--nodes must be between 1 and 200")
+    if shutil.which("qemu-system-x86_64") is None:
+        raise ConfigError("QEMU is not installed: run scripts/setup.sh (Debian qemu-system-x86)")
+    try:
+        lab = Lab.load(name)
+    except ConfigError:
+        port = 10000 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 50000
+        lab = Lab(name, new_nodes(name, nodes, cpus, memory_mb, disk_gb), cidr,
+                  netns=network.netns_name(name) if network.is_root() else None,
+                  mcast=None if network.is_root() else f"230.0.0.1:{port}",
+                  ipmi_port_base=ipmi_port_base, redfish_port=redfish_port)
+    for node in lab.nodes:
+        Machine(lab, node).create_disk()
+    if lab.netns and not network.exists(lab.netns):
+        network.create(lab)
+    lab.save()
+    if bmc_pid(lab) is None:
+        _start_bmc(lab, password)
+    return lab
+
+
+def _start_bmc(lab: Lab, password: str) -> None:
+    log = lab.dir / "bmc.log"
+    command = [sys.executable, "-m", "quintupleo", "bmc", "serve", "--backend", "qemu",
+               "--lab", lab.name, "--ipmi-port-base", str(lab.ipmi_port_base),
+               "--redfish-port", str(lab.redfish_port), "--state-dir", str(lab.dir / "bmc"),
+               "--inventory-out", str(lab.dir / "nodes.json"), "--refresh-interval", "1"]
+    with log.open("ab") as out:
+        offset = out.tell()
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   env={**os.environ, "QUINTUPLEO_BMC_PASSWORD": password})
+    deadline = time.monotonic() + BMC_READY_TIMEOUT
+    while "ready:" not in log.read_text(errors="replace")[offset:]:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            tail = log.read_text(errors="replace")[offset:][-1500:]
+            raise ConfigError(f"the lab's BMC did not start (log: {log}):\n{tail}")
+        time.sleep(0.05)
+    (lab.dir / "bmc.pid").write_text(f"{process.pid}\n")
+
+
+def _bmc_processes(name: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info.get("cmdline") or []
+        if "bmc" in cmdline and "serve" in cmdline and "--lab" in cmdline \
+                and cmdline[cmdline.index("--lab") + 1:][:1] == [name]:
+            found.append(process)
+    return found
+
+
+def bmc_pid(lab: Lab) -> int | None:
+    processes = _bmc_processes(lab.name)
+    return processes[0].pid if processes else None
+
+
+def status(name: str) -> tuple[Lab, list[NodeStatus], int | None, bool]:
+    lab = Lab.load(name)
+    nodes = [NodeStatus(n.name, n.mac, "on" if Machine(lab, n).running() else "off",
+                        lab.ipmi_port_base + n.index) for n in lab.nodes]
+    return lab, nodes, bmc_pid(lab), bool(lab.netns and network.exists(lab.netns))
+
+
+def down(name: str) -> list[str]:
+    """Stop and remove everything of the lab; what was removed, in words."""
+    check_name(name)
+    removed = []
+    processes = _bmc_processes(name)
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    if processes:
+        removed.append(f"BMC (pid {', '.join(str(p.pid) for p in processes)})")
+    nodes = find_processes(f"qo-lab-{name}-")
+    for process in nodes:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(nodes, timeout=10)
+    if nodes:
+        removed.append(f"{len(nodes)} node process(es)")
+    if network.is_root() and network.delete(network.netns_name(name)):
+        removed.append(f"network namespace {network.netns_name(name)} (bridge and taps)")
+    directory = labs_dir() / name
+    if directory.exists():
+        shutil.rmtree(directory)
+        removed.append(f"{directory}")
+    return removed

@@ -1,0 +1,36 @@
+"""A 512-byte x86 boot program that prints a marker on COM1 and halts.
+
+Loaded at 0000:7C00 it works both as a disk's boot sector (the BIOS loads it) and as a PXE
+network boot program (the NIC's PXE ROM loads it there too): a node that boots one shows, on
+its serial console, which one it booted. Nothing is downloaded; a few bytes of machine code.
+"""
+
+from __future__ import annotations
+
+ORIGIN = 0x7C00
+CODE_SIZE = 26   # the bytes before the message, below
+
+
+def boot_sector(marker: str) -> bytes:
+    message = f"\r\n{marker}\r\n".encode() + b"\0"
+    address = ORIGIN + CODE_SIZE
+    code = bytes([
+        0xFA,                                    # cli
+        0x31, 0xC0,                              # xor ax, ax
+        0x8E, 0xD8,                              # mov ds, ax
+        0xFC,                                    # cld
+        0xBE, address & 0xFF, address >> 8,      # mov si, message
+        0xBA, 0xF8, 0x03,                        # mov dx, 0x3f8 (COM1)
+        0xAC,                                    # next: lodsb
+        0x84, 0xC0,                              # test al, al
+        0x74, 0x03,                              # jz done
+        0xEE,                                    # out dx, al
+        0xEB, 0xF8,                              # jmp next
+        0xF4,                                    # done: hlt
+        0xEB, 0xFD,                              # jmp done
+        0x90, 0x90, 0x90,                        # (pad to CODE_SIZE)
+    ])
+    assert len(code) == CODE_SIZE
+    if len(code) + len(message) > 510:
+        raise ValueError("marker too long for a boot sector")
+    return (code + message).ljust(510, b"\0") + b"\x55\xaa"
