@@ -1,0 +1,170 @@
+"""The lab end to end: QEMU nodes really network-boot and disk-boot through our BMC.
+
+The test runs its own DHCP/TFTP server (dnsmasq) on the lab network and builds its own boot
+programs (a 512-byte marker boot sector served as the PXE program, another written to the
+node's disk): nothing is downloaded. Needs root (network namespace, taps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+import sushy
+
+from quintupleo.lab.marker import boot_sector
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dnsmasq") is None
+                                or shutil.which("qemu-system-x86_64") is None,
+                                reason="the lab tests need root, QEMU and dnsmasq")
+
+PXE_MARKER, DISK_MARKER = "QO-PXE-MARKER-5e1c", "QO-DISK-MARKER-0b7a"
+
+
+class LabRun:
+    def __init__(self, home: Path, name: str, port_base: int) -> None:
+        self.home, self.name, self.port_base = home, name, port_base
+        self.env = dict(os.environ, QUINTUPLEO_HOME=str(home))
+        self.dir = home / "labs" / name
+        self.netns = f"qo-lab-{name}"
+
+    def qo(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "quintupleo", "lab", *args, "--name",
+                                 self.name], env=self.env, capture_output=True, text=True,
+                                timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"lab {args[0]}: {result.stdout}{result.stderr}")
+        return result
+
+    def ipmitool(self, node: int, *command: str) -> str:
+        return subprocess.run(["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p",
+                               str(self.port_base + node), "-U", "admin", "-P", "password",
+                               *command], capture_output=True, text=True, check=True,
+                              timeout=30).stdout
+
+    def serial(self, node: int) -> str:
+        path = self.dir / "nodes" / f"node-{node}" / "serial.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_marker(self, node: int, marker: str, count: int, timeout: float = 60) -> float:
+        started = time.monotonic()
+        while self.serial(node).count(marker) < count:
+            assert time.monotonic() - started < timeout, \
+                f"no {marker} #{count} on node-{node}:\n{self.serial(node)[-1500:]}"
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+
+@pytest.fixture
+def lab(tmp_path):
+    run = LabRun(tmp_path / "home", f"t{uuid.uuid4().hex[:6]}", 17300)
+    run.qo("up", "--nodes", "2", "--cidr", "10.251.0.0/24", "--ipmi-port-base",
+           str(run.port_base), "--redfish-port", str(run.port_base + 50))
+    # node-0's disk holds the disk marker (the lab made an empty qcow2; replace it)
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(boot_sector(DISK_MARKER).ljust(1 << 20, b"\0"))
+    disk = run.dir / "nodes" / "node-0" / "disk.qcow2"
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw),
+                    str(disk)], check=True)
+    # the user's DHCP/TFTP server on the lab network, serving the PXE marker program
+    tftp = tmp_path / "tftp"
+    tftp.mkdir()
+    (tftp / "pxe.bin").write_bytes(boot_sector(PXE_MARKER))
+    subprocess.run(["ip", "-n", run.netns, "addr", "add", "fd00:51::1/64", "dev", "br0"],
+                   check=True)
+    run.dhcp_log = tmp_path / "dnsmasq.log"
+    dnsmasq = subprocess.Popen(
+        ["ip", "netns", "exec", run.netns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
+         "--port=0", "--interface=br0", "--bind-interfaces", "--pid-file=",
+         "--dhcp-range=10.251.0.100,10.251.0.200,1h", "--dhcp-range=fd00:51::,ra-only",
+         "--enable-ra", "--enable-tftp", f"--tftp-root={tftp}", "--dhcp-boot=pxe.bin",
+         # end iPXE's ProxyDHCP wait (see ../shared/notes/qemu.md)
+         "--dhcp-userclass=set:ipxe,iPXE", "--dhcp-option=tag:ipxe,encap:175,176,1",
+         "--log-dhcp", f"--log-facility={run.dhcp_log}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield run
+    dnsmasq.terminate()
+    dnsmasq.wait(10)
+    run.qo("down", check=False)
+
+
+def test_pxe_then_disk_then_one_time_pxe_over_ipmi(lab):
+    assert "Chassis Power is off" in lab.ipmitool(0, "power", "status")
+    lab.ipmitool(0, "chassis", "bootdev", "pxe")
+    lab.ipmitool(0, "power", "on")
+    lab.wait_marker(0, PXE_MARKER, 1)
+    mac = json.loads((lab.dir / "lab.json").read_text())["nodes"][0]["mac"]
+    dhcp = lab.dhcp_log.read_text()
+    assert f"DHCPDISCOVER(br0) {mac}" in dhcp          # a DHCP request on the wire
+    assert "sent " in dhcp and "pxe.bin" in dhcp       # the boot program fetched by TFTP
+    assert "No override" in lab.ipmitool(0, "chassis", "bootparam", "get", "5")   # consumed
+
+    lab.ipmitool(0, "chassis", "bootdev", "disk")
+    lab.ipmitool(0, "power", "cycle")
+    lab.wait_marker(0, DISK_MARKER, 1)
+
+    lab.ipmitool(0, "chassis", "bootdev", "pxe")          # one time: this boot only
+    lab.ipmitool(0, "power", "reset")
+    lab.wait_marker(0, PXE_MARKER, 2)
+    lab.ipmitool(0, "power", "reset")                     # the next boot is the disk again
+    lab.wait_marker(0, DISK_MARKER, 2)
+    assert "Chassis Power is on" in lab.ipmitool(0, "power", "status")
+    assert "Chassis Power is off" in lab.ipmitool(1, "power", "status")   # untouched
+
+    lab.ipmitool(0, "power", "off")
+    deadline = time.monotonic() + 10
+    while "qo-lab-" + lab.name + "-node-0" in " ".join(
+            " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])):
+        assert time.monotonic() < deadline, "node-0's QEMU still runs after power off"
+        time.sleep(0.1)
+
+
+def test_the_same_over_redfish(lab):
+    root = sushy.Sushy(f"https://127.0.0.1:{lab.port_base + 50}/redfish/v1", username="admin",
+                       password="password", verify=str(lab.dir / "bmc" / "redfish-cert.pem"))
+    system = root.get_system("/redfish/v1/Systems/node-0")
+    system.set_system_boot_options(sushy.BootSource.PXE,
+                                   enabled=sushy.BootSourceOverrideEnabled.ONCE)
+    system.reset_system(sushy.ResetType.ON)
+    lab.wait_marker(0, PXE_MARKER, 1)
+    system.reset_system(sushy.ResetType.FORCE_RESTART)   # the one-time override was used
+    lab.wait_marker(0, DISK_MARKER, 1)
+    system.set_system_boot_options(sushy.BootSource.PXE,
+                                   enabled=sushy.BootSourceOverrideEnabled.CONTINUOUS)
+    for count in (2, 3):                                 # persistent: every boot
+        system.reset_system(sushy.ResetType.FORCE_RESTART)
+        lab.wait_marker(0, PXE_MARKER, count)
+    system.refresh()
+    assert system.power_state == sushy.PowerState.ON
+    assert system.boot.enabled == sushy.BootSourceOverrideEnabled.CONTINUOUS
+    root.__del__()
+
+
+def test_down_after_kill_9_leaves_nothing(lab):
+    lab.ipmitool(0, "power", "on")
+    lab.ipmitool(1, "power", "on")
+    pid_files = [lab.dir / "nodes" / f"node-{i}" / "qemu.pid" for i in (0, 1)]
+    deadline = time.monotonic() + 10
+    while not all(p.exists() for p in pid_files):
+        assert time.monotonic() < deadline, "the nodes did not start"
+        time.sleep(0.05)
+    bmc_pid = int((lab.dir / "bmc.pid").read_text())
+    os.kill(bmc_pid, signal.SIGKILL)                     # the BMC dies; the nodes keep running
+    (lab.dir / "nodes" / "node-1" / "qemu.pid").unlink()  # and a PID file is lost
+    removed = lab.qo("down").stdout
+    assert "2 node process(es)" in removed and "network namespace" in removed
+    cmdlines = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
+    assert not [c for c in cmdlines if f"qo-lab-{lab.name}-" in c]
+    assert not [c for c in cmdlines if "--lab" in c and lab.name in c]
+    assert lab.netns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                           text=True).stdout
+    assert not lab.dir.exists()
