@@ -38,14 +38,17 @@ def up(
     redfish_port: Annotated[int, typer.Option(help="Redfish on 127.0.0.1:PORT.")] = 8000,
     password: Annotated[str, typer.Option(envvar="QUINTUPLEO_BMC_PASSWORD",
                                           help="The BMCs' password (user admin).")] = "password",
+    accel: Annotated[str, typer.Option(help="tcg | auto (KVM if a network-boot smoke test "
+                                       "proves it works here, else TCG) | kvm.")] = "tcg",
 ) -> None:
     """Create the nodes (powered off), their network and their BMC; write the inventory."""
     try:
         lab = manager.up(name, nodes, cpus, memory, disk, cidr, ipmi_port_base, redfish_port,
-                         password)
+                         password, accel)
     except QuintupleOError as exc:
         raise _fail(exc) from None
-    console.print(f"[green]✓[/] lab {lab.name}: {len(lab.nodes)} nodes, powered off")
+    console.print(f"[green]✓[/] lab {lab.name}: {len(lab.nodes)} nodes ({lab.accel}), "
+                  "powered off")
     last = lab.ipmi_port_base + len(lab.nodes) - 1
     console.print(f"  IPMI: 127.0.0.1:{lab.ipmi_port_base}..{last} (admin / your password); "
                   f"Redfish: https://127.0.0.1:{lab.redfish_port}")

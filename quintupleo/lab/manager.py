@@ -21,6 +21,7 @@ import psutil
 from quintupleo.backends.qemu.machine import Machine, find_processes
 from quintupleo.errors import ConfigError
 from quintupleo.lab import network
+from quintupleo.lab.accel import choose as choose_accel
 from quintupleo.lab.layout import Lab, check_name, labs_dir, new_nodes
 
 BMC_READY_TIMEOUT = 60.0
@@ -36,7 +37,7 @@ class NodeStatus:
 
 def up(name: str, nodes: int, cpus: int = 1, memory_mb: int = 512, disk_gb: int = 2,
        cidr: str = "192.168.24.0/24", ipmi_port_base: int = 6230, redfish_port: int = 8000,
-       password: str = "password") -> Lab:
+       password: str = "password", accel: str = "tcg") -> Lab:
     check_name(name)
     if not 1 <= nodes <= 200:
         raise ConfigError("--nodes must be between 1 and 200")
@@ -49,7 +50,8 @@ def up(name: str, nodes: int, cpus: int = 1, memory_mb: int = 512, disk_gb: int 
         lab = Lab(name, new_nodes(name, nodes, cpus, memory_mb, disk_gb), cidr,
                   netns=network.netns_name(name) if network.is_root() else None,
                   mcast=None if network.is_root() else f"230.0.0.1:{port}",
-                  ipmi_port_base=ipmi_port_base, redfish_port=redfish_port)
+                  ipmi_port_base=ipmi_port_base, redfish_port=redfish_port,
+                  accel=choose_accel(accel))
     for node in lab.nodes:
         Machine(lab, node).create_disk()
     if lab.netns and not network.exists(lab.netns):
