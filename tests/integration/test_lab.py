@@ -21,6 +21,7 @@ import psutil
 import pytest
 import sushy
 
+from quintupleo.images.ipxe import build
 from quintupleo.lab.marker import boot_sector
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dnsmasq") is None
@@ -168,3 +169,16 @@ def test_down_after_kill_9_leaves_nothing(lab):
     assert lab.netns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                            text=True).stdout
     assert not lab.dir.exists()
+
+
+def test_the_ipxe_image_network_boots_a_lab_node_from_its_disk(lab, tmp_path):
+    """What the rescue and rebuild strategies do on Nova, on a real VM: the node's boot disk is
+    our BIOS iPXE image, and booting "from disk" network-boots it on the lab network."""
+    image = next(i for i in build(tmp_path / "images") if i.firmware == "bios")
+    disk = lab.dir / "nodes" / "node-1" / "disk.qcow2"
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(image.path),
+                    str(disk)], check=True)
+    lab.ipmitool(1, "chassis", "bootdev", "disk")
+    lab.ipmitool(1, "power", "on")
+    lab.wait_marker(1, PXE_MARKER, 1, timeout=90)
+    assert "QuintupleO network boot (BIOS)" in lab.serial(1)
