@@ -33,6 +33,7 @@ bench: setup devcloud
 	$(VENV)/bin/python bench/bmc_redfish.py
 	$(VENV)/bin/python bench/env.py
 	$(VENV)/bin/python bench/pxe.py
+	$(VENV)/bin/python bench/lab.py
 
 down:
 	$(QO) devcloud down
