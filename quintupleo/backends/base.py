@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 from quintupleo.errors import NotSupported
 from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction
@@ -50,6 +51,11 @@ class Backend(ABC):
     async def insert_media(self, node_id: str, url: str) -> str:
         """Fetch a CD image from `url` and make it bootable by the node; a reference to it."""
         raise NotSupported(f"{self.name} nodes have no virtual media")
+
+    async def open_console(self, node_id: str) -> tuple[Any, Any]:
+        """The node's serial console as an asyncio (reader, writer); OSError while it has none
+        (e.g. powered off)."""
+        raise NotSupported(f"{self.name} nodes have no serial console")
 
     def remember_media(self, node_id: str, media: str) -> None:  # noqa: B027 - optional
         """A CD inserted before a restart of the BMC (persisted by the controller)."""

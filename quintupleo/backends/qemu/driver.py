@@ -10,6 +10,7 @@ restart of QEMU when an override must take effect; cycle -> off then on; diagnos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,6 +26,8 @@ from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction, P
 
 log = logging.getLogger(__name__)
 
+CONSOLE_ATTACH_WAIT = 2.0   # seconds a starting node waits, paused, for its console client
+
 
 class QemuBackend(Backend):
     name = "qemu"
@@ -34,6 +37,8 @@ class QemuBackend(Backend):
         self.lab = lab
         self.machines = {node.name: Machine(lab, node) for node in lab.nodes}
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qemu")
+        self._console_wanted: set[str] = set()              # nodes a console client waits on
+        self._console_attached: dict[str, asyncio.Event] = {}
 
     async def discover(self) -> list[NodeInfo]:
         return [NodeInfo(id=n.name, name=n.name, uuid=n.uuid, macs=(n.mac,), cpus=n.cpus,
@@ -62,7 +67,8 @@ class QemuBackend(Backend):
         machine = self.machines[node_id]
         running = await self._blocking(machine.running)
         if action is PowerAction.ON:
-            await self._blocking(machine.start, boot)
+            if not running:
+                await self._start(machine, boot)
         elif action is PowerAction.OFF:
             await self._blocking(machine.kill)
         elif not running:
@@ -75,8 +81,37 @@ class QemuBackend(Backend):
             await self._qmp(machine, "system_reset")
         else:   # a cycle, or a reset whose boot device is chosen: QEMU starts again
             await self._blocking(machine.kill)
-            await self._blocking(machine.start, boot)
+            await self._start(machine, boot)
         log.debug("node %s: %s done", node_id, action.value)
+
+    async def _start(self, machine: Machine, boot: BootOverride) -> None:
+        """Start QEMU paused, let a waiting console attach (so it sees the whole boot), run."""
+        attached = self._console_attached.setdefault(machine.node.name, asyncio.Event())
+        attached.clear()
+        await self._blocking(machine.start, boot)
+        if machine.node.name in self._console_wanted:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(attached.wait(), CONSOLE_ATTACH_WAIT)
+        await self._qmp(machine, "cont")
+
+    async def open_console(self, node_id: str) -> tuple[Any, Any]:
+        """Waits for the node to have a console (it is off, or restarting), then connects."""
+        machine = self.machines[node_id]
+        self._console_wanted.add(node_id)
+        try:
+            while True:
+                if machine.running():
+                    try:
+                        streams = await asyncio.open_unix_connection(
+                            str(machine.console_socket))
+                    except OSError:
+                        pass
+                    else:
+                        self._console_attached.setdefault(node_id, asyncio.Event()).set()
+                        return streams
+                await asyncio.sleep(0.05)
+        finally:
+            self._console_wanted.discard(node_id)
 
     def supports(self, action: PowerAction) -> bool:
         return action is not PowerAction.SOFT_RESET   # no guest-agnostic graceful restart

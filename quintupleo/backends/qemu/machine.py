@@ -56,6 +56,7 @@ class Machine:
             "-accel", self.lab.accel, "-machine", "pc", "-m", str(node.memory_mb),
             "-smp", str(node.cpus), "-uuid", node.uuid,
             "-nodefaults", "-no-user-config", "-display", "none",
+            "-S",   # paused until the backend says cont: a console can attach first
             "-daemonize", "-pidfile", str(self.pid_file),
             "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
             "-chardev", f"socket,id=serial0,path={self.console_socket},server=on,wait=off,"

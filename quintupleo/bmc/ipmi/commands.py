@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import session as rmcp
+from quintupleo.bmc.ipmi import sol
+from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.errors import BmcError
 from quintupleo.model import BootDevice, BootMode, BootOverride, PowerAction, PowerState
 
@@ -30,7 +32,8 @@ CC_NOT_IN_PRESENT_STATE = 0xD5
 CC_UNSPECIFIED = 0xFF
 CC_PARAMETER_NOT_SUPPORTED = 0x80
 
-NETFN_CHASSIS, NETFN_APP = 0x00, 0x06
+NETFN_CHASSIS, NETFN_APP, NETFN_TRANSPORT = 0x00, 0x06, 0x0C
+CC_PAYLOAD_ACTIVE = 0x80          # Activate Payload: already active; Deactivate: not active
 
 CHASSIS_CONTROL = {0: PowerAction.OFF, 1: PowerAction.ON, 2: PowerAction.CYCLE,
                    3: PowerAction.RESET, 4: PowerAction.DIAG_INTERRUPT, 5: PowerAction.SOFT_OFF}
@@ -69,6 +72,9 @@ class Context:
     session: rmcp.Session | None
     close_session: Callable[[int], None]
     peer: str
+    sol: SolConsole | None = None
+    address: tuple | None = None        # the client's (host, port), where SOL packets go
+    port: int = 623                     # our UDP port, told in Activate Payload
 
 
 def _need(data: bytes, length: int) -> None:
@@ -209,6 +215,49 @@ def get_system_boot_options(ctx: Context, data: bytes) -> bytes:
     return bytes([0x01, parameter]) + value
 
 
+# ---- Serial-over-LAN (App 0x48-0x4A, Transport 0x21-0x22) ---------------------------------
+def activate_payload(ctx: Context, data: bytes) -> bytes:
+    _need(data, 6)
+    if data[0] & 0x3F != 0x01 or data[1] != 1 or ctx.sol is None:
+        raise Completion(CC_INVALID_DATA)          # only SOL, instance 1
+    if ctx.sol.active:
+        raise Completion(CC_PAYLOAD_ACTIVE)
+    assert ctx.session is not None and ctx.address is not None
+    ctx.sol.activate(ctx.session, ctx.address)
+    return struct.pack("<IHHHH", 0, sol.PAYLOAD_SIZE, sol.PAYLOAD_SIZE, ctx.port, 0xFFFF)
+
+
+def deactivate_payload(ctx: Context, data: bytes) -> bytes:
+    _need(data, 2)
+    if data[0] & 0x3F != 0x01 or ctx.sol is None or not ctx.sol.active:
+        raise Completion(CC_PAYLOAD_ACTIVE)
+    ctx.sol.deactivate()
+    return b""
+
+
+def get_payload_activation_status(ctx: Context, data: bytes) -> bytes:
+    _need(data, 1)
+    if data[0] & 0x3F != 0x01:
+        raise Completion(CC_INVALID_DATA)
+    return bytes([1, 1 if ctx.sol is not None and ctx.sol.active else 0, 0])
+
+
+def get_sol_configuration(ctx: Context, data: bytes) -> bytes:
+    _need(data, 4)
+    if data[0] & 0x80:                         # "get parameter revision only"
+        return bytes([0x11])
+    if data[1] == 8:                           # SOL payload port: ours
+        return bytes([0x11]) + struct.pack("<H", ctx.port)
+    if data[1] not in sol.PARAMETERS:
+        raise Completion(CC_PARAMETER_NOT_SUPPORTED)
+    return bytes([0x11]) + sol.PARAMETERS[data[1]]
+
+
+def set_sol_configuration(ctx: Context, data: bytes) -> bytes:
+    _need(data, 2)
+    return b""    # accepted, not changed: the console's settings are the node's own
+
+
 @dataclass(frozen=True)
 class Command:
     handler: Callable[[Context, bytes], bytes]
@@ -222,7 +271,12 @@ COMMANDS: dict[tuple[int, int], Command] = {
     (NETFN_APP, 0x39): Command(get_session_challenge, 0),
     (NETFN_APP, 0x3B): Command(set_session_privilege, rmcp.USER),
     (NETFN_APP, 0x3C): Command(close_session, rmcp.CALLBACK),
+    (NETFN_APP, 0x48): Command(activate_payload, rmcp.USER),
+    (NETFN_APP, 0x49): Command(deactivate_payload, rmcp.USER),
+    (NETFN_APP, 0x4A): Command(get_payload_activation_status, rmcp.USER),
     (NETFN_APP, 0x54): Command(get_channel_cipher_suites, 0),
+    (NETFN_TRANSPORT, 0x21): Command(set_sol_configuration, rmcp.ADMINISTRATOR),
+    (NETFN_TRANSPORT, 0x22): Command(get_sol_configuration, rmcp.USER),
     (NETFN_CHASSIS, 0x01): Command(get_chassis_status, rmcp.USER),
     (NETFN_CHASSIS, 0x02): Command(chassis_control, rmcp.OPERATOR),
     (NETFN_CHASSIS, 0x08): Command(set_system_boot_options, rmcp.OPERATOR),

@@ -14,6 +14,7 @@ import uuid
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import commands, wire
 from quintupleo.bmc.ipmi.session import Handshake, Session, SetupAborted
+from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.model import Credentials
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,24 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         self.handshake = Handshake(credentials, self.guid, session_timeout)
         self.boot_parameters = commands.BootParameters()
         self.transport: asyncio.DatagramTransport | None = None
+        self.sol = SolConsole(controller, self._sendto)
+        self._address: tuple | None = None    # the sender of the datagram being handled
         self.dropped = 0
         self._last_drop_log = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def _sendto(self, datagram: bytes, addr: tuple) -> None:
+        if self.transport is not None:
+            self.transport.sendto(datagram, addr)
+
+    def _close_session(self, bmc_id: int) -> None:
+        self.sol.session_closed(bmc_id)
+        self.handshake.close(bmc_id)
+
     def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self._address = addr
         try:
             answer = self.handle(data, f"{addr[0]}:{addr[1]}")
         except wire.Malformed as exc:
@@ -109,10 +121,11 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
             if answer[1] != 0:
                 self._refused(peer, _SETUP_REFUSALS.get(answer[1], f"status {answer[1]:#04x}"))
             return wire.build_rmcp_plus(answer_type, 0, 0, answer)
-        if payload_type != wire.PAYLOAD_IPMI:
+        if payload_type not in (wire.PAYLOAD_IPMI, wire.PAYLOAD_SOL):
             raise wire.Malformed(f"payload type {payload_type:#x} not supported")
         session_id = int.from_bytes(datagram[6:10], "little")
-        if session_id == 0:   # pre-session discovery (ipmitool asks for cipher suites so)
+        # pre-session discovery (ipmitool asks for cipher suites so)
+        if session_id == 0 and payload_type == wire.PAYLOAD_IPMI:
             packet = wire.parse_rmcp_plus(datagram)
             if packet.authenticated or packet.encrypted:
                 raise wire.Malformed("authenticated packet outside a session")
@@ -132,14 +145,18 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         if not session.accept_sequence(packet.sequence):
             raise wire.Malformed("replayed or stale sequence number")
         session.last_seen = time.monotonic()
+        if payload_type == wire.PAYLOAD_SOL:
+            ack = self.sol.receive(session, session.decrypt(packet.payload))
+            return session.seal(ack, wire.PAYLOAD_SOL) if ack is not None else None
         request = wire.parse_ipmi_request(session.decrypt(packet.payload))
         code, data = commands.execute(self._context(session, peer), request.netfn, request.cmd,
                                       request.data)
         return session.seal(wire.build_ipmi_response(request, code, data))
 
     def _context(self, session: Session | None, peer: str) -> commands.Context:
+        port = self.transport.get_extra_info("sockname")[1] if self.transport else 623
         return commands.Context(self.controller, self.guid, self.boot_parameters, session,
-                                self.handshake.close, peer)
+                                self._close_session, peer, self.sol, self._address, port)
 
 
 async def listen(endpoint: IpmiEndpoint, address: str, port: int) -> asyncio.DatagramTransport:

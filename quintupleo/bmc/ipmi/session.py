@@ -121,10 +121,11 @@ class Session:
         return iv + encryptor.update(payload + bytes(range(1, pad + 1)) + bytes([pad])) \
             + encryptor.finalize()
 
-    def seal(self, message: bytes) -> bytes:
-        """A whole RMCP+ datagram carrying an IPMI message, encrypted and authenticated."""
+    def seal(self, message: bytes, payload_type: int = wire.PAYLOAD_IPMI) -> bytes:
+        """A whole RMCP+ datagram carrying an IPMI message (or a SOL packet), encrypted and
+        authenticated."""
         self.out_sequence = (self.out_sequence + 1) & 0xFFFFFFFF or 1
-        packet = wire.build_rmcp_plus(wire.PAYLOAD_IPMI, self.console_id, self.out_sequence,
+        packet = wire.build_rmcp_plus(payload_type, self.console_id, self.out_sequence,
                                       self.encrypt(message), encrypted=True, authenticated=True)
         return packet + self.suite.mac(self.k1, packet[4:])[:self.suite.icv_length]
 
