@@ -57,6 +57,10 @@ class Backend(ABC):
         (e.g. powered off)."""
         raise NotSupported(f"{self.name} nodes have no serial console")
 
+    def want_console(self, node_id: str, wanted: bool) -> None:  # noqa: B027 - optional
+        """A console client (SOL) is attached to the node, or no longer: a backend may hold a
+        starting node until its console is connected, so no output is lost."""
+
     def remember_media(self, node_id: str, media: str) -> None:  # noqa: B027 - optional
         """A CD inserted before a restart of the BMC (persisted by the controller)."""
 

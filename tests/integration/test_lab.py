@@ -7,6 +7,7 @@ node's disk): nothing is downloaded. Needs root (network namespace, taps).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -182,3 +183,58 @@ def test_the_ipxe_image_network_boots_a_lab_node_from_its_disk(lab, tmp_path):
     lab.ipmitool(1, "power", "on")
     lab.wait_marker(1, PXE_MARKER, 1, timeout=90)
     assert "QuintupleO network boot (BIOS)" in lab.serial(1)
+
+
+class SolClient:
+    """`ipmitool sol activate` on a pseudo-terminal (it wants a terminal), read as it runs."""
+
+    def __init__(self, lab: LabRun, node: int) -> None:
+        import pty
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            ["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", str(lab.port_base + node),
+             "-U", "admin", "-P", "password", "sol", "activate"],
+            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+        os.close(slave)
+        self.output = b""
+
+    def read_until(self, text: str, timeout: float) -> bool:
+        import select
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.output and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                with contextlib.suppress(OSError):
+                    self.output += os.read(self.master, 4096)
+        return text.encode() in self.output
+
+    def close(self) -> int:
+        os.write(self.master, b"~.")              # ipmitool's escape: deactivate and leave
+        try:
+            return self.process.wait(10)
+        finally:
+            os.close(self.master)
+
+
+def test_serial_over_lan_shows_the_whole_boot(lab):
+    sol = SolClient(lab, 0)
+    try:
+        assert sol.read_until("SOL Session operational", 15)
+        second = subprocess.run(["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p",
+                                 str(lab.port_base), "-U", "admin", "-P", "password", "sol",
+                                 "activate"], capture_output=True, text=True, timeout=30,
+                                stdin=subprocess.DEVNULL)
+        assert second.returncode != 0     # one SOL session per node
+        lab.ipmitool(0, "chassis", "bootdev", "pxe")
+        lab.ipmitool(0, "power", "on")    # activated while off: the boot from its first line
+        assert sol.read_until(PXE_MARKER, 60), sol.output[-1500:]
+        assert b"SeaBIOS" in sol.output and b"pxe.bin" in sol.output
+        lab.ipmitool(0, "power", "cycle")   # the console follows the node through a restart
+        assert sol.read_until(DISK_MARKER, 60), sol.output[-1500:]
+    finally:
+        assert sol.close() == 0
+    status = subprocess.run(["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p",
+                             str(lab.port_base), "-U", "admin", "-P", "password", "sol",
+                             "info"], capture_output=True, text=True, timeout=30)
+    assert "Enabled                         : true" in status.stdout
+    assert f"Payload Port                    : {lab.port_base}" in status.stdout

@@ -97,20 +97,21 @@ class QemuBackend(Backend):
     async def open_console(self, node_id: str) -> tuple[Any, Any]:
         """Waits for the node to have a console (it is off, or restarting), then connects."""
         machine = self.machines[node_id]
-        self._console_wanted.add(node_id)
-        try:
-            while True:
-                if machine.running():
-                    try:
-                        streams = await asyncio.open_unix_connection(
-                            str(machine.console_socket))
-                    except OSError:
-                        pass
-                    else:
-                        self._console_attached.setdefault(node_id, asyncio.Event()).set()
-                        return streams
-                await asyncio.sleep(0.05)
-        finally:
+        while True:
+            if machine.running():
+                try:
+                    streams = await asyncio.open_unix_connection(str(machine.console_socket))
+                except OSError:
+                    pass
+                else:
+                    self._console_attached.setdefault(node_id, asyncio.Event()).set()
+                    return streams
+            await asyncio.sleep(0.05)
+
+    def want_console(self, node_id: str, wanted: bool) -> None:
+        if wanted:
+            self._console_wanted.add(node_id)
+        else:
             self._console_wanted.discard(node_id)
 
     def supports(self, action: PowerAction) -> bool:

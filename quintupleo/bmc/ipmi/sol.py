@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 PAYLOAD_SIZE = 200        # characters per SOL packet, both ways (told in Activate Payload)
 RETRIES = 7               # SOL parameter 4: retry count ...
 RETRY_INTERVAL = 0.5      # ... and interval (the parameter says 50 x 10 ms)
-RECONNECT = 0.5           # while the node has no console (off, restarting)
+RECONNECT = 0.5           # after a failed attempt to reach the console
 DEACTIVATING = 0x10       # BMC -> console status: SOL is being deactivated
 
 # SOL configuration parameters (IPMI v2.0 table 26-5), as Get SOL Configuration answers them
@@ -61,10 +61,12 @@ class SolConsole:
 
     def activate(self, session: rmcp.Session, address: tuple) -> None:
         self.session, self.address = session, address
+        self.controller.backend.want_console(self.controller.info.id, True)
         self._task = asyncio.get_running_loop().create_task(self._pump())
         log.info("node %s: SOL activated by %s", self.controller.info.name, address[0])
 
     def deactivate(self) -> None:
+        self.controller.backend.want_console(self.controller.info.id, False)
         if self._task is not None:
             self._task.cancel()
         if self._writer is not None:
@@ -111,7 +113,7 @@ class SolConsole:
                 with contextlib.suppress(OSError):
                     writer.close()
                 self._writer = None
-            await asyncio.sleep(RECONNECT)   # the node went off or restarts: wait for it
+            # the node went off or restarts: open_console waits for it to run again
 
     async def _deliver(self, data: bytes) -> None:
         self._sequence = self._sequence % 15 + 1
