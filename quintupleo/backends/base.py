@@ -18,6 +18,8 @@ class Backend(ABC):
 
     #: short, stable name used in logs and as the key prefix of persisted boot settings
     name: str
+    #: whether nodes have a serial console (open_console)
+    has_console: bool = False
     #: how long after starting an action a new observation is worth making (batches actions
     #: that arrive together into one cloud call); 0 for backends whose reads cost nothing
     settle_poll: float = 0.5

@@ -238,3 +238,40 @@ def test_serial_over_lan_shows_the_whole_boot(lab):
                              "info"], capture_output=True, text=True, timeout=30)
     assert "Enabled                         : true" in status.stdout
     assert f"Payload Port                    : {lab.port_base}" in status.stdout
+
+
+def test_redfish_websocket_console_and_the_dmtf_validator(lab, redfish_validator):
+    """SerialConsole.WebSocket (Redfish 2025.4): the console over a WebSocket with Basic auth,
+    through aiohttp's own client; and the lab's Redfish service passes the DMTF validator."""
+    import asyncio
+    import ssl
+
+    import aiohttp
+    import requests
+
+    base = f"https://127.0.0.1:{lab.port_base + 50}"
+    cert = str(lab.dir / "bmc" / "redfish-cert.pem")
+    system = requests.get(f"{base}/redfish/v1/Systems/node-0", auth=("admin", "password"),
+                          verify=cert, timeout=10).json()
+    websocket = system["SerialConsole"]["WebSocket"]
+    assert websocket["ServiceEnabled"] and websocket["Interactive"]
+
+    async def watch() -> bytes:
+        seen = b""
+        context = ssl.create_default_context(cafile=cert)
+        async with aiohttp.ClientSession(auth=aiohttp.BasicAuth("admin", "password")) as http, \
+                http.ws_connect(f"wss://127.0.0.1:{lab.port_base + 50}"
+                                f"{websocket['ConsoleURI']}", ssl=context) as socket:
+            await asyncio.to_thread(lab.ipmitool, 0, "chassis", "bootdev", "pxe")
+            await asyncio.to_thread(lab.ipmitool, 0, "power", "on")
+            async with asyncio.timeout(60):
+                async for message in socket:
+                    seen += message.data
+                    if PXE_MARKER.encode() in seen:
+                        return seen
+        return seen
+
+    seen = asyncio.run(watch())
+    assert b"SeaBIOS" in seen and PXE_MARKER.encode() in seen
+    counts = redfish_validator(base, "Basic")
+    assert counts.get("fail", 0) == 0, counts

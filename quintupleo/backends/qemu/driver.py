@@ -32,6 +32,7 @@ CONSOLE_ATTACH_WAIT = 2.0   # seconds a starting node waits, paused, for its con
 class QemuBackend(Backend):
     name = "qemu"
     settle_poll = 0.0
+    has_console = True
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab

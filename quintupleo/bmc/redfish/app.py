@@ -22,6 +22,7 @@ from aiohttp import web
 
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.redfish import resources as rf
+from quintupleo.bmc.redfish.console import serve_console
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.metadata import metadata_document
 from quintupleo.errors import BmcError, NodeBusy
@@ -59,6 +60,7 @@ class RedfishService:
         self._route(r"/redfish/v1/Systems", GET=self.systems)
         self._route(system, GET=self.system, PATCH=self.patch_system)
         self._route(system + r"/Actions/ComputerSystem\.Reset", POST=self.reset)
+        self._route(system + r"/SerialConsole", GET=self.console)
         self._route(system + r"/EthernetInterfaces", GET=self.nics)
         self._route(system + r"/EthernetInterfaces/(?P<index>\d+)", GET=self.nic)
         self._route(r"/redfish/v1/Managers", GET=self.managers)
@@ -109,7 +111,8 @@ class RedfishService:
             log.exception("redfish %s %s failed", request.method, request.path)
             response = error_response(RedfishError(500, "Internal error; see the BMC log."),
                                       headers)
-        response.headers.update(headers)
+        if not response.prepared:    # a WebSocket console has sent its headers already
+            response.headers.update(headers)
         return response
 
     async def _dispatch(self, request: web.Request) -> web.Response:
@@ -206,6 +209,17 @@ class RedfishService:
 
     async def system(self, request, match):
         return self._json(rf.system(self._node(match["node"])))
+
+    async def console(self, request, match):
+        """The node's serial console as a WebSocket: output as binary messages, input typed."""
+        controller = self._node(match["node"])
+        if not controller.backend.has_console:
+            raise RedfishError(404, f"{controller.info.name} has no serial console.",
+                               "ResourceNotFound", ("SerialConsole", controller.info.id))
+        socket = web.WebSocketResponse(heartbeat=30)
+        await socket.prepare(request)
+        await serve_console(socket, controller)
+        return socket
 
     async def nics(self, request, match):
         return self._json(rf.ethernet_interfaces(self._node(match["node"])))

@@ -99,6 +99,7 @@ def system(controller: NodeController) -> dict[str, Any]:
             "BootSourceOverrideMode": "UEFI" if override.mode is BootMode.UEFI else "Legacy",
             "BootSourceOverrideMode@Redfish.AllowableValues": list(BOOT_MODES),
         },
+        **_serial_console(controller, path),
         EthernetInterfaces=link(f"{path}/EthernetInterfaces"),
         Links={"Chassis": [link(f"{ROOT}/Chassis/{info.id}")],
                "ManagedBy": [link(f"{ROOT}/Managers/{info.id}")]},
@@ -106,6 +107,17 @@ def system(controller: NodeController) -> dict[str, Any]:
             "target": f"{path}/Actions/ComputerSystem.Reset",
             "ResetType@Redfish.AllowableValues": reset_types(controller)}},
     )
+
+
+def _serial_console(controller: NodeController, path: str) -> dict[str, Any]:
+    """The node's serial console over IPMI SOL and a WebSocket (Redfish 2025.4), if it has one."""
+    if not controller.backend.has_console:
+        return {}
+    return {"SerialConsole": {
+        "MaxConcurrentSessions": 1,
+        "IPMI": {"ServiceEnabled": True},
+        "WebSocket": {"ServiceEnabled": True, "ConsoleURI": f"{path}/SerialConsole",
+                      "Interactive": True}}}
 
 
 def ethernet_interfaces(controller: NodeController) -> dict[str, Any]:
