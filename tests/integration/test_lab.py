@@ -259,9 +259,11 @@ def test_redfish_websocket_console_and_the_dmtf_validator(lab, redfish_validator
     async def watch() -> bytes:
         seen = b""
         context = ssl.create_default_context(cafile=cert)
-        async with aiohttp.ClientSession(auth=aiohttp.BasicAuth("admin", "password")) as http, \
+        basic = {"Authorization": aiohttp.encode_basic_auth("admin", "password")}
+        async with aiohttp.ClientSession() as http, \
                 http.ws_connect(f"wss://127.0.0.1:{lab.port_base + 50}"
-                                f"{websocket['ConsoleURI']}", ssl=context) as socket:
+                                f"{websocket['ConsoleURI']}", ssl=context,
+                                headers=basic) as socket:
             await asyncio.to_thread(lab.ipmitool, 0, "chassis", "bootdev", "pxe")
             await asyncio.to_thread(lab.ipmitool, 0, "power", "on")
             async with asyncio.timeout(60):

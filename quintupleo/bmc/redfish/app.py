@@ -26,7 +26,7 @@ from quintupleo.bmc.redfish.console import serve_console
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.metadata import metadata_document
 from quintupleo.errors import BmcError, NodeBusy
-from quintupleo.model import BootDevice, BootOverride, Credentials
+from quintupleo.model import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -376,31 +376,5 @@ class RedfishService:
         if not isinstance(boot, dict):
             raise RedfishError(400, "Boot must be an object.", "PropertyValueTypeError",
                                (json.dumps(boot), "Boot"))
-        controller.set_boot_override(_boot_override(controller.override, boot))
+        controller.set_boot_override(rf.patched_boot_override(controller.override, boot))
         return self._json(rf.system(controller))
-
-
-def _boot_override(current: BootOverride, boot: dict[str, Any]) -> BootOverride:
-    writable = {"BootSourceOverrideTarget": rf.BOOT_TARGETS,
-                "BootSourceOverrideEnabled": dict.fromkeys(rf.BOOT_ENABLED),
-                "BootSourceOverrideMode": rf.BOOT_MODES}
-    for key, value in boot.items():
-        if key not in writable:
-            raise RedfishError(400, f"Property Boot/{key} is unknown or read-only.",
-                               "PropertyUnknown", (f"Boot/{key}",))
-        if not isinstance(value, str) or value not in writable[key]:
-            raise RedfishError(400, f"{value!r} is not an allowed value of {key}.",
-                               "PropertyValueNotInList", (json.dumps(value), key))
-    device, persistent, mode = current.device, current.persistent, current.mode
-    if "BootSourceOverrideTarget" in boot:
-        device = rf.BOOT_TARGETS[boot["BootSourceOverrideTarget"]]
-    enabled = boot.get("BootSourceOverrideEnabled")
-    if enabled == "Disabled":
-        device = BootDevice.NONE
-    elif enabled is not None:
-        persistent = enabled == "Continuous"
-    if "BootSourceOverrideMode" in boot:
-        mode = rf.BOOT_MODES[boot["BootSourceOverrideMode"]]
-    if device is BootDevice.NONE:
-        persistent = False
-    return BootOverride(device, persistent, mode)

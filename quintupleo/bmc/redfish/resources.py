@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 from quintupleo.bmc.controller import NodeController
+from quintupleo.bmc.redfish.errors import RedfishError
 from quintupleo.errors import BmcError
-from quintupleo.model import BootDevice, BootMode, PowerAction, PowerState
+from quintupleo.model import BootDevice, BootMode, BootOverride, PowerAction, PowerState
 
 ROOT = "/redfish/v1"
 SERVICE_UUID = uuid.UUID("8c1b9e43-5a8f-4d0e-a2a4-6b1f1f6a7c0e")
@@ -199,3 +201,30 @@ def account(username: str) -> dict[str, Any]:
                  UserName=username, RoleId="Administrator", Enabled=True, Locked=False,
                  AccountTypes=["Redfish"],
                  Password=None)
+
+
+def patched_boot_override(current: BootOverride, boot: dict[str, Any]) -> BootOverride:
+    """The override after a PATCH of Boot (only the three override properties are writable)."""
+    writable = {"BootSourceOverrideTarget": BOOT_TARGETS,
+                "BootSourceOverrideEnabled": dict.fromkeys(BOOT_ENABLED),
+                "BootSourceOverrideMode": BOOT_MODES}
+    for key, value in boot.items():
+        if key not in writable:
+            raise RedfishError(400, f"Property Boot/{key} is unknown or read-only.",
+                               "PropertyUnknown", (f"Boot/{key}",))
+        if not isinstance(value, str) or value not in writable[key]:
+            raise RedfishError(400, f"{value!r} is not an allowed value of {key}.",
+                               "PropertyValueNotInList", (json.dumps(value), key))
+    device, persistent, mode = current.device, current.persistent, current.mode
+    if "BootSourceOverrideTarget" in boot:
+        device = BOOT_TARGETS[boot["BootSourceOverrideTarget"]]
+    enabled = boot.get("BootSourceOverrideEnabled")
+    if enabled == "Disabled":
+        device = BootDevice.NONE
+    elif enabled is not None:
+        persistent = enabled == "Continuous"
+    if "BootSourceOverrideMode" in boot:
+        mode = BOOT_MODES[boot["BootSourceOverrideMode"]]
+    if device is BootDevice.NONE:
+        persistent = False
+    return BootOverride(device, persistent, mode)
