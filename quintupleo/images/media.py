@@ -6,6 +6,7 @@ logged or stored in the cloud: errors name only its scheme and host.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -48,12 +49,13 @@ async def fetch(url: str, limit: int, directory: Path | None = None) -> Path:
                     raise BackendError(f"virtual media: the image is {response.content_length} "
                                        f"bytes, more than the limit of {limit}")
                 size = 0
+                loop = asyncio.get_running_loop()
                 async for chunk in response.content.iter_chunked(CHUNK):
                     size += len(chunk)
                     if size > limit:
                         raise BackendError(f"virtual media: the image is larger than the "
                                            f"limit of {limit} bytes")
-                    handle.write(chunk)
+                    await loop.run_in_executor(None, handle.write, chunk)   # not in the loop
         if size == 0:
             raise BackendError(f"virtual media: {where(url)} sent an empty image")
         return path

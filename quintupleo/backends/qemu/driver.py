@@ -47,8 +47,10 @@ class QemuBackend(Backend):
                          extra={"lab": self.lab.name}) for n in self.lab.nodes]
 
     async def observe(self) -> dict[str, Observation]:
-        return {name: Observation(PowerState.ON if m.running() else PowerState.OFF)
-                for name, m in self.machines.items()}
+        def read() -> dict[str, Observation]:   # PID files and /proc: off the event loop
+            return {name: Observation(PowerState.ON if m.running() else PowerState.OFF)
+                    for name, m in self.machines.items()}
+        return await self._blocking(read)
 
     async def _blocking(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
