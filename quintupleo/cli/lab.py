@@ -40,11 +40,19 @@ def up(
                                           help="The BMCs' password (user admin).")] = "password",
     accel: Annotated[str, typer.Option(help="tcg | auto (KVM if a network-boot smoke test "
                                        "proves it works here, else TCG) | kvm.")] = "tcg",
+    rootless: Annotated[bool | None, typer.Option(
+        "--rootless/--namespace", help="Network: UDP multicast on loopback (no root needed), "
+        "or a network namespace with a bridge (root) [default: by who runs it].")] = None,
+    tftp_root: Annotated[str | None, typer.Option(
+        help="Give the lab its own DHCP/TFTP server (QEMU's user-mode network, no way out) "
+             "serving this directory; else run yours on the lab network.")] = None,
+    bootfile: Annotated[str | None, typer.Option(
+        help="The file that server tells PXE clients to boot.")] = None,
 ) -> None:
     """Create the nodes (powered off), their network and their BMC; write the inventory."""
     try:
         lab = manager.up(name, nodes, cpus, memory, disk, cidr, ipmi_port_base, redfish_port,
-                         password, accel)
+                         password, accel, rootless, tftp_root, bootfile)
     except QuintupleOError as exc:
         raise _fail(exc) from None
     console.print(f"[green]✓[/] lab {lab.name}: {len(lab.nodes)} nodes ({lab.accel}), "
@@ -54,9 +62,13 @@ def up(
                   f"Redfish: https://127.0.0.1:{lab.redfish_port}")
     console.print(f"  inventory: {lab.dir / 'nodes.json'}; serial logs: {lab.dir / 'nodes'}/*/"
                   "serial.log")
+    if lab.tftp_root:
+        console.print(f"  the lab's DHCP/TFTP server serves {lab.tftp_root} "
+                      f"(boot file {lab.bootfile})")
     if lab.netns:
-        console.print(f"  network: bridge br0 in namespace {lab.netns} ({lab.cidr}); run your "
-                      f"DHCP/PXE server there: ip netns exec {lab.netns} dnsmasq --interface=br0 …")
+        yours = "" if lab.tftp_root else (f"; run your DHCP/PXE server there: ip netns exec "
+                                          f"{lab.netns} dnsmasq --interface=br0 …")
+        console.print(f"  network: bridge br0 in namespace {lab.netns} ({lab.cidr}){yours}")
     else:
         console.print(f"  network (rootless): UDP multicast {lab.mcast} on loopback")
 

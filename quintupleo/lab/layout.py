@@ -51,6 +51,8 @@ class Lab:
     ipmi_port_base: int = 6230
     redfish_port: int = 8000
     accel: str = "tcg"
+    tftp_root: str | None = None   # the lab's own DHCP/TFTP server serves this directory ...
+    bootfile: str | None = None    # ... and tells PXE clients to boot this file
     extra: dict[str, str] = field(default_factory=dict)
 
     # ---- where things are -------------------------------------------------------------------

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -37,26 +38,40 @@ class NodeStatus:
 
 def up(name: str, nodes: int, cpus: int = 1, memory_mb: int = 512, disk_gb: int = 2,
        cidr: str = "192.168.24.0/24", ipmi_port_base: int = 6230, redfish_port: int = 8000,
-       password: str = "password", accel: str = "tcg") -> Lab:
+       password: str = "password", accel: str = "tcg", rootless: bool | None = None,
+       tftp_root: str | None = None, bootfile: str | None = None) -> Lab:
     check_name(name)
     if not 1 <= nodes <= 200:
         raise ConfigError("--nodes must be between 1 and 200")
     if shutil.which("qemu-system-x86_64") is None:
         raise ConfigError("QEMU is not installed: run scripts/setup.sh (Debian qemu-system-x86)")
+    rootless = not network.is_root() if rootless is None else rootless
+    if not rootless and not network.is_root():
+        raise ConfigError("a network namespace needs root; without root the lab is rootless")
+    if tftp_root is not None and not Path(tftp_root).is_dir():
+        raise ConfigError(f"--tftp-root {tftp_root}: no such directory")
     try:
         lab = Lab.load(name)
     except ConfigError:
         port = 10000 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 50000
         lab = Lab(name, new_nodes(name, nodes, cpus, memory_mb, disk_gb), cidr,
-                  netns=network.netns_name(name) if network.is_root() else None,
-                  mcast=None if network.is_root() else f"230.0.0.1:{port}",
+                  netns=None if rootless else network.netns_name(name),
+                  mcast=f"230.0.0.1:{port}" if rootless else None,
                   ipmi_port_base=ipmi_port_base, redfish_port=redfish_port,
-                  accel=choose_accel(accel))
+                  accel=choose_accel(accel),
+                  tftp_root=str(Path(tftp_root).resolve()) if tftp_root else None,
+                  bootfile=bootfile)
     for node in lab.nodes:
         Machine(lab, node).create_disk()
     if lab.netns and not network.exists(lab.netns):
         network.create(lab)
     lab.save()
+    if lab.tftp_root and not find_processes(f"{lab.process_tag}network"):
+        result = subprocess.run(network.server_argv(lab), capture_output=True, text=True,
+                                check=False)
+        if result.returncode != 0:
+            raise ConfigError(f"the lab's DHCP/TFTP server did not start: "
+                              f"{result.stderr.strip()[-500:]}")
     if bmc_pid(lab) is None:
         _start_bmc(lab, password)
     return lab
@@ -125,7 +140,7 @@ def down(name: str) -> list[str]:
             process.kill()
     psutil.wait_procs(nodes, timeout=10)
     if nodes:
-        removed.append(f"{len(nodes)} node process(es)")
+        removed.append(f"{len(nodes)} QEMU process(es)")
     if network.is_root() and network.delete(network.netns_name(name)):
         removed.append(f"network namespace {network.netns_name(name)} (bridge and taps)")
     directory = labs_dir() / name

@@ -16,6 +16,7 @@ from quintupleo.errors import ConfigError
 from quintupleo.lab.layout import Lab, LabNode
 
 BRIDGE = "br0"
+SERVER_TAP = "srv0"   # the lab's own DHCP/TFTP server, when it has one
 
 
 def is_root() -> bool:
@@ -54,9 +55,9 @@ def create(lab: Lab) -> None:
     _ip("addr", "add", f"{next(network.hosts())}/{network.prefixlen}", "dev", BRIDGE,
         netns=lab.netns)
     _ip("link", "set", BRIDGE, "up", netns=lab.netns)
-    for node in lab.nodes:
-        _ip("tuntap", "add", tap_name(node), "mode", "tap", netns=lab.netns)
-        _ip("link", "set", tap_name(node), "master", BRIDGE, "up", netns=lab.netns)
+    for tap in [tap_name(node) for node in lab.nodes] + ([SERVER_TAP] if lab.tftp_root else []):
+        _ip("tuntap", "add", tap, "mode", "tap", netns=lab.netns)
+        _ip("link", "set", tap, "master", BRIDGE, "up", netns=lab.netns)
 
 
 def delete(netns: str) -> bool:
@@ -74,6 +75,24 @@ def qemu_netdev(lab: Lab, node: LabNode) -> list[str]:
         return ["-netdev", f"tap,id=net0,ifname={tap_name(node)},script=no,downscript=no",
                 *device]
     return ["-netdev", f"socket,id=net0,mcast={lab.mcast},localaddr=127.0.0.1", *device]
+
+
+def server_argv(lab: Lab) -> list[str]:
+    """The lab's own DHCP/TFTP server: a QEMU with no machine whose user-mode network (DHCP,
+    TFTP; `restrict=on`: no way out of the machine) is joined by a hub to the lab network."""
+    network = ipaddress.ip_network(lab.cidr)
+    segment = (f"tap,id=lab,ifname={SERVER_TAP},script=no,downscript=no" if lab.netns
+               else f"socket,id=lab,mcast={lab.mcast},localaddr=127.0.0.1")
+    server = list(network.hosts())[1]   # the first address is the bridge's
+    return [*qemu_prefix(lab), "qemu-system-x86_64", "-name",
+            f"{lab.process_tag}network,process={lab.process_tag}network", "-machine", "none",
+            "-nodefaults", "-display", "none", "-daemonize",
+            "-pidfile", str(lab.dir / "network.pid"), "-netdev", segment,
+            "-netdev", f"user,id=services,restrict=on,net={lab.cidr},host={server},"
+                       f"dhcpstart={list(network.hosts())[99]},tftp={lab.tftp_root},"
+                       f"bootfile={lab.bootfile or ''}",
+            "-netdev", "hubport,id=p1,hubid=0,netdev=lab",
+            "-netdev", "hubport,id=p2,hubid=0,netdev=services"]
 
 
 def qemu_prefix(lab: Lab) -> list[str]:

@@ -163,7 +163,7 @@ def test_down_after_kill_9_leaves_nothing(lab):
     os.kill(bmc_pid, signal.SIGKILL)                     # the BMC dies; the nodes keep running
     (lab.dir / "nodes" / "node-1" / "qemu.pid").unlink()  # and a PID file is lost
     removed = lab.qo("down").stdout
-    assert "2 node process(es)" in removed and "network namespace" in removed
+    assert "2 QEMU process(es)" in removed and "network namespace" in removed
     cmdlines = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
     assert not [c for c in cmdlines if f"qo-lab-{lab.name}-" in c]
     assert not [c for c in cmdlines if "--lab" in c and lab.name in c]
@@ -277,3 +277,27 @@ def test_redfish_websocket_console_and_the_dmtf_validator(lab, redfish_validator
     assert b"SeaBIOS" in seen and PXE_MARKER.encode() in seen
     counts = redfish_validator(base, "Basic")
     assert counts.get("fail", 0) == 0, counts
+
+
+def test_a_rootless_lab_with_its_own_pxe_server(tmp_path):
+    """No namespace: the nodes share a UDP multicast segment on loopback, and the lab's own
+    DHCP/TFTP server (QEMU's user-mode network behind a hub, restrict=on) boots them."""
+    run = LabRun(tmp_path / "home", f"r{uuid.uuid4().hex[:6]}", 17400)
+    tftp = tmp_path / "tftp"
+    tftp.mkdir()
+    (tftp / "pxe.bin").write_bytes(boot_sector(PXE_MARKER))
+    try:
+        run.qo("up", "--nodes", "1", "--rootless", "--tftp-root", str(tftp), "--bootfile",
+               "pxe.bin", "--cidr", "10.254.0.0/24", "--ipmi-port-base", str(run.port_base),
+               "--redfish-port", str(run.port_base + 50))
+        assert not (set(subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                       text=True).stdout.split()) & {run.netns})
+        run.ipmitool(0, "chassis", "bootdev", "pxe")
+        run.ipmitool(0, "power", "on")
+        run.wait_marker(0, PXE_MARKER, 1)
+        assert "10.254.0." in run.serial(0)          # an address from the lab's own server
+    finally:
+        removed = run.qo("down").stdout
+    assert "2 QEMU process(es)" in removed           # the node and the network server
+    cmdlines = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
+    assert not [c for c in cmdlines if f"qo-lab-{run.name}-" in c]
