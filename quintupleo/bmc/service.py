@@ -95,7 +95,9 @@ class BmcService:
                 raise ConfigError(f"nodes {seen[where]} and {controller.info.name} "
                                   f"both want IPMI on {where[0]}:{where[1]}")
             seen[where] = controller.info.name
-            self.endpoints.append(InventoryNode(controller.info, access))
+            extra = controller.info.extra   # what the backend knows of profile and firmware
+            self.endpoints.append(InventoryNode(controller.info, access, extra.get("profile"),
+                                                extra.get("boot_mode", "uefi")))
         _raise_open_files_limit(len(self.endpoints))
         for node, controller in zip(self.endpoints, self.controllers, strict=True):
             bmc = node.bmc

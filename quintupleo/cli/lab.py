@@ -11,6 +11,7 @@ from rich.table import Table
 
 from quintupleo.errors import QuintupleOError
 from quintupleo.lab import manager
+from quintupleo.lab.layout import parse_roles
 
 app = typer.Typer(help="A lab of QEMU nodes with a real network and a virtual BMC.",
                   no_args_is_help=True)
@@ -28,7 +29,10 @@ def _fail(exc: Exception) -> typer.Exit:
 @app.command("up")
 def up(
     name: Name = "lab",
-    nodes: Annotated[int, typer.Option(help="How many nodes.")] = 2,
+    nodes: Annotated[int, typer.Option(help="How many nodes (node-0 …).")] = 2,
+    role: Annotated[list[str] | None, typer.Option(
+        help="NAME=COUNT: that many nodes NAME-0 … with profile NAME in the inventory; "
+             "repeat for more roles (instead of --nodes).")] = None,
     cpus: Annotated[int, typer.Option(help="vCPUs per node.")] = 1,
     memory: Annotated[int, typer.Option(help="MiB of memory per node.")] = 512,
     disk: Annotated[int, typer.Option(help="GiB of disk per node (qcow2, grows on use).")] = 2,
@@ -51,8 +55,9 @@ def up(
 ) -> None:
     """Create the nodes (powered off), their network and their BMC; write the inventory."""
     try:
-        lab = manager.up(name, nodes, cpus, memory, disk, cidr, ipmi_port_base, redfish_port,
-                         password, accel, rootless, tftp_root, bootfile)
+        lab = manager.up(name, parse_roles(role) if role else nodes, cpus, memory, disk, cidr,
+                         ipmi_port_base, redfish_port, password, accel, rootless, tftp_root,
+                         bootfile)
     except QuintupleOError as exc:
         raise _fail(exc) from None
     console.print(f"[green]✓[/] lab {lab.name}: {len(lab.nodes)} nodes ({lab.accel}), "

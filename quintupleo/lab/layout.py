@@ -39,6 +39,7 @@ class LabNode:
     cpus: int = 1
     memory_mb: int = 512
     disk_gb: int = 2
+    role: str | None = None        # its profile in inventories (`--role NAME=COUNT`)
 
 
 @dataclass
@@ -91,17 +92,34 @@ class Lab:
         return cls(**data)
 
 
-def new_nodes(lab: str, count: int, cpus: int, memory_mb: int, disk_gb: int,
-              prefix: str = "node") -> list[LabNode]:
-    """Stable identities: the same lab name gives the same UUIDs and MACs every time."""
-    nodes = []
-    for index in range(count):
-        name = f"{prefix}-{index}"
-        seed = hashlib.sha256(f"{lab}/{name}".encode()).digest()
-        mac = "52:54:00:" + ":".join(f"{b:02x}" for b in seed[:3])
-        nodes.append(LabNode(name, index, str(uuid.UUID(bytes=seed[3:19], version=4)), mac,
-                             cpus, memory_mb, disk_gb))
+def new_nodes(lab: str, roles: list[tuple[str | None, int]], cpus: int, memory_mb: int,
+              disk_gb: int) -> list[LabNode]:
+    """Nodes ROLE-i for each (role, count); `node-i` for a role of None. Stable identities: the
+    same lab and node names give the same UUIDs and MACs every time."""
+    nodes: list[LabNode] = []
+    for role, count in roles:
+        for number in range(count):
+            name = f"{role or 'node'}-{number}"
+            seed = hashlib.sha256(f"{lab}/{name}".encode()).digest()
+            mac = "52:54:00:" + ":".join(f"{b:02x}" for b in seed[:3])
+            nodes.append(LabNode(name, len(nodes), str(uuid.UUID(bytes=seed[3:19], version=4)),
+                                 mac, cpus, memory_mb, disk_gb, role))
     return nodes
+
+
+def parse_roles(specs: list[str]) -> list[tuple[str | None, int]]:
+    """`--role NAME=COUNT` options, in order."""
+    roles: list[tuple[str | None, int]] = []
+    for spec in specs:
+        name, _, count = spec.partition("=")
+        if not re.match(r"^[a-z][a-z0-9-]{0,15}$", name) or not count.isdigit() \
+                or not int(count) > 0:
+            raise ConfigError(f"--role {spec!r}: NAME=COUNT, e.g. controller=1 (lower-case "
+                              "name, count at least 1)")
+        if name in {r for r, _ in roles}:
+            raise ConfigError(f"--role {name} given twice")
+        roles.append((name, int(count)))
+    return roles
 
 
 def check_name(name: str) -> str:

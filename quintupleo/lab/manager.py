@@ -36,13 +36,15 @@ class NodeStatus:
     ipmi_port: int
 
 
-def up(name: str, nodes: int, cpus: int = 1, memory_mb: int = 512, disk_gb: int = 2,
+def up(name: str, nodes: int | list[tuple[str | None, int]], cpus: int = 1,
+       memory_mb: int = 512, disk_gb: int = 2,
        cidr: str = "192.168.24.0/24", ipmi_port_base: int = 6230, redfish_port: int = 8000,
        password: str = "password", accel: str = "tcg", rootless: bool | None = None,
        tftp_root: str | None = None, bootfile: str | None = None) -> Lab:
     check_name(name)
-    if not 1 <= nodes <= 200:
-        raise ConfigError("--nodes must be between 1 and 200")
+    roles = [(None, nodes)] if isinstance(nodes, int) else nodes
+    if not 1 <= sum(count for _, count in roles) <= 200:
+        raise ConfigError("a lab has between 1 and 200 nodes")
     if shutil.which("qemu-system-x86_64") is None:
         raise ConfigError("QEMU is not installed: run scripts/setup.sh (Debian qemu-system-x86)")
     rootless = not network.is_root() if rootless is None else rootless
@@ -54,7 +56,7 @@ def up(name: str, nodes: int, cpus: int = 1, memory_mb: int = 512, disk_gb: int 
         lab = Lab.load(name)
     except ConfigError:
         port = 10000 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 50000
-        lab = Lab(name, new_nodes(name, nodes, cpus, memory_mb, disk_gb), cidr,
+        lab = Lab(name, new_nodes(name, roles, cpus, memory_mb, disk_gb), cidr,
                   netns=None if rootless else network.netns_name(name),
                   mcast=f"230.0.0.1:{port}" if rootless else None,
                   ipmi_port_base=ipmi_port_base, redfish_port=redfish_port,

@@ -301,3 +301,20 @@ def test_a_rootless_lab_with_its_own_pxe_server(tmp_path):
     assert "2 QEMU process(es)" in removed           # the node and the network server
     cmdlines = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
     assert not [c for c in cmdlines if f"qo-lab-{run.name}-" in c]
+
+
+def test_roles_name_the_nodes_and_reach_the_inventory(tmp_path):
+    run = LabRun(tmp_path / "home", f"p{uuid.uuid4().hex[:6]}", 17450)
+    try:
+        run.qo("up", "--role", "controller=1", "--role", "compute=2", "--rootless",
+               "--ipmi-port-base", str(run.port_base), "--redfish-port", str(run.port_base + 40))
+        nodes = json.loads((run.dir / "nodes.json").read_text())["nodes"]
+        assert [n["name"] for n in nodes] == ["controller-0", "compute-0", "compute-1"]
+        capabilities = [n["properties"]["capabilities"] for n in nodes]
+        assert "profile:controller" in capabilities[0] and "profile:compute" in capabilities[2]
+        assert all("boot_mode:bios" in c for c in capabilities)   # SeaBIOS nodes
+        assert [n["driver_info"]["ipmi_port"] for n in nodes] == \
+            [run.port_base, run.port_base + 1, run.port_base + 2]
+        assert "compute-1" in run.qo("status").stdout
+    finally:
+        run.qo("down")

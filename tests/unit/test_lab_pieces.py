@@ -14,7 +14,7 @@ from quintupleo.bmc.ipmi import commands
 from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import ConfigError
-from quintupleo.lab.layout import check_name, new_nodes
+from quintupleo.lab.layout import check_name, new_nodes, parse_roles
 from quintupleo.lab.marker import boot_sector
 from quintupleo.model import BootDevice, BootMode, BootOverride
 
@@ -32,11 +32,22 @@ def test_boot_order_follows_the_override(override, expected):
 
 
 def test_node_identities_are_stable_and_distinct():
-    first, again = new_nodes("lab", 3, 1, 512, 2), new_nodes("lab", 3, 1, 512, 2)
-    assert first == again
+    first = new_nodes("lab", [(None, 3)], 1, 512, 2)
+    assert first == new_nodes("lab", [(None, 3)], 1, 512, 2)
+    assert [n.name for n in first] == ["node-0", "node-1", "node-2"]
     assert len({n.mac for n in first}) == 3 and len({n.uuid for n in first}) == 3
     assert all(n.mac.startswith("52:54:00:") for n in first)
-    assert new_nodes("other", 1, 1, 512, 2)[0].mac != first[0].mac
+    assert new_nodes("other", [(None, 1)], 1, 512, 2)[0].mac != first[0].mac
+    roles = new_nodes("lab", parse_roles(["controller=1", "compute=2"]), 1, 512, 2)
+    assert [(n.name, n.index, n.role) for n in roles] == [
+        ("controller-0", 0, "controller"), ("compute-0", 1, "compute"),
+        ("compute-1", 2, "compute")]
+
+
+@pytest.mark.parametrize("spec", [["x"], ["a=0"], ["A=1"], ["a=1", "a=2"], ["a=b"]])
+def test_bad_roles(spec):
+    with pytest.raises(ConfigError):
+        parse_roles(spec)
 
 
 @pytest.mark.parametrize("name", ["Lab", "1lab", "a-very-long-lab-name", "la b"])

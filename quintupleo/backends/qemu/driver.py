@@ -44,7 +44,9 @@ class QemuBackend(Backend):
     async def discover(self) -> list[NodeInfo]:
         return [NodeInfo(id=n.name, name=n.name, uuid=n.uuid, macs=(n.mac,), cpus=n.cpus,
                          memory_mb=n.memory_mb, local_gb=n.disk_gb,
-                         extra={"lab": self.lab.name}) for n in self.lab.nodes]
+                         extra={"lab": self.lab.name, "boot_mode": "bios",
+                                **({"profile": n.role} if n.role else {})})
+                for n in self.lab.nodes]
 
     async def observe(self) -> dict[str, Observation]:
         def read() -> dict[str, Observation]:   # PID files and /proc: off the event loop
