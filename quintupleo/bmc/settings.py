@@ -7,7 +7,6 @@ port 623 unless it names a port; the others listen on `ipmi_address`, port `ipmi
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,14 @@ from ruamel.yaml import YAML, YAMLError
 from quintupleo.errors import ConfigError
 from quintupleo.inventory import BmcAccess
 from quintupleo.model import BOOT_STRATEGIES, Credentials, NodeInfo
+from quintupleo.paths import state_dir
 
 BACKENDS = ("fake", "openstack", "qemu")
 NODE_KEYS = {"ipmi_address", "ipmi_port", "username", "password"}
 
 
 def default_state_dir() -> Path:
-    if os.environ.get("QUINTUPLEO_HOME"):
-        return Path(os.environ["QUINTUPLEO_HOME"]) / "bmc"
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "quintupleo" / "bmc"
+    return state_dir("bmc")
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.table import Table
 
 from quintupleo.errors import QuintupleOError
 from quintupleo.images.ipxe import DEFAULT_MTU, BuiltImage, IpxeOptions, build
+from quintupleo.paths import state_dir
 
 app = typer.Typer(help="iPXE boot images: build them, put them in Glance.",
                   no_args_is_help=True)
@@ -21,10 +21,7 @@ err = Console(stderr=True)
 
 
 def default_dir() -> Path:
-    if os.environ.get("QUINTUPLEO_HOME"):
-        return Path(os.environ["QUINTUPLEO_HOME"]) / "images"
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "quintupleo" / "images"
+    return state_dir("images")
 
 
 OutDir = Annotated[Path | None, typer.Option("--out", help="Where the images go "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -10,13 +9,11 @@ from quintupleo.environments.journal import Journal
 from quintupleo.environments.plan import Kind, Planned, plan
 from quintupleo.environments.spec import EnvironmentSpec, parse
 from quintupleo.errors import ConfigError
+from quintupleo.paths import state_dir
 
 
 def state_root() -> Path:
-    if os.environ.get("QUINTUPLEO_HOME"):
-        return Path(os.environ["QUINTUPLEO_HOME"]) / "environments"
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "quintupleo" / "environments"
+    return state_dir("environments")
 
 
 def names(root: Path | None = None) -> list[str]:

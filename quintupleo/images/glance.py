@@ -37,10 +37,15 @@ def file_hash(path: Path, algorithm: str = "sha512") -> str:
 def publish(conn: Any, path: Path, name: str, disk_format: str,
             properties: dict[str, str]) -> Published:
     """The active image named `name` holding exactly `path`'s bytes; uploaded if none is."""
+    hashes: dict[str, str] = {}   # algorithm -> the file's digest, computed once each
     try:
         for image in conn.image.images(name=name):
-            if image.status == "active" and image.hash_value and \
-                    image.hash_value == file_hash(path, image.hash_algo or "sha512"):
+            if image.status != "active" or not image.hash_value:
+                continue
+            algorithm = image.hash_algo or "sha512"
+            if algorithm not in hashes:
+                hashes[algorithm] = file_hash(path, algorithm)
+            if image.hash_value == hashes[algorithm]:
                 return Published(name, image.id, True)
         image = conn.image.create_image(
             name=name, filename=str(path), disk_format=disk_format, container_format="bare",

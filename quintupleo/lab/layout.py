@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from quintupleo.errors import ConfigError
+from quintupleo.paths import state_dir
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")   # short: it prefixes interface names
 
 
 def labs_dir() -> Path:
-    if os.environ.get("QUINTUPLEO_HOME"):
-        return Path(os.environ["QUINTUPLEO_HOME"]) / "labs"
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "quintupleo" / "labs"
+    return state_dir("labs")
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ class BootStrategy(ABC):  # noqa: B024 - the base class is the "none" strategy's
         """Make the server run `boot`; with `restart`, boot again even if it already runs."""
         if boot.image is None:
             await self._disk(nova, server, restart, soft)
-        elif boot.device is BootDevice.CDROM or isinstance(self, RescueStrategy):
+        elif boot.device is BootDevice.CDROM:   # a CD boot is a rescue under every strategy
             await self._rescue(nova, server, boot.image)
         else:
             await self._network(nova, server, boot)
@@ -81,6 +81,7 @@ class BootStrategy(ABC):  # noqa: B024 - the base class is the "none" strategy's
             await nova.call(f"stop {server.id}", lambda: nova.compute.stop_server(server.id))
 
     async def _network(self, nova: Nova, server: Any, boot: Boot) -> None:
+        """Boot the network (only strategies that resolve network boots to an image)."""
         raise NotImplementedError
 
     async def _disk(self, nova: Nova, server: Any, restart: bool, soft: bool) -> None:
@@ -117,6 +118,10 @@ class RescueStrategy(BootStrategy):
     boots_images = True
     min_microversion = (2, 87)
     needs = "stable device rescue (the node's disks stay attached, the rescue disk boots)"
+
+    async def _network(self, nova: Nova, server: Any, boot: Boot) -> None:
+        assert boot.image is not None
+        await self._rescue(nova, server, boot.image)
 
 
 class RebuildStrategy(BootStrategy):

@@ -101,17 +101,15 @@ class QemuBackend(Backend):
 
     async def open_console(self, node_id: str) -> tuple[Any, Any]:
         """Waits for the node to have a console (it is off, or restarting), then connects."""
-        machine = self.machines[node_id]
-        while True:
-            if machine.running():
-                try:
-                    streams = await asyncio.open_unix_connection(str(machine.console_socket))
-                except OSError:
-                    pass
-                else:
-                    self._console_attached.setdefault(node_id, asyncio.Event()).set()
-                    return streams
-            await asyncio.sleep(0.05)
+        socket = str(self.machines[node_id].console_socket)
+        while True:   # a stale socket of a killed QEMU refuses the connection: try again
+            try:
+                streams = await asyncio.open_unix_connection(socket)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            self._console_attached.setdefault(node_id, asyncio.Event()).set()
+            return streams
 
     def want_console(self, node_id: str, wanted: bool) -> None:
         if wanted:
