@@ -33,7 +33,8 @@ def build_backend(settings: BmcSettings) -> Backend:
     if settings.backend == "qemu":
         from quintupleo.backends.qemu import QemuBackend
         from quintupleo.lab.layout import Lab
-        return QemuBackend(Lab.load(str(settings.lab)))
+        return QemuBackend(Lab.load(str(settings.lab)),
+                           media_max_bytes=settings.media_max_mb * 1024 * 1024)
     from quintupleo.backends.openstack import OpenStackBackend  # openstacksdk is slow to import
     return OpenStackBackend(settings.cloud, settings.prefix, settings.servers,
                             strategy=settings.boot_strategy, images=settings.pxe_images,

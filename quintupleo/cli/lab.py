@@ -11,7 +11,7 @@ from rich.table import Table
 
 from quintupleo.errors import QuintupleOError
 from quintupleo.lab import manager
-from quintupleo.lab.layout import parse_roles
+from quintupleo.lab.layout import Role, Shape, check_shape, parse_roles
 
 app = typer.Typer(help="A lab of QEMU nodes with a real network and a virtual BMC.",
                   no_args_is_help=True)
@@ -31,11 +31,14 @@ def up(
     name: Name = "lab",
     nodes: Annotated[int, typer.Option(help="How many nodes (node-0 …).")] = 2,
     role: Annotated[list[str] | None, typer.Option(
-        help="NAME=COUNT: that many nodes NAME-0 … with profile NAME in the inventory; "
-             "repeat for more roles (instead of --nodes).")] = None,
+        help="NAME=COUNT[,cpus=N][,memory=MiB][,disk=GiB][,boot-mode=bios|uefi]: that many "
+             "nodes NAME-0 … with profile NAME in the inventory, made as it says (else as "
+             "the options below); repeat for more roles (instead of --nodes).")] = None,
     cpus: Annotated[int, typer.Option(help="vCPUs per node.")] = 1,
     memory: Annotated[int, typer.Option(help="MiB of memory per node.")] = 512,
     disk: Annotated[int, typer.Option(help="GiB of disk per node (qcow2, grows on use).")] = 2,
+    boot_mode: Annotated[str, typer.Option(
+        help="Firmware: bios (SeaBIOS) | uefi (OVMF).")] = "bios",
     cidr: Annotated[str, typer.Option(help="The lab network; its first address is the "
                                       "bridge's, for your DHCP/PXE server.")] = "192.168.24.0/24",
     ipmi_port_base: Annotated[int, typer.Option(help="Node i's IPMI on 127.0.0.1:BASE+i.")] = 6230,
@@ -55,9 +58,10 @@ def up(
 ) -> None:
     """Create the nodes (powered off), their network and their BMC; write the inventory."""
     try:
-        lab = manager.up(name, parse_roles(role) if role else nodes, cpus, memory, disk, cidr,
-                         ipmi_port_base, redfish_port, password, accel, rootless, tftp_root,
-                         bootfile)
+        shape = check_shape(Shape(cpus, memory, disk, boot_mode), "node")
+        roles = parse_roles(role, shape) if role else [Role(None, nodes, shape)]
+        lab = manager.up(name, roles, cidr, ipmi_port_base, redfish_port, password, accel,
+                         rootless, tftp_root, bootfile)
     except QuintupleOError as exc:
         raise _fail(exc) from None
     console.print(f"[green]✓[/] lab {lab.name}: {len(lab.nodes)} nodes ({lab.accel}), "
@@ -85,9 +89,9 @@ def status(name: Name = "lab") -> None:
         lab, nodes, bmc, netns = manager.status(name)
     except QuintupleOError as exc:
         raise _fail(exc) from None
-    table = Table("node", "MAC", "power", "IPMI port", title=f"lab {lab.name}")
+    table = Table("node", "MAC", "power", "IPMI port", "made of", title=f"lab {lab.name}")
     for node in nodes:
-        table.add_row(node.name, node.mac, node.power, str(node.ipmi_port))
+        table.add_row(node.name, node.mac, node.power, str(node.ipmi_port), node.made)
     console.print(table)
     where = (f"{lab.netns} {'present' if netns else 'MISSING'}" if lab.netns
              else f"multicast {lab.mcast}")

@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from quintupleo.errors import ConfigError
@@ -37,6 +37,7 @@ class LabNode:
     memory_mb: int = 512
     disk_gb: int = 2
     role: str | None = None        # its profile in inventories (`--role NAME=COUNT`)
+    firmware: str = "bios"         # bios (SeaBIOS) or uefi (OVMF)
 
 
 @dataclass
@@ -89,33 +90,75 @@ class Lab:
         return cls(**data)
 
 
-def new_nodes(lab: str, roles: list[tuple[str | None, int]], cpus: int, memory_mb: int,
-              disk_gb: int) -> list[LabNode]:
-    """Nodes ROLE-i for each (role, count); `node-i` for a role of None. Stable identities: the
+@dataclass(frozen=True)
+class Shape:
+    """What a node is made of."""
+
+    cpus: int = 1
+    memory_mb: int = 512
+    disk_gb: int = 2
+    firmware: str = "bios"         # bios (SeaBIOS) or uefi (OVMF)
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str | None               # None: plain nodes `node-i`
+    count: int
+    shape: Shape = Shape()
+
+
+def new_nodes(lab: str, roles: list[Role]) -> list[LabNode]:
+    """Nodes ROLE-i for each role; `node-i` for a role without a name. Stable identities: the
     same lab and node names give the same UUIDs and MACs every time."""
     nodes: list[LabNode] = []
-    for role, count in roles:
-        for number in range(count):
-            name = f"{role or 'node'}-{number}"
+    for role in roles:
+        for number in range(role.count):
+            name = f"{role.name or 'node'}-{number}"
             seed = hashlib.sha256(f"{lab}/{name}".encode()).digest()
             mac = "52:54:00:" + ":".join(f"{b:02x}" for b in seed[:3])
+            shape = role.shape
             nodes.append(LabNode(name, len(nodes), str(uuid.UUID(bytes=seed[3:19], version=4)),
-                                 mac, cpus, memory_mb, disk_gb, role))
+                                 mac, shape.cpus, shape.memory_mb, shape.disk_gb, role.name,
+                                 shape.firmware))
     return nodes
 
 
-def parse_roles(specs: list[str]) -> list[tuple[str | None, int]]:
-    """`--role NAME=COUNT` options, in order."""
-    roles: list[tuple[str | None, int]] = []
+ROLE_OPTIONS = {"cpus": "cpus", "memory": "memory_mb", "disk": "disk_gb", "boot-mode": "firmware"}
+ROLE_SYNTAX = ("NAME=COUNT[,cpus=N][,memory=MiB][,disk=GiB][,boot-mode=bios|uefi], "
+               "e.g. compute=2,memory=1024,boot-mode=uefi")
+
+
+def check_shape(shape: Shape, where: str) -> Shape:
+    if shape.cpus < 1 or shape.memory_mb < 128 or shape.disk_gb < 1:
+        raise ConfigError(f"{where}: at least 1 CPU, 128 MiB of memory and 1 GiB of disk")
+    if shape.firmware not in ("bios", "uefi"):
+        raise ConfigError(f"{where}: boot mode bios or uefi, not {shape.firmware!r}")
+    return shape
+
+
+def parse_roles(specs: list[str], default: Shape = Shape()) -> list[Role]:
+    """`--role` options, in order; what a role does not say comes from `default`."""
+    roles: list[Role] = []
     for spec in specs:
-        name, _, count = spec.partition("=")
+        head, *options = spec.split(",")
+        name, _, count = head.partition("=")
         if not re.match(r"^[a-z][a-z0-9-]{0,15}$", name) or not count.isdigit() \
                 or not int(count) > 0:
-            raise ConfigError(f"--role {spec!r}: NAME=COUNT, e.g. controller=1 (lower-case "
-                              "name, count at least 1)")
-        if name in {r for r, _ in roles}:
+            raise ConfigError(f"--role {spec!r}: {ROLE_SYNTAX} (lower-case name, count at "
+                              "least 1)")
+        if name in {r.name for r in roles}:
             raise ConfigError(f"--role {name} given twice")
-        roles.append((name, int(count)))
+        changes: dict[str, int | str] = {}
+        for option in options:
+            key, _, value = option.partition("=")
+            field_name = ROLE_OPTIONS.get(key)
+            if field_name is None or not value:
+                raise ConfigError(f"--role {spec!r}: unknown option {key!r}; {ROLE_SYNTAX}")
+            if field_name != "firmware" and not value.isdigit():
+                raise ConfigError(f"--role {spec!r}: {key} must be a whole number")
+            changes[field_name] = value if field_name == "firmware" else int(value)
+        shape = check_shape(replace(default, **changes), f"--role {name}")  # type: ignore[arg-type]
+        roles.append(Role(name, int(count), shape))
     return roles
 
 

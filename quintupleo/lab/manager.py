@@ -23,7 +23,7 @@ from quintupleo.backends.qemu.machine import Machine, find_processes
 from quintupleo.errors import ConfigError
 from quintupleo.lab import network
 from quintupleo.lab.accel import choose as choose_accel
-from quintupleo.lab.layout import Lab, check_name, labs_dir, new_nodes
+from quintupleo.lab.layout import Lab, Role, check_name, labs_dir, new_nodes
 
 BMC_READY_TIMEOUT = 60.0
 
@@ -34,16 +34,16 @@ class NodeStatus:
     mac: str
     power: str
     ipmi_port: int
+    made: str      # CPUs, memory, firmware
 
 
-def up(name: str, nodes: int | list[tuple[str | None, int]], cpus: int = 1,
-       memory_mb: int = 512, disk_gb: int = 2,
-       cidr: str = "192.168.24.0/24", ipmi_port_base: int = 6230, redfish_port: int = 8000,
+def up(name: str, roles: int | list[Role], cidr: str = "192.168.24.0/24",
+       ipmi_port_base: int = 6230, redfish_port: int = 8000,
        password: str = "password", accel: str = "tcg", rootless: bool | None = None,
        tftp_root: str | None = None, bootfile: str | None = None) -> Lab:
     check_name(name)
-    roles = [(None, nodes)] if isinstance(nodes, int) else nodes
-    if not 1 <= sum(count for _, count in roles) <= 200:
+    roles = [Role(None, roles)] if isinstance(roles, int) else roles
+    if not 1 <= sum(role.count for role in roles) <= 200:
         raise ConfigError("a lab has between 1 and 200 nodes")
     if shutil.which("qemu-system-x86_64") is None:
         raise ConfigError("QEMU is not installed: run scripts/setup.sh (Debian qemu-system-x86)")
@@ -56,7 +56,7 @@ def up(name: str, nodes: int | list[tuple[str | None, int]], cpus: int = 1,
         lab = Lab.load(name)
     except ConfigError:
         port = 10000 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 50000
-        lab = Lab(name, new_nodes(name, roles, cpus, memory_mb, disk_gb), cidr,
+        lab = Lab(name, new_nodes(name, roles), cidr,
                   netns=None if rootless else network.netns_name(name),
                   mcast=f"230.0.0.1:{port}" if rootless else None,
                   ipmi_port_base=ipmi_port_base, redfish_port=redfish_port,
@@ -118,7 +118,8 @@ def bmc_pid(lab: Lab) -> int | None:
 def status(name: str) -> tuple[Lab, list[NodeStatus], int | None, bool]:
     lab = Lab.load(name)
     nodes = [NodeStatus(n.name, n.mac, "on" if Machine(lab, n).running() else "off",
-                        lab.ipmi_port_base + n.index) for n in lab.nodes]
+                        lab.ipmi_port_base + n.index,
+                        f"{n.cpus} CPU, {n.memory_mb} MiB, {n.firmware}") for n in lab.nodes]
     return lab, nodes, bmc_pid(lab), bool(lab.netns and network.exists(lab.netns))
 
 

@@ -68,9 +68,9 @@ def delete(netns: str) -> bool:
     return True
 
 
-def qemu_netdev(lab: Lab, node: LabNode) -> list[str]:
-    """QEMU arguments for the node's one NIC on the lab network."""
-    device = ["-device", f"virtio-net-pci,netdev=net0,mac={node.mac}"]
+def qemu_netdev(lab: Lab, node: LabNode, bootindex: int) -> list[str]:
+    """QEMU arguments for the node's one NIC (id `nic`) on the lab network."""
+    device = ["-device", f"virtio-net-pci,netdev=net0,mac={node.mac},id=nic,bootindex={bootindex}"]
     if lab.netns:
         return ["-netdev", f"tap,id=net0,ifname={tap_name(node)},script=no,downscript=no",
                 *device]

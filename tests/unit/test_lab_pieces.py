@@ -8,43 +8,56 @@ import asyncio
 import pytest
 
 from quintupleo.backends.fake import FakeBackend
-from quintupleo.backends.qemu.machine import boot_args
+from quintupleo.backends.qemu.machine import Machine, boot_order
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import commands
 from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import ConfigError
-from quintupleo.lab.layout import check_name, new_nodes, parse_roles
+from quintupleo.lab.layout import Lab, Role, Shape, check_name, new_nodes, parse_roles
 from quintupleo.lab.marker import boot_sector
 from quintupleo.model import BootDevice, BootMode, BootOverride
 
 
 @pytest.mark.parametrize(("override", "expected"), [
-    (BootOverride(), "order=cn"),
-    (BootOverride(BootDevice.PXE, False, BootMode.LEGACY), "once=n,order=cn"),
-    (BootOverride(BootDevice.PXE, True, BootMode.LEGACY), "order=nc"),
-    (BootOverride(BootDevice.DISK, True, BootMode.LEGACY), "order=cn"),
-    (BootOverride(BootDevice.DISK, False, BootMode.LEGACY), "once=c,order=cn"),
-    (BootOverride(BootDevice.BIOS, False, BootMode.LEGACY), "order=cn"),
+    (BootOverride(), ("disk", "nic", "cd")),
+    (BootOverride(BootDevice.PXE, False, BootMode.LEGACY), ("nic", "disk", "cd")),
+    (BootOverride(BootDevice.PXE, True, BootMode.UEFI), ("nic", "disk", "cd")),
+    (BootOverride(BootDevice.CDROM, False, BootMode.LEGACY), ("cd", "disk", "nic")),
+    (BootOverride(BootDevice.DISK, True, BootMode.LEGACY), ("disk", "nic", "cd")),
+    (BootOverride(BootDevice.BIOS, False, BootMode.LEGACY), ("disk", "nic", "cd")),
 ])
 def test_boot_order_follows_the_override(override, expected):
-    assert boot_args(override) == ["-boot", expected]
+    assert boot_order(override) == expected
+
+
+def test_boot_order_is_each_devices_bootindex():
+    lab = Lab("t", new_nodes("t", [Role(None, 1, Shape(firmware="uefi"))]), mcast="230.0.0.1:1")
+    argv = " ".join(Machine(lab, lab.nodes[0]).argv(("cd", "disk", "nic"), "/x/media.iso"))
+    assert "id=cd,bootindex=1" in argv and "id=disk,bootindex=2" in argv
+    assert "id=nic,bootindex=3" in argv and "file=/x/media.iso" in argv
+    assert "OVMF_CODE" in argv and "-boot" not in argv.split()
 
 
 def test_node_identities_are_stable_and_distinct():
-    first = new_nodes("lab", [(None, 3)], 1, 512, 2)
-    assert first == new_nodes("lab", [(None, 3)], 1, 512, 2)
+    first = new_nodes("lab", [Role(None, 3)])
+    assert first == new_nodes("lab", [Role(None, 3)])
     assert [n.name for n in first] == ["node-0", "node-1", "node-2"]
     assert len({n.mac for n in first}) == 3 and len({n.uuid for n in first}) == 3
     assert all(n.mac.startswith("52:54:00:") for n in first)
-    assert new_nodes("other", [(None, 1)], 1, 512, 2)[0].mac != first[0].mac
-    roles = new_nodes("lab", parse_roles(["controller=1", "compute=2"]), 1, 512, 2)
-    assert [(n.name, n.index, n.role) for n in roles] == [
-        ("controller-0", 0, "controller"), ("compute-0", 1, "compute"),
-        ("compute-1", 2, "compute")]
+    assert new_nodes("other", [Role(None, 1)])[0].mac != first[0].mac
+    roles = new_nodes("lab", parse_roles(["controller=1,memory=2048,cpus=2",
+                                          "compute=2,boot-mode=uefi"], Shape(disk_gb=5)))
+    assert [(n.name, n.index, n.role, n.cpus, n.memory_mb, n.disk_gb, n.firmware)
+            for n in roles] == [
+        ("controller-0", 0, "controller", 2, 2048, 5, "bios"),
+        ("compute-0", 1, "compute", 1, 512, 5, "uefi"),
+        ("compute-1", 2, "compute", 1, 512, 5, "uefi")]
 
 
-@pytest.mark.parametrize("spec", [["x"], ["a=0"], ["A=1"], ["a=1", "a=2"], ["a=b"]])
+@pytest.mark.parametrize("spec", [["x"], ["a=0"], ["A=1"], ["a=1", "a=2"], ["a=b"],
+                                  ["a=1,ram=5"], ["a=1,cpus=two"], ["a=1,cpus=0"],
+                                  ["a=1,memory=64"], ["a=1,boot-mode=efi"], ["a=1,disk="]])
 def test_bad_roles(spec):
     with pytest.raises(ConfigError):
         parse_roles(spec)

@@ -1,10 +1,17 @@
 """Lab nodes (QEMU processes on this machine) as a backend.
 
-Power mapping: on -> start QEMU with the override's boot order (`-boot once=` for a one-time
-override); off -> kill (a hard power-off); soft off -> ACPI power button (QMP
-system_powerdown; firmware alone ignores it, as on hardware); reset -> QMP system_reset, or a
-restart of QEMU when an override must take effect; cycle -> off then on; diagnostic interrupt
--> QMP inject-nmi. A node is on while its QEMU runs. Reads cost no QMP call: a process check.
+Power mapping: on -> start QEMU with the override's boot order; off -> kill (a hard power-off);
+soft off -> ACPI power button (QMP system_powerdown; firmware alone ignores it, as on
+hardware); reset -> the boot order set by QMP (each device's bootindex), then system_reset,
+with no restart; cycle -> off then on; diagnostic interrupt -> QMP inject-nmi.
+
+A one-time override takes a fresh start: QEMU fixes the boot order the firmware reads at the
+start's reset, so it can be put back to the usual order before the guest runs, and any later
+reboot boots the disk. After a warm reset there is no such moment (SeaBIOS resets a second
+time on a reboot and reads the order then).
+
+A node is on while its QEMU runs and QMP's status says so; a guest stopped by an internal error
+or a panic is on with a fault (QEMU keeps it, as a hung server stays powered).
 """
 
 from __future__ import annotations
@@ -12,21 +19,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from qemu.qmp import QMPClient
 from qemu.qmp.error import QMPError
 
 from quintupleo.backends.base import Backend
-from quintupleo.backends.qemu.machine import Machine
+from quintupleo.backends.qemu.machine import USUAL_ORDER, Machine, boot_order
 from quintupleo.errors import BackendError, NotInPresentState
+from quintupleo.images.media import fetch
 from quintupleo.lab.layout import Lab
 from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction, PowerState
 
 log = logging.getLogger(__name__)
 
 CONSOLE_ATTACH_WAIT = 2.0   # seconds a starting node waits, paused, for its console client
+QMP_TIMEOUT = 5.0
+FAULTS = {"internal-error": "QEMU stopped the guest after an internal error",
+          "guest-panicked": "the guest panicked", "io-error": "a disk I/O error stopped it"}
 
 
 class QemuBackend(Backend):
@@ -34,46 +47,80 @@ class QemuBackend(Backend):
     settle_poll = 0.0
     has_console = True
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, media_max_bytes: int = 4 << 30) -> None:
         self.lab = lab
         self.machines = {node.name: Machine(lab, node) for node in lab.nodes}
+        self.media_max_bytes = media_max_bytes
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qemu")
+        self._qmp_locks = {name: asyncio.Lock() for name in self.machines}  # one QMP client
         self._console_wanted: set[str] = set()              # nodes a console client waits on
         self._console_attached: dict[str, asyncio.Event] = {}
 
     async def discover(self) -> list[NodeInfo]:
         return [NodeInfo(id=n.name, name=n.name, uuid=n.uuid, macs=(n.mac,), cpus=n.cpus,
                          memory_mb=n.memory_mb, local_gb=n.disk_gb,
-                         extra={"lab": self.lab.name, "boot_mode": "bios",
+                         extra={"lab": self.lab.name, "boot_mode": n.firmware,
                                 **({"profile": n.role} if n.role else {})})
                 for n in self.lab.nodes]
 
     async def observe(self) -> dict[str, Observation]:
-        def read() -> dict[str, Observation]:   # PID files and /proc: off the event loop
-            return {name: Observation(PowerState.ON if m.running() else PowerState.OFF)
-                    for name, m in self.machines.items()}
-        return await self._blocking(read)
+        running = await self._blocking(   # PID files and /proc: off the event loop
+            lambda: {name for name, m in self.machines.items() if m.running()})
+        names = list(self.machines)
+        states = await asyncio.gather(*(self._status(self.machines[n]) for n in names
+                                        if n in running))
+        observations = {n: Observation(PowerState.OFF) for n in names if n not in running}
+        for name, status in zip([n for n in names if n in running], states, strict=True):
+            observations[name] = Observation(
+                PowerState.OFF if status == "shutdown" else PowerState.ON,
+                fault=FAULTS.get(status or ""))
+        return observations
+
+    async def _status(self, machine: Machine) -> str | None:
+        """QMP's run state; None when QMP does not answer (a process just started or ending)."""
+        try:
+            async with self._session(machine) as qmp:
+                return (await qmp.execute("query-status"))["status"]
+        except BackendError:
+            return None
 
     async def _blocking(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def _qmp(self, machine: Machine, command: str) -> None:
-        client = QMPClient(machine.node.name)
-        try:
-            await asyncio.wait_for(client.connect(str(machine.qmp_socket)), 5)
-            await asyncio.wait_for(client.execute(command), 5)
-        except (OSError, QMPError, TimeoutError) as exc:
-            raise BackendError(f"node {machine.node.name}: QMP {command}: {exc}") from None
-        finally:
-            await client.disconnect()
+    @contextlib.asynccontextmanager
+    async def _session(self, machine: Machine) -> AsyncIterator[QMPClient]:
+        """A QMP connection to the node (QEMU serves one client at a time: they take turns)."""
+        async with self._qmp_locks[machine.node.name]:
+            client = QMPClient(machine.node.name)
+            try:
+                await asyncio.wait_for(client.connect(str(machine.qmp_socket)), QMP_TIMEOUT)
+                yield client
+            except (OSError, QMPError, TimeoutError) as exc:
+                raise BackendError(f"node {machine.node.name}: QMP: {exc}") from None
+            finally:
+                await client.disconnect()
+
+    async def _qmp(self, machine: Machine, command: str, **arguments: Any) -> Any:
+        async with self._session(machine) as qmp:
+            return await asyncio.wait_for(qmp.execute(command, arguments or None), QMP_TIMEOUT)
+
+    @staticmethod
+    async def _set_boot_order(qmp: QMPClient, order: tuple[str, ...]) -> None:
+        """Each device's bootindex; through free numbers first, since QEMU refuses two devices
+        with the same index even for a moment."""
+        for offset in (100, 1):
+            for number, device in enumerate(order, offset):
+                await qmp.execute("qom-set", {"path": f"/machine/peripheral/{device}",
+                                              "property": "bootindex", "value": number})
 
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
                     media: str | None = None) -> None:
         machine = self.machines[node_id]
         running = await self._blocking(machine.running)
+        once = boot.active and not boot.persistent
         if action is PowerAction.ON:
             if not running:
-                await self._start(machine, boot)
+                await self._start(machine, boot, media)
         elif action is PowerAction.OFF:
             await self._blocking(machine.kill)
         elif not running:
@@ -82,22 +129,44 @@ class QemuBackend(Backend):
             await self._qmp(machine, "system_powerdown")
         elif action is PowerAction.DIAG_INTERRUPT:
             await self._qmp(machine, "inject-nmi")
-        elif action is PowerAction.RESET and not boot.active:
-            await self._qmp(machine, "system_reset")
-        else:   # a cycle, or a reset whose boot device is chosen: QEMU starts again
+        elif action is PowerAction.RESET and not once:
+            async with self._session(machine) as qmp:
+                await self._set_boot_order(qmp, boot_order(boot))
+                await qmp.execute("system_reset")
+        else:   # a cycle, or a reset that boots a device once: QEMU starts again
             await self._blocking(machine.kill)
-            await self._start(machine, boot)
+            await self._start(machine, boot, media)
         log.debug("node %s: %s done", node_id, action.value)
 
-    async def _start(self, machine: Machine, boot: BootOverride) -> None:
+    async def _start(self, machine: Machine, boot: BootOverride, media: str | None) -> None:
         """Start QEMU paused, let a waiting console attach (so it sees the whole boot), run."""
         attached = self._console_attached.setdefault(machine.node.name, asyncio.Event())
         attached.clear()
-        await self._blocking(machine.start, boot)
+        await self._blocking(machine.start, boot_order(boot), media)
         if machine.node.name in self._console_wanted:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(attached.wait(), CONSOLE_ATTACH_WAIT)
-        await self._qmp(machine, "cont")
+        async with self._session(machine) as qmp:
+            if boot.active and not boot.persistent:   # this boot has read it: later ones won't
+                await self._set_boot_order(qmp, USUAL_ORDER)
+            await qmp.execute("cont")
+
+    # ---- virtual media: an ISO file in the node's directory, in its CD drive ------------------
+    async def insert_media(self, node_id: str, url: str) -> str:
+        machine = self.machines[node_id]
+        download = await fetch(url, self.media_max_bytes, machine.dir)
+        media = await self._blocking(machine.keep_media, download)
+        if await self._blocking(machine.running):
+            await self._qmp(machine, "blockdev-change-medium", id="cd", filename=media,
+                            format="raw")
+        return media
+
+    async def eject_media(self, node_id: str, media: str) -> None:
+        machine = self.machines[node_id]
+        if await self._blocking(machine.running):
+            with contextlib.suppress(BackendError):   # the guest may hold the tray: forced
+                await self._qmp(machine, "eject", id="cd", force=True)
+        await self._blocking(Path(media).unlink, True)
 
     async def open_console(self, node_id: str) -> tuple[Any, Any]:
         """Waits for the node to have a console (it is off, or restarting), then connects."""

@@ -3,12 +3,17 @@
 QEMU runs daemonized (a BMC restart leaves running nodes running), found again by its PID file
 and its `-name`. Its serial port is a Unix socket for a live console that also logs everything
 to serial.log; SeaBIOS and the NIC's iPXE print there too (sercon), so a boot can be read.
+Firmware is SeaBIOS or OVMF (UEFI, its variables kept per node). The boot order is the
+devices' `bootindex` (disk, NIC, CD), which both firmwares read from QEMU at every reset.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -21,17 +26,25 @@ from quintupleo.lab.layout import Lab, LabNode
 from quintupleo.lab.network import qemu_netdev, qemu_prefix
 from quintupleo.model import BootDevice, BootOverride
 
+log = logging.getLogger(__name__)
+
 QEMU = "qemu-system-x86_64"
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+#: the boot devices' QEMU ids, and their usual order: the disk, then the network (a blank disk
+#: falls through to PXE, as on a new server), then the virtual CD
+DEVICES = {BootDevice.DISK: "disk", BootDevice.PXE: "nic", BootDevice.HTTP: "nic",
+           BootDevice.CDROM: "cd"}
+USUAL_ORDER = ("disk", "nic", "cd")
 
 
-def boot_args(override: BootOverride) -> list[str]:
-    """-boot for this start: disk then network normally; the override first (once or always)."""
-    first = {BootDevice.PXE: "n", BootDevice.DISK: "c"}.get(override.device)
+def boot_order(override: BootOverride) -> tuple[str, ...]:
+    """Device ids, first to boot first: the override's device, then the usual order."""
+    first = DEVICES.get(override.device)
     if first is None:
-        return ["-boot", "order=cn"]
-    if override.persistent:
-        return ["-boot", f"order={first}{'c' if first == 'n' else 'n'}"]
-    return ["-boot", f"once={first},order=cn"]
+        return USUAL_ORDER
+    return (first, *(device for device in USUAL_ORDER if device != first))
 
 
 class Machine:
@@ -49,8 +62,11 @@ class Machine:
     def tag(self) -> str:
         return f"{self.lab.process_tag}{self.node.name}"
 
-    def argv(self, override: BootOverride) -> list[str]:
-        node, sercon = self.node, self.dir / "sercon"
+    def argv(self, order: tuple[str, ...], media: str | None = None) -> list[str]:
+        node = self.node
+        index = {device: number for number, device in enumerate(order, 1)}
+        cd = "if=none,id=cd0,media=cdrom,readonly=on" + (f",file={media},format=raw"
+                                                          if media else "")
         return [
             *qemu_prefix(self.lab), QEMU, "-name", f"{self.tag},process={self.tag}",
             "-accel", self.lab.accel, "-machine", "pc", "-m", str(node.memory_mb),
@@ -62,16 +78,26 @@ class Machine:
             "-chardev", f"socket,id=serial0,path={self.console_socket},server=on,wait=off,"
                         f"logfile={self.serial_log},logappend=on",
             "-serial", "chardev:serial0",
-            "-fw_cfg", f"name=etc/sercon-port,file={sercon}",
+            *self.firmware_args(),
             "-drive", f"file={self.disk},if=none,id=disk0,format=qcow2,cache=unsafe",
-            "-device", "virtio-blk-pci,drive=disk0",
-            *qemu_netdev(self.lab, node), *boot_args(override),
+            "-device", f"virtio-blk-pci,drive=disk0,id=disk,bootindex={index['disk']}",
+            "-drive", cd, "-device", f"ide-cd,drive=cd0,id=cd,bootindex={index['cd']}",
+            *qemu_netdev(self.lab, node, index["nic"]),
         ]
+
+    def firmware_args(self) -> list[str]:
+        if self.node.firmware != "uefi":   # SeaBIOS, QEMU's default; its console on COM1 too
+            return ["-fw_cfg", f"name=etc/sercon-port,file={self.dir / 'sercon'}"]
+        return ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                "-drive", f"if=pflash,format=raw,file={self.dir / 'uefi-vars.fd'}"]
 
     def create_disk(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         # SeaBIOS's serial console (sercon) port, as the little-endian integer it reads
         (self.dir / "sercon").write_bytes((0x3F8).to_bytes(8, "little"))
+        vars_file = self.dir / "uefi-vars.fd"
+        if self.node.firmware == "uefi" and not vars_file.exists():
+            shutil.copyfile(OVMF_VARS, vars_file)   # the node's own UEFI variables
         if not self.disk.exists():
             _run(["qemu-img", "create", "-q", "-f", "qcow2", str(self.disk),
                   f"{self.node.disk_gb}G"])
@@ -91,13 +117,28 @@ class Machine:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def start(self, override: BootOverride) -> None:
+    def start(self, order: tuple[str, ...], media: str | None) -> None:
         if self.running():
             return
         self.pid_file.unlink(missing_ok=True)
         self.qmp_socket.unlink(missing_ok=True)
         self.console_socket.unlink(missing_ok=True)
-        _run(self.argv(override))   # returns once QEMU has daemonized: its sockets exist
+        if media and not Path(media).exists():   # the lab was made again since it was inserted
+            log.warning("node %s: its virtual CD is gone; starting with an empty drive",
+                        self.node.name)
+            media = None
+        _run(self.argv(order, media))
+
+    def keep_media(self, download: Path) -> str:
+        """Keep a fetched CD image as the node's media, named by its content (the same image
+        inserted again is the same media)."""
+        digest = hashlib.sha256()
+        with download.open("rb") as source:
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                digest.update(chunk)
+        media = self.dir / f"media-{digest.hexdigest()[:16]}.iso"
+        download.replace(media)
+        return str(media)   # returns once QEMU has daemonized: its sockets exist
 
     def kill(self) -> None:
         """Hard power off: the process ends now (no guest shutdown)."""
