@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dnsmasq") is 
                                 reason="the lab tests need root, QEMU and dnsmasq")
 
 PXE_MARKER, DISK_MARKER = "QO-PXE-MARKER-5e1c", "QO-DISK-MARKER-0b7a"
+CD_MARKER, UEFI_MARKER = "QO-CD-MARKER-93d2", "QO-UEFI-MARKER-c4a8"
 
 
 class LabRun:
@@ -53,11 +54,18 @@ class LabRun:
                                *command], capture_output=True, text=True, check=True,
                               timeout=30).stdout
 
-    def serial(self, node: int) -> str:
-        path = self.dir / "nodes" / f"node-{node}" / "serial.log"
+    def node_dir(self, node: int | str) -> Path:
+        return self.dir / "nodes" / (node if isinstance(node, str) else f"node-{node}")
+
+    def serial(self, node: int | str) -> str:
+        path = self.node_dir(node) / "serial.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def wait_marker(self, node: int, marker: str, count: int, timeout: float = 60) -> float:
+    def qemu_pid(self, node: int | str) -> int:
+        return int((self.node_dir(node) / "qemu.pid").read_text())
+
+    def wait_marker(self, node: int | str, marker: str, count: int,
+                    timeout: float = 60) -> float:
         started = time.monotonic()
         while self.serial(node).count(marker) < count:
             assert time.monotonic() - started < timeout, \
@@ -81,22 +89,31 @@ def lab(tmp_path):
     tftp = tmp_path / "tftp"
     tftp.mkdir()
     (tftp / "pxe.bin").write_bytes(boot_sector(PXE_MARKER))
+    with dnsmasq(run, "10.251.0", tftp, "--dhcp-boot=pxe.bin"):
+        yield run
+    run.qo("down", check=False)
+
+
+@contextlib.contextmanager
+def dnsmasq(run: LabRun, prefix: str, tftp: Path, *boot: str):
+    """The user's DHCP/TFTP server (dnsmasq) on the lab's bridge, with router advertisements
+    and the option that ends iPXE's ProxyDHCP wait (see ../shared/notes/qemu.md)."""
     subprocess.run(["ip", "-n", run.netns, "addr", "add", "fd00:51::1/64", "dev", "br0"],
                    check=True)
-    run.dhcp_log = tmp_path / "dnsmasq.log"
-    dnsmasq = subprocess.Popen(
+    run.dhcp_log = tftp.parent / "dnsmasq.log"
+    server = subprocess.Popen(
         ["ip", "netns", "exec", run.netns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
          "--port=0", "--interface=br0", "--bind-interfaces", "--pid-file=",
-         "--dhcp-range=10.251.0.100,10.251.0.200,1h", "--dhcp-range=fd00:51::,ra-only",
-         "--enable-ra", "--enable-tftp", f"--tftp-root={tftp}", "--dhcp-boot=pxe.bin",
-         # end iPXE's ProxyDHCP wait (see ../shared/notes/qemu.md)
+         f"--dhcp-range={prefix}.100,{prefix}.200,1h", "--dhcp-range=fd00:51::,ra-only",
+         "--enable-ra", "--enable-tftp", f"--tftp-root={tftp}", *boot,
          "--dhcp-userclass=set:ipxe,iPXE", "--dhcp-option=tag:ipxe,encap:175,176,1",
          "--log-dhcp", f"--log-facility={run.dhcp_log}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield run
-    dnsmasq.terminate()
-    dnsmasq.wait(10)
-    run.qo("down", check=False)
+    try:
+        yield server
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def test_pxe_then_disk_then_one_time_pxe_over_ipmi(lab):
@@ -142,9 +159,15 @@ def test_the_same_over_redfish(lab):
     lab.wait_marker(0, DISK_MARKER, 1)
     system.set_system_boot_options(sushy.BootSource.PXE,
                                    enabled=sushy.BootSourceOverrideEnabled.CONTINUOUS)
+    pid = lab.qemu_pid(0)
     for count in (2, 3):                                 # persistent: every boot
         system.reset_system(sushy.ResetType.FORCE_RESTART)
         lab.wait_marker(0, PXE_MARKER, count)
+    system.set_system_boot_options(sushy.BootSource.HDD,
+                                   enabled=sushy.BootSourceOverrideEnabled.CONTINUOUS)
+    system.reset_system(sushy.ResetType.FORCE_RESTART)
+    lab.wait_marker(0, DISK_MARKER, 2)
+    assert lab.qemu_pid(0) == pid    # the boot order changed by QMP and a reset: no restart
     system.refresh()
     assert system.power_state == sushy.PowerState.ON
     assert system.boot.enabled == sushy.BootSourceOverrideEnabled.CONTINUOUS
@@ -183,6 +206,83 @@ def test_the_ipxe_image_network_boots_a_lab_node_from_its_disk(lab, tmp_path):
     lab.ipmitool(1, "power", "on")
     lab.wait_marker(1, PXE_MARKER, 1, timeout=90)
     assert "QuintupleO network boot (BIOS)" in lab.serial(1)
+
+
+def test_virtual_media_boots_a_cd_fetched_by_url(lab, tmp_path):
+    """Redfish InsertMedia on a lab node: the BMC fetches the ISO (served here over HTTP), puts
+    it in the node's CD drive, a one-time Cd boot runs its El Torito boot program."""
+    import functools
+    import http.server
+    import threading
+
+    root_dir = tmp_path / "iso-root"
+    root_dir.mkdir()
+    (root_dir / "boot.img").write_bytes(boot_sector(CD_MARKER).ljust(2048, b"\0"))
+    www = tmp_path / "www"
+    www.mkdir()
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(www / "cd.iso"), "-b",
+                    "boot.img", "-no-emul-boot", "-boot-load-size", "4", str(root_dir)],
+                   check=True, capture_output=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = sushy.Sushy(f"https://127.0.0.1:{lab.port_base + 50}/redfish/v1", username="admin",
+                       password="password", verify=str(lab.dir / "bmc" / "redfish-cert.pem"))
+    try:
+        cd = root.get_manager("/redfish/v1/Managers/node-0").virtual_media.get_member(
+            "/redfish/v1/Managers/node-0/VirtualMedia/Cd")
+        cd.insert_media(f"http://127.0.0.1:{server.server_address[1]}/cd.iso", inserted=True,
+                        write_protected=True)
+        cd.refresh()
+        assert cd.inserted and cd.image.endswith("/cd.iso")
+        media = list(lab.node_dir(0).glob("media-*.iso"))
+        assert len(media) == 1 and media[0].read_bytes() == (www / "cd.iso").read_bytes()
+        system = root.get_system("/redfish/v1/Systems/node-0")
+        system.set_system_boot_options(sushy.BootSource.CD,
+                                       enabled=sushy.BootSourceOverrideEnabled.ONCE)
+        system.reset_system(sushy.ResetType.ON)
+        lab.wait_marker(0, CD_MARKER, 1)
+        system.reset_system(sushy.ResetType.FORCE_RESTART)   # once: then the disk again
+        lab.wait_marker(0, DISK_MARKER, 1)
+        assert lab.serial(0).count(CD_MARKER) == 1
+        cd.eject_media()
+        assert not list(lab.node_dir(0).glob("media-*.iso"))
+    finally:
+        server.shutdown()
+        root.__del__()
+
+
+def test_uefi_nodes_network_boot_and_boot_the_uefi_ipxe_image_from_disk(tmp_path):
+    """OVMF nodes (a role with boot-mode=uefi): a one-time UEFI PXE boot (OVMF's PXE fetches
+    iPXE, whose script prints the marker), then the disk, which holds our UEFI iPXE image as the
+    rescue/rebuild strategies boot it on Nova: GRUB, then iPXE network-boots the node."""
+    run = LabRun(tmp_path / "home", f"u{uuid.uuid4().hex[:6]}", 17500)
+    tftp = tmp_path / "tftp"
+    tftp.mkdir()
+    shutil.copyfile("/usr/lib/ipxe/ipxe.efi", tftp / "ipxe.efi")
+    (tftp / "marker.ipxe").write_text(f"#!ipxe\necho {UEFI_MARKER} ${{mac}}\nsleep 600\n")
+    try:
+        run.qo("up", "--role", "efi=1,boot-mode=uefi,memory=768", "--cidr", "10.252.0.0/24",
+               "--ipmi-port-base", str(run.port_base), "--redfish-port", str(run.port_base + 50))
+        nodes = json.loads((run.dir / "nodes.json").read_text())["nodes"]
+        assert "boot_mode:uefi" in nodes[0]["properties"]["capabilities"]
+        image = next(i for i in build(tmp_path / "images") if i.firmware == "uefi")
+        subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
+                        str(image.path), str(run.node_dir("efi-0") / "disk.qcow2")], check=True)
+        with dnsmasq(run, "10.252.0", tftp, "--dhcp-match=set:efi64,option:client-arch,7",
+                     "--dhcp-boot=tag:efi64,tag:!ipxe,ipxe.efi",
+                     "--dhcp-boot=tag:ipxe,marker.ipxe"):
+            run.ipmitool(0, "chassis", "bootdev", "pxe", "options=efiboot")
+            run.ipmitool(0, "power", "on")
+            run.wait_marker("efi-0", UEFI_MARKER, 1, timeout=120)
+            assert "QuintupleO network boot (UEFI)" not in run.serial("efi-0")   # the NIC's
+            run.ipmitool(0, "power", "reset")                # the override was for one boot
+            run.wait_marker("efi-0", UEFI_MARKER, 2, timeout=120)
+            assert "QuintupleO network boot (UEFI)" in run.serial("efi-0")       # the disk's
+        mac = nodes[0]["ports"][0]["address"]
+        assert f"{UEFI_MARKER} {mac}" in run.serial("efi-0")
+    finally:
+        run.qo("down")
 
 
 class SolClient:
