@@ -107,6 +107,7 @@ def dnsmasq(run: LabRun, prefix: str, tftp: Path, *boot: str):
          f"--dhcp-range={prefix}.100,{prefix}.200,1h", "--dhcp-range=fd00:51::,ra-only",
          "--enable-ra", "--enable-tftp", f"--tftp-root={tftp}", *boot,
          "--dhcp-userclass=set:ipxe,iPXE", "--dhcp-option=tag:ipxe,encap:175,176,1",
+         "--no-ping",   # else a first lease waits 3 s for a ping reply
          "--log-dhcp", f"--log-facility={run.dhcp_log}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
