@@ -10,8 +10,9 @@ start's reset, so it can be put back to the usual order before the guest runs, a
 reboot boots the disk. After a warm reset there is no such moment (SeaBIOS resets a second
 time on a reboot and reads the order then).
 
-A node is on while its QEMU runs and QMP's status says so; a guest stopped by an internal error
-or a panic is on with a fault (QEMU keeps it, as a hung server stays powered).
+A node is on while its QEMU runs and its QMP run state (monitor.py: read on connecting, again
+on each state event) says so; a guest stopped by an internal error or a panic is on with a
+fault (QEMU keeps it, as a hung server stays powered).
 """
 
 from __future__ import annotations
@@ -19,16 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import QMPClient
-from qemu.qmp.error import QMPError
-
 from quintupleo.backends.base import Backend
 from quintupleo.backends.qemu.machine import USUAL_ORDER, Machine, boot_order
+from quintupleo.backends.qemu.monitor import Monitor
 from quintupleo.errors import BackendError, NotInPresentState
 from quintupleo.images.media import fetch
 from quintupleo.lab.layout import Lab
@@ -37,7 +35,6 @@ from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction, P
 log = logging.getLogger(__name__)
 
 CONSOLE_ATTACH_WAIT = 2.0   # seconds a starting node waits, paused, for its console client
-QMP_TIMEOUT = 5.0
 FAULTS = {"internal-error": "QEMU stopped the guest after an internal error",
           "guest-panicked": "the guest panicked", "io-error": "a disk I/O error stopped it"}
 
@@ -52,7 +49,8 @@ class QemuBackend(Backend):
         self.machines = {node.name: Machine(lab, node) for node in lab.nodes}
         self.media_max_bytes = media_max_bytes
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qemu")
-        self._qmp_locks = {name: asyncio.Lock() for name in self.machines}  # one QMP client
+        self._monitors: dict[str, Monitor] = {}           # running nodes' QMP connections
+        self._connecting = {name: asyncio.Lock() for name in self.machines}
         self._console_wanted: set[str] = set()              # nodes a console client waits on
         self._console_attached: dict[str, asyncio.Event] = {}
 
@@ -66,52 +64,56 @@ class QemuBackend(Backend):
     async def observe(self) -> dict[str, Observation]:
         running = await self._blocking(   # PID files and /proc: off the event loop
             lambda: {name for name, m in self.machines.items() if m.running()})
-        names = list(self.machines)
-        states = await asyncio.gather(*(self._status(self.machines[n]) for n in names
-                                        if n in running))
-        observations = {n: Observation(PowerState.OFF) for n in names if n not in running}
-        for name, status in zip([n for n in names if n in running], states, strict=True):
+        observations = {}
+        for name, machine in self.machines.items():
+            if name not in running:
+                await self._forget(name)
+                observations[name] = Observation(PowerState.OFF)
+                continue
+            try:
+                status = (await self._monitor(machine)).status
+            except BackendError:
+                status = None   # QMP not answering yet (just started) or any more (ending)
             observations[name] = Observation(
                 PowerState.OFF if status == "shutdown" else PowerState.ON,
                 fault=FAULTS.get(status or ""))
         return observations
 
-    async def _status(self, machine: Machine) -> str | None:
-        """QMP's run state; None when QMP does not answer (a process just started or ending)."""
-        try:
-            async with self._session(machine) as qmp:
-                return (await qmp.execute("query-status"))["status"]
-        except BackendError:
-            return None
-
     async def _blocking(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    @contextlib.asynccontextmanager
-    async def _session(self, machine: Machine) -> AsyncIterator[QMPClient]:
-        """A QMP connection to the node (QEMU serves one client at a time: they take turns)."""
-        async with self._qmp_locks[machine.node.name]:
-            client = QMPClient(machine.node.name)
-            try:
-                await asyncio.wait_for(client.connect(str(machine.qmp_socket)), QMP_TIMEOUT)
-                yield client
-            except (OSError, QMPError, TimeoutError) as exc:
-                raise BackendError(f"node {machine.node.name}: QMP: {exc}") from None
-            finally:
-                await client.disconnect()
+    async def _monitor(self, machine: Machine) -> Monitor:
+        """The running node's QMP connection, made when first needed after a start."""
+        name = machine.node.name
+        async with self._connecting[name]:
+            monitor = self._monitors.get(name)
+            if monitor is None or not monitor.connected:
+                if monitor is not None:
+                    await monitor.close()
+                monitor = Monitor(name, machine.qmp_socket)
+                await monitor.connect()
+                self._monitors[name] = monitor
+            return monitor
+
+    async def _forget(self, name: str) -> None:
+        monitor = self._monitors.pop(name, None)
+        if monitor is not None:
+            await monitor.close()
 
     async def _qmp(self, machine: Machine, command: str, **arguments: Any) -> Any:
-        async with self._session(machine) as qmp:
-            return await asyncio.wait_for(qmp.execute(command, arguments or None), QMP_TIMEOUT)
+        return await (await self._monitor(machine)).execute(command, **arguments)
 
-    @staticmethod
-    async def _set_boot_order(qmp: QMPClient, order: tuple[str, ...]) -> None:
+    async def _set_boot_order(self, machine: Machine, order: tuple[str, ...]) -> None:
         """Each device's bootindex; through free numbers first, since QEMU refuses two devices
         with the same index even for a moment."""
         for offset in (100, 1):
             for number, device in enumerate(order, offset):
-                await qmp.execute("qom-set", {"path": f"/machine/peripheral/{device}",
-                                              "property": "bootindex", "value": number})
+                await self._qmp(machine, "qom-set", path=f"/machine/peripheral/{device}",
+                                property="bootindex", value=number)
+
+    async def _kill(self, machine: Machine) -> None:
+        await self._forget(machine.node.name)
+        await self._blocking(machine.kill)
 
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
                     media: str | None = None) -> None:
@@ -122,7 +124,7 @@ class QemuBackend(Backend):
             if not running:
                 await self._start(machine, boot, media)
         elif action is PowerAction.OFF:
-            await self._blocking(machine.kill)
+            await self._kill(machine)
         elif not running:
             raise NotInPresentState(f"node {node_id} is off")
         elif action is PowerAction.SOFT_OFF:
@@ -130,11 +132,10 @@ class QemuBackend(Backend):
         elif action is PowerAction.DIAG_INTERRUPT:
             await self._qmp(machine, "inject-nmi")
         elif action is PowerAction.RESET and not once:
-            async with self._session(machine) as qmp:
-                await self._set_boot_order(qmp, boot_order(boot))
-                await qmp.execute("system_reset")
+            await self._set_boot_order(machine, boot_order(boot))
+            await self._qmp(machine, "system_reset")
         else:   # a cycle, or a reset that boots a device once: QEMU starts again
-            await self._blocking(machine.kill)
+            await self._kill(machine)
             await self._start(machine, boot, media)
         log.debug("node %s: %s done", node_id, action.value)
 
@@ -142,14 +143,14 @@ class QemuBackend(Backend):
         """Start QEMU paused, let a waiting console attach (so it sees the whole boot), run."""
         attached = self._console_attached.setdefault(machine.node.name, asyncio.Event())
         attached.clear()
+        await self._forget(machine.node.name)   # a connection to a QEMU that is gone
         await self._blocking(machine.start, boot_order(boot), media)
         if machine.node.name in self._console_wanted:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(attached.wait(), CONSOLE_ATTACH_WAIT)
-        async with self._session(machine) as qmp:
-            if boot.active and not boot.persistent:   # this boot has read it: later ones won't
-                await self._set_boot_order(qmp, USUAL_ORDER)
-            await qmp.execute("cont")
+        if boot.active and not boot.persistent:   # this boot has read it: later ones won't
+            await self._set_boot_order(machine, USUAL_ORDER)
+        await self._qmp(machine, "cont")
 
     # ---- virtual media: an ISO file in the node's directory, in its CD drive ------------------
     async def insert_media(self, node_id: str, url: str) -> str:
@@ -190,4 +191,6 @@ class QemuBackend(Backend):
         return action is not PowerAction.SOFT_RESET   # no guest-agnostic graceful restart
 
     async def close(self) -> None:
+        for name in list(self._monitors):
+            await self._forget(name)
         self._executor.shutdown(wait=False, cancel_futures=True)
