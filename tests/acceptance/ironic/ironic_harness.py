@@ -1,0 +1,281 @@
+"""Unmodified OpenStack Ironic from PyPI, standalone: one process (API and conductor), SQLite,
+no authentication, no message bus; the ipmi and redfish hardware types. Facts on running it so:
+../shared/notes/ironic.md.
+
+Its venv is built once from `requirements.lock` (a pip freeze of a known-good install) and reused.
+Ironic is driven through its REST API with short polls (its CLI's --wait backs off to 10 s);
+enrollment goes through its own CLI, `baremetal create`, as a user would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+
+LOCK = Path(__file__).with_name("requirements.lock")
+API_VERSION = "latest"
+
+
+def venv_dir() -> Path:
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data / "quintupleo" / "ironic" / "venv"
+
+
+def install() -> Path:
+    """The venv with Ironic and its client, as the lock says (a no-op when it already is)."""
+    venv = venv_dir()
+    marker = venv / "quintupleo-lock.sha256"
+    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
+    if marker.exists() and marker.read_text() == digest and (venv / "bin" / "ironic").exists():
+        return venv
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                             "--disable-pip-version-check", "-r", str(LOCK)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"installing Ironic failed:\n{result.stderr[-3000:]}")
+    marker.write_text(digest)
+    return venv
+
+
+CONFIG = """\
+[DEFAULT]
+auth_strategy = noauth
+rpc_transport = none
+host = quintupleo-test
+debug = true
+log_file = {log}
+use_stderr = false
+minimum_memory_warning_only = true
+enabled_hardware_types = ipmi,redfish
+enabled_power_interfaces = ipmitool,redfish
+enabled_management_interfaces = ipmitool,redfish
+enabled_boot_interfaces = pxe,ipxe
+default_boot_interface = {boot}
+enabled_deploy_interfaces = ramdisk
+default_deploy_interface = ramdisk
+enabled_network_interfaces = noop
+default_network_interface = noop
+enabled_inspect_interfaces = no-inspect
+enabled_console_interfaces = no-console
+enabled_bios_interfaces = no-bios
+enabled_raid_interfaces = no-raid
+enabled_rescue_interfaces = no-rescue
+enabled_vendor_interfaces = no-vendor
+enabled_firmware_interfaces = no-firmware
+
+[api]
+host_ip = 127.0.0.1
+port = {port}
+
+[database]
+connection = sqlite:///{work}/ironic.sqlite
+
+[dhcp]
+dhcp_provider = none
+
+[conductor]
+force_power_state_during_sync = {force}
+sync_power_state_interval = {sync}
+automated_clean = false
+deploy_callback_timeout = 600
+
+[ipmi]
+# the default 5 s makes each power action take ~15 s; 0 crashes Ironic 39 (division by zero)
+min_command_interval = 1
+
+[oslo_concurrency]
+lock_path = {work}/locks
+
+[pxe]
+tftp_root = {work}/tftp
+tftp_master_path = {work}/tftp/master
+images_path = {work}/images
+instance_master_path = {work}/images/master
+{pxe}
+[deploy]
+http_root = {work}/http
+http_url = {http_url}
+"""
+
+
+class Ironic:
+    """One standalone Ironic, started for a test run; `work` holds its config, DB and log."""
+
+    def __init__(self, venv: Path, work: Path, port: int, *, force_power_sync: bool = False,
+                 sync_interval: int = 600, boot: str = "pxe", http_url: str = "http://127.0.0.1",
+                 pxe: str = "") -> None:
+        self.venv, self.work, self.port = venv, work, port
+        self.log = work / "ironic.log"
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen | None = None
+        for sub in ("locks", "tftp/master", "images/master", "http"):
+            (work / sub).mkdir(parents=True, exist_ok=True)
+        self.config = work / "ironic.conf"
+        self.config.write_text(CONFIG.format(
+            log=self.log, port=port, work=work, force=str(force_power_sync).lower(),
+            sync=sync_interval, boot=boot, http_url=http_url, pxe=pxe))
+
+    # ---- life -------------------------------------------------------------------------------
+    def start(self, timeout: float = 90) -> Ironic:
+        bin_dir = self.venv / "bin"
+        if not (self.work / "ironic.sqlite").exists():
+            subprocess.run([str(bin_dir / "ironic-dbsync"), "--config-file", str(self.config),
+                            "create_schema"], check=True, capture_output=True)
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        self.process = subprocess.Popen(
+            [str(bin_dir / "ironic"), "--config-file", str(self.config)],
+            stdout=subprocess.DEVNULL, stderr=(self.work / "ironic.stderr").open("ab"),
+            env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(f"{self.url}/v1/", timeout=2).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Ironic did not start:\n{self.tail()}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def tail(self, chars: int = 3000) -> str:
+        text = ""
+        for path in (self.work / "ironic.stderr", self.log):
+            if path.exists():
+                text += path.read_text(errors="replace")[-chars:]
+        return text
+
+    # ---- REST ---------------------------------------------------------------------------------
+    def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201,
+             202, 204)) -> Any:
+        response = requests.request(method, f"{self.url}/v1/{path}", json=body, timeout=60,
+                                    headers={"X-OpenStack-Ironic-API-Version": API_VERSION})
+        if response.status_code not in ok:
+            raise AssertionError(f"Ironic {method} {path}: {response.status_code} "
+                                 f"{response.text[:1500]}")
+        return response.json() if response.content else None
+
+    def node(self, name: str) -> dict[str, Any]:
+        return self.call("GET", f"nodes/{name}")
+
+    def wait(self, name: str, done: Callable[[dict[str, Any]], bool], what: str,
+             timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            node = self.node(name)
+            if done(node):
+                return node
+            if time.monotonic() > deadline:
+                raise AssertionError(f"node {name}: no {what} in {timeout} s: "
+                                     f"{json.dumps({k: node.get(k) for k in STATE_KEYS})}")
+            time.sleep(0.2)
+
+    def provision(self, name: str, target: str, stable: str, timeout: float = 120) -> None:
+        self.call("PUT", f"nodes/{name}/states/provision", {"target": target})
+        settled = {stable, "enroll", "manageable", "available"}   # or a failure
+        node = self.wait(name, lambda n: n["target_provision_state"] is None
+                         and (n["provision_state"] in settled
+                              or n["provision_state"].endswith("failed")),
+                         f"provision state {stable}", timeout)
+        assert node["provision_state"] == stable, \
+            f"node {name}: {node['provision_state']}: {node['last_error']}"
+
+    def power(self, name: str, target: str, timeout: float = 120) -> dict[str, Any]:
+        """`power on`, `power off` or `rebooting`; returns the node once Ironic is done."""
+        self.call("PUT", f"nodes/{name}/states/power", {"target": target})
+        node = self.wait(name, lambda n: n["target_power_state"] is None, "power change",
+                         timeout)
+        assert node["last_error"] is None, f"node {name}: {node['last_error']}"
+        return node
+
+    def set_boot_device(self, name: str, device: str, persistent: bool) -> None:
+        self.call("PUT", f"nodes/{name}/management/boot_device",
+                  {"boot_device": device, "persistent": persistent})
+
+    def boot_device(self, name: str) -> dict[str, Any]:
+        return self.call("GET", f"nodes/{name}/management/boot_device")
+
+    def validate(self, name: str) -> dict[str, Any]:
+        return self.call("GET", f"nodes/{name}/validate")
+
+    def enroll(self, document: Path) -> None:
+        """`baremetal create FILE`: Ironic's own CLI enrolls the inventory."""
+        env = {**os.environ, "OS_AUTH_TYPE": "none", "OS_ENDPOINT": self.url,
+               "OS_BAREMETAL_API_VERSION": "latest"}
+        env.pop("OS_CLOUD", None)
+        result = subprocess.run([str(self.venv / "bin" / "baremetal"), "create", str(document)],
+                                env=env, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise AssertionError(f"baremetal create: {result.stdout}{result.stderr}")
+
+
+STATE_KEYS = ("provision_state", "target_provision_state", "power_state", "target_power_state",
+              "last_error")
+
+
+class Report:
+    """What the run did, step by step, with results and times: written as Markdown and HTML
+    (test-output/ironic/) for a person to look at instead of logs."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, bool, float, str]] = []
+        self.started = time.time()
+
+    @contextlib.contextmanager
+    def step(self, section: str, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        except BaseException as exc:
+            self.rows.append((section, name, False, time.monotonic() - began,
+                              str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__))
+            raise
+        self.rows.append((section, name, True, time.monotonic() - began, ""))
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        passed = sum(1 for row in self.rows if row[2])
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.started))
+        title = f"Ironic acceptance: {passed} of {len(self.rows)} steps passed ({stamp})"
+        lines = [f"# {title}", "", "| section | step | result | time |", "|---|---|---|---|"]
+        for section, name, ok, seconds, detail in self.rows:
+            result = "pass" if ok else f"**FAIL** — {detail}"
+            lines.append(f"| {section} | {name} | {result} | {seconds:.2f} s |")
+        (directory / "report.md").write_text("\n".join(lines) + "\n")
+        cells = "".join(
+            f"<tr class={'ok' if ok else 'bad'}><td>{html.escape(section)}</td>"
+            f"<td>{html.escape(name)}</td><td>{'pass' if ok else 'FAIL: ' + html.escape(detail)}"
+            f"</td><td class=t>{seconds:.2f} s</td></tr>"
+            for section, name, ok, seconds, detail in self.rows)
+        (directory / "report.html").write_text(
+            f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title><style>"
+            "body{font:14px system-ui;margin:2em}table{border-collapse:collapse}"
+            "td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}"
+            ".ok td:nth-child(3){color:#1a7f37}.bad td:nth-child(3){color:#cf222e;"
+            "font-weight:bold}.t{text-align:right;font-variant-numeric:tabular-nums}</style>"
+            f"<h1>{html.escape(title)}</h1><table><tr><th>section<th>step<th>result<th>time"
+            f"{cells}</table>")
+        return directory / "report.md"
