@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import openstack
 import pytest
+from bmc_process import BmcProcess, ipmitool  # noqa: F401 - ipmitool: for tests' imports
 
 from quintupleo.devcloud.layout import default_home
 from quintupleo.devcloud.manager import Devcloud
@@ -30,80 +30,48 @@ def devcloud(devcloud_home) -> Devcloud:
     return cloud
 
 
+# ---- the local cloud's clients (shared by the integration and acceptance tiers) ----------
+@pytest.fixture
+def conn(devcloud):
+    connection = openstack.connect(cloud="devcloud")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def admin_conn(conn):
+    connection = openstack.connect(cloud="devcloud-admin")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def qo_env(tmp_path, devcloud):
+    """Run `quintupleo env ...` with its own state dir; environments left over are deleted."""
+    environ = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    created: list[str] = []
+
+    def run(*args: str, check: bool = True, background: bool = False):
+        command = [sys.executable, "-m", "quintupleo", "env", *args]
+        if args[0] == "create" and not args[-1].startswith("--"):
+            created.append(args[-1])
+        if background:
+            return subprocess.Popen(command, env=environ, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+        result = subprocess.run(command, env=environ, capture_output=True, text=True,
+                                timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"env {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result
+
+    run.state = tmp_path / "state" / "quintupleo" / "environments"
+    yield run
+    for name in {p.parent.name for p in run.state.glob("*/journal.sqlite")}:
+        run("delete", name, check=False)
+
+
 # ---- the virtual BMC as a real process ------------------------------------------------------
 _PORT_BASES = itertools.count(16000, 20)
-
-
-class BmcProcess:
-    """`quintupleo bmc serve ARGS` started for a test; its combined output is in `log`."""
-
-    def __init__(self, args: list[str], state_dir: Path, port_base: int,
-                 env: dict[str, str] | None = None) -> None:
-        self.args = args
-        self.env = env
-        self.state_dir = state_dir
-        self.port_base = port_base
-        self.log_path = state_dir / f"bmc-{port_base}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60) -> BmcProcess:
-        command = [sys.executable, "-m", "quintupleo", "bmc", "serve",
-                   "--state-dir", str(self.state_dir), "--ipmi-port-base", str(self.port_base),
-                   "--redfish-port", str(self.port_base), *self.args]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        offset = log.tell()
-        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(self.env or {})})
-        deadline = time.monotonic() + timeout
-        while "ready:" not in self.log[offset:]:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"bmc serve exited {self.proc.returncode}:\n{self.log}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"bmc serve not ready in {timeout} s:\n{self.log}")
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError("bmc serve did not stop on SIGTERM") from None
-
-    @property
-    def redfish_url(self) -> str:
-        scheme = "http" if "--no-tls" in self.args else "https"
-        return f"{scheme}://127.0.0.1:{self.port_base}"
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def ipmitool(self, *command: str, node: int = 0, password: str = "password",
-                 user: str = "admin", cipher: int | None = None, host: str = "127.0.0.1",
-                 port: int | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        return ipmitool(*command, host=host, port=port or self.port_base + node, user=user,
-                        password=password, cipher=cipher, check=check)
-
-
-def ipmitool(*command: str, host: str, port: int, user: str = "admin",
-             password: str = "password", cipher: int | None = None,
-             check: bool = True) -> subprocess.CompletedProcess:
-    """The real ipmitool binary, as Ironic runs it (-R 1 -N 1, password from a file)."""
-    args = ["ipmitool", "-I", "lanplus", "-H", host, "-p", str(port), "-U", user,
-            "-L", "ADMINISTRATOR", "-R", "1", "-N", "1"]
-    if cipher is not None:
-        args += ["-C", str(cipher)]
-    env = dict(os.environ, IPMI_PASSWORD=password)
-    result = subprocess.run([*args, "-E", *command], capture_output=True, text=True, env=env,
-                            timeout=30)
-    if check and result.returncode != 0:
-        raise AssertionError(f"ipmitool {' '.join(command)} failed: {result.stderr}")
-    return result
 
 
 @pytest.fixture

@@ -10,20 +10,6 @@ import pytest
 
 
 @pytest.fixture
-def conn(devcloud):
-    connection = openstack.connect(cloud="devcloud")
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def admin_conn(conn):
-    connection = openstack.connect(cloud="devcloud-admin")
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
 def name():
     """A unique name for this test's resources."""
     return f"qo-test-{uuid.uuid4().hex[:8]}"
@@ -62,31 +48,6 @@ def boot(conn, network, name):
         conn.compute.delete_server(server, ignore_missing=True)
     for server in servers:
         conn.compute.wait_for_delete(server, wait=60)
-
-
-@pytest.fixture
-def qo_env(tmp_path, devcloud):
-    """Run `quintupleo env ...` with its own state dir; environments left over are deleted."""
-    environ = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
-    created: list[str] = []
-
-    def run(*args: str, check: bool = True, background: bool = False):
-        command = [sys.executable, "-m", "quintupleo", "env", *args]
-        if args[0] == "create" and not args[-1].startswith("--"):
-            created.append(args[-1])
-        if background:
-            return subprocess.Popen(command, env=environ, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
-        result = subprocess.run(command, env=environ, capture_output=True, text=True,
-                                timeout=600)
-        if check and result.returncode != 0:
-            raise AssertionError(f"env {' '.join(args)}: {result.stdout}{result.stderr}")
-        return result
-
-    run.state = tmp_path / "state" / "quintupleo" / "environments"
-    yield run
-    for name in {p.parent.name for p in run.state.glob("*/journal.sqlite")}:
-        run("delete", name, check=False)
 
 
 @pytest.fixture
@@ -131,7 +92,6 @@ def ipxe_images(devcloud, tmp_path_factory):
                            timeout=300, check=True).stdout for _ in range(2)]
     assert "uploaded" in runs[0] or "reused" in runs[0]
     assert runs[1].count("reused") == 2, runs[1]
-    import openstack
     conn = openstack.connect(cloud="devcloud")
     images = {}
     for firmware in ("bios", "uefi"):

@@ -36,13 +36,15 @@ class IpmiView:
 
 
 class RedfishView:
-    def __init__(self, bmc, node: str, cert: str) -> None:
+    """What the BMC says, asked over plain HTTP (not through Ironic)."""
+
+    def __init__(self, bmc, node: str, cert: str,
+                 auth: tuple[str, str] = ("admin", "password")) -> None:
         self.url = f"{bmc.redfish_url}/redfish/v1/Systems/{node}"
-        self.cert = cert
+        self.cert, self.auth = cert, auth
 
     def _system(self) -> dict:
-        return requests.get(self.url, auth=("admin", "password"), verify=self.cert,
-                            timeout=10).json()
+        return requests.get(self.url, auth=self.auth, verify=self.cert, timeout=10).json()
 
     def power(self) -> str:
         return self._system()["PowerState"].lower()
@@ -50,8 +52,7 @@ class RedfishView:
     def set_power(self, state: str) -> None:
         reset = {"on": "On", "off": "ForceOff"}[state]
         requests.post(f"{self.url}/Actions/ComputerSystem.Reset", json={"ResetType": reset},
-                      auth=("admin", "password"), verify=self.cert,
-                      timeout=10).raise_for_status()
+                      auth=self.auth, verify=self.cert, timeout=10).raise_for_status()
 
     def boot(self) -> tuple[str, bool, str]:
         boot = self._system()["Boot"]
