@@ -28,3 +28,20 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# A Linux kernel for the Ironic tier's lab test (Ironic network-boots a lab node into it, with
+# an initramfs the test builds): Debian's, unpacked from its package, not installed (installing
+# one would run the host's initramfs hooks and gain nothing).
+KERNEL_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/quintupleo/linux
+if [ ! -s "$KERNEL_DIR/vmlinuz" ]; then
+  package=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  work=$(mktemp -d)
+  (cd "$work" && apt-get download -qq "$package" 2>/dev/null \
+     || { apt-get update -qq && apt-get download -qq "$package"; })
+  dpkg-deb --fsys-tarfile "$work"/*.deb | tar -x -C "$work" --wildcards './boot/vmlinuz-*'
+  mkdir -p "$KERNEL_DIR"
+  mv "$work"/boot/vmlinuz-* "$KERNEL_DIR/vmlinuz.partial"
+  echo "$package" > "$KERNEL_DIR/package"
+  mv "$KERNEL_DIR/vmlinuz.partial" "$KERNEL_DIR/vmlinuz"
+  rm -rf "$work"
+fi

@@ -92,6 +92,8 @@ force_power_state_during_sync = {force}
 sync_power_state_interval = {sync}
 automated_clean = false
 deploy_callback_timeout = 600
+# file:// image sources (a test's kernel and initramfs) must lie here
+file_url_allowed_paths = {work}/sources
 
 [ipmi]
 # the default 5 s makes each power action take ~15 s; 0 crashes Ironic 39 (division by zero)
@@ -122,7 +124,8 @@ class Ironic:
         self.log = work / "ironic.log"
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen | None = None
-        for sub in ("locks", "tftp/master", "images/master", "http"):
+        self.sources = work / "sources"
+        for sub in ("locks", "tftp/master", "images/master", "http", "sources"):
             (work / sub).mkdir(parents=True, exist_ok=True)
         self.config = work / "ironic.conf"
         self.config.write_text(CONFIG.format(
@@ -195,10 +198,10 @@ class Ironic:
 
     def provision(self, name: str, target: str, stable: str, timeout: float = 120) -> None:
         self.call("PUT", f"nodes/{name}/states/provision", {"target": target})
-        settled = {stable, "enroll", "manageable", "available"}   # or a failure
-        node = self.wait(name, lambda n: n["target_provision_state"] is None
-                         and (n["provision_state"] in settled
-                              or n["provision_state"].endswith("failed")),
+        settled = {stable, "enroll", "manageable", "available"}
+        node = self.wait(name, lambda n: n["provision_state"].endswith("failed")
+                         or (n["target_provision_state"] is None
+                             and n["provision_state"] in settled),
                          f"provision state {stable}", timeout)
         assert node["provision_state"] == stable, \
             f"node {name}: {node['provision_state']}: {node['last_error']}"
