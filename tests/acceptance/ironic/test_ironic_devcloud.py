@@ -16,7 +16,7 @@ import openstack
 import pytest
 from bmc_process import BmcProcess
 from ironic_harness import Ironic
-from test_ironic_fake import IpmiView, RedfishView, enroll, wait_for
+from test_ironic_fake import IpmiView, RedfishView, enroll, set_boot_mode, wait_for
 from virt_events import VirtEvents
 
 pytestmark = pytest.mark.devcloud
@@ -115,6 +115,21 @@ def drive_on_nova(ir: Ironic, report, section: str, env: Environment, view, nova
         assert ir.power(name, "power off", timeout=180)["power_state"] == "power off"
         wait_for(lambda: server_status(nova, server) == "SHUTOFF", "SHUTOFF", 60)
         assert view.power() == "off"
+    with report.step(section, f"{name}: persistent legacy PXE, power on → rescued with the "
+                     "BIOS iPXE image; power off"):
+        events = VirtEvents(env.events_home, server)
+        bios = max((i for i in nova.image.images(name="quintupleo-ipxe-bios")
+                    if i.status == "active"), key=lambda i: i.created_at)
+        set_boot_mode(ir, name, "bios", view)
+        ir.set_boot_device(name, "pxe", True)
+        assert view.boot() == ("pxe", True, "bios")
+        assert ir.power(name, "power on", timeout=180)["power_state"] == "power on"
+        assert events.wait_for("rescue")[0]["image"] == bios.id
+        wait_for(lambda: server_status(nova, server) == "RESCUE", "RESCUE", 60)
+        assert view.boot() == ("pxe", True, "bios")   # persistent: still there
+        assert ir.power(name, "power off", timeout=180)["power_state"] == "power off"
+        wait_for(lambda: server_status(nova, server) == "SHUTOFF", "SHUTOFF", 60)
+        set_boot_mode(ir, name, "uefi", view)
     with report.step(section, f"{name}: persistent disk boot, power on → ACTIVE, no rescue"):
         events = VirtEvents(env.events_home, server)
         ir.set_boot_device(name, "disk", True)

@@ -92,6 +92,16 @@ def enroll(ir: Ironic, report: Report, section: str, inventory: Path,
     return names
 
 
+def set_boot_mode(ir: Ironic, name: str, mode: str, bmc) -> None:
+    """The node's boot mode, as a user tells Ironic: its capabilities (the ipmi hardware type
+    sends the mode with each boot device), and for Redfish the boot mode API as well."""
+    ir.call("PATCH", f"nodes/{name}", [{"op": "replace", "path": "/properties/capabilities",
+                                        "value": f"boot_mode:{mode}"}])
+    if isinstance(bmc, RedfishView):
+        ir.call("PUT", f"nodes/{name}/states/boot_mode", {"target": mode})
+        ir.wait(name, lambda n: n["boot_mode"] == mode, f"boot mode {mode}")
+
+
 def drive(ir: Ironic, report: Report, section: str, name: str, bmc) -> None:
     """Power and boot devices through Ironic, each cross-checked at the BMC."""
     with report.step(section, f"{name}: power on"):
@@ -102,12 +112,7 @@ def drive(ir: Ironic, report: Report, section: str, name: str, bmc) -> None:
         label = f"{name}: boot device {device}, {'persistent' if persistent else 'one-time'}, " \
                 f"{'UEFI' if mode == 'uefi' else 'legacy'}"
         with report.step(section, label):
-            ir.call("PATCH", f"nodes/{name}", [{"op": "replace",
-                                                "path": "/properties/capabilities",
-                                                "value": f"boot_mode:{mode}"}])
-            if isinstance(bmc, RedfishView):   # the ipmi type sends the mode with the device
-                ir.call("PUT", f"nodes/{name}/states/boot_mode", {"target": mode})
-                ir.wait(name, lambda n, m=mode: n["boot_mode"] == m, f"boot mode {mode}")
+            set_boot_mode(ir, name, mode, bmc)
             ir.set_boot_device(name, device, persistent)
             assert bmc.boot() == (device, persistent, mode)
             assert ir.boot_device(name) == {"boot_device": device, "persistent": persistent}
