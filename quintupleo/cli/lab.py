@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,9 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from quintupleo.errors import QuintupleOError
+from quintupleo.errors import ConfigError, QuintupleOError
 from quintupleo.lab import manager
-from quintupleo.lab.layout import Role, Shape, check_shape, parse_roles
+from quintupleo.lab.layout import Role, Shape, check_shape, parse_roles, roles_from_spec
 
 app = typer.Typer(help="A lab of QEMU nodes with a real network and a virtual BMC.",
                   no_args_is_help=True)
@@ -39,10 +40,16 @@ def up(
     disk: Annotated[int, typer.Option(help="GiB of disk per node (qcow2, grows on use).")] = 2,
     boot_mode: Annotated[str, typer.Option(
         help="Firmware: bios (SeaBIOS) | uefi (OVMF).")] = "bios",
-    cidr: Annotated[str, typer.Option(help="The lab network; its first address is the "
-                                      "bridge's, for your DHCP/PXE server.")] = "192.168.24.0/24",
-    ipmi_port_base: Annotated[int, typer.Option(help="Node i's IPMI on 127.0.0.1:BASE+i.")] = 6230,
-    redfish_port: Annotated[int, typer.Option(help="Redfish on 127.0.0.1:PORT.")] = 8000,
+    spec: Annotated[Path | None, typer.Option(
+        help="An environment spec (`qo env`): the lab takes its roles (names, counts, "
+             "profiles), its provisioning CIDR and its BMC ports (instead of --nodes).")] = None,
+    cidr: Annotated[str | None, typer.Option(
+        help="The lab network; its first address is the bridge's, for your DHCP/PXE server "
+             "[default: 192.168.24.0/24].")] = None,
+    ipmi_port_base: Annotated[int | None, typer.Option(
+        help="Node i's IPMI on 127.0.0.1:BASE+i [default: 6230].")] = None,
+    redfish_port: Annotated[int | None, typer.Option(
+        help="Redfish on 127.0.0.1:PORT [default: 8000].")] = None,
     password: Annotated[str, typer.Option(envvar="QUINTUPLEO_BMC_PASSWORD",
                                           help="The BMCs' password (user admin).")] = "password",
     accel: Annotated[str, typer.Option(help="tcg | auto (KVM if a network-boot smoke test "
@@ -59,8 +66,19 @@ def up(
     """Create the nodes (powered off), their network and their BMC; write the inventory."""
     try:
         shape = check_shape(Shape(cpus, memory, disk, boot_mode), "node")
-        roles = parse_roles(role, shape) if role else [Role(None, nodes, shape)]
-        lab = manager.up(name, roles, cidr, ipmi_port_base, redfish_port, password, accel,
+        network: dict[str, str | int] = {"cidr": "192.168.24.0/24", "ipmi_port_base": 6230,
+                                         "redfish_port": 8000}
+        if spec is not None and role:
+            raise ConfigError("--spec gives the roles: no --role with it")
+        if spec is not None:
+            roles, network = roles_from_spec(spec, shape)
+        elif role:
+            roles = parse_roles(role, shape)
+        else:
+            roles = [Role(None, nodes, shape)]
+        lab = manager.up(name, roles, cidr or str(network["cidr"]),
+                         ipmi_port_base or int(network["ipmi_port_base"]),
+                         redfish_port or int(network["redfish_port"]), password, accel,
                          rootless, tftp_root, bootfile)
     except QuintupleOError as exc:
         raise _fail(exc) from None

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from quintupleo.environments.spec import load as load_spec
 from quintupleo.errors import ConfigError
 from quintupleo.paths import state_dir
 
@@ -38,6 +39,7 @@ class LabNode:
     disk_gb: int = 2
     role: str | None = None        # its profile in inventories (`--role NAME=COUNT`)
     firmware: str = "bios"         # bios (SeaBIOS) or uefi (OVMF)
+    profile: str | None = None     # its profile, when not the role's name (from a spec)
 
 
 @dataclass
@@ -105,6 +107,7 @@ class Role:
     name: str | None               # None: plain nodes `node-i`
     count: int
     shape: Shape = Shape()
+    profile: str | None = None     # the inventory's profile, if not the role's name
 
 
 def new_nodes(lab: str, roles: list[Role]) -> list[LabNode]:
@@ -119,7 +122,7 @@ def new_nodes(lab: str, roles: list[Role]) -> list[LabNode]:
             shape = role.shape
             nodes.append(LabNode(name, len(nodes), str(uuid.UUID(bytes=seed[3:19], version=4)),
                                  mac, shape.cpus, shape.memory_mb, shape.disk_gb, role.name,
-                                 shape.firmware))
+                                 shape.firmware, role.profile))
     return nodes
 
 
@@ -160,6 +163,15 @@ def parse_roles(specs: list[str], default: Shape = Shape()) -> list[Role]:
         shape = check_shape(replace(default, **changes), f"--role {name}")  # type: ignore[arg-type]
         roles.append(Role(name, int(count), shape))
     return roles
+
+
+def roles_from_spec(path: Path, shape: Shape) -> tuple[list[Role], dict[str, str | int]]:
+    """An environment spec's roles (made as `shape`: a flavor means nothing here), and its
+    provisioning CIDR and BMC ports for the lab."""
+    spec = load_spec(path)   # validated as `env` validates it
+    roles = [Role(r.name, r.count, shape, r.profile) for r in spec.roles]
+    return roles, {"cidr": spec.networks[0].cidr, "ipmi_port_base": spec.bmc.ipmi_port_base,
+                   "redfish_port": spec.bmc.redfish_port}
 
 
 def check_name(name: str) -> str:

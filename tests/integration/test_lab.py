@@ -419,3 +419,30 @@ def test_roles_name_the_nodes_and_reach_the_inventory(tmp_path):
         assert "compute-1" in run.qo("status").stdout
     finally:
         run.qo("down")
+
+
+def test_a_lab_from_an_environment_spec(tmp_path):
+    """`lab up --spec`: an environment's roles, profiles, provisioning CIDR and BMC ports."""
+    run = LabRun(tmp_path / "home", f"s{uuid.uuid4().hex[:6]}", 17560)
+    spec = tmp_path / "env.yaml"
+    spec.write_text("name: e1\ncloud: somecloud\n"
+                    "networks: {provisioning: {cidr: 10.77.0.0/24}}\n"
+                    "roles:\n"
+                    "  controller: {count: 1, flavor: big, image: x, profile: control}\n"
+                    "  compute: {count: 2, flavor: big, image: x}\n"
+                    f"bmc: {{ipmi_port_base: {run.port_base}, "
+                    f"redfish_port: {run.port_base + 30}}}\n")
+    refused = run.qo("up", "--spec", str(spec), "--role", "a=1", check=False)
+    assert refused.returncode == 1 and "no --role with it" in refused.stderr
+    try:
+        run.qo("up", "--spec", str(spec), "--rootless", "--boot-mode", "uefi")
+        nodes = json.loads((run.dir / "nodes.json").read_text())["nodes"]
+        assert [n["name"] for n in nodes] == ["controller-0", "compute-0", "compute-1"]
+        capabilities = [n["properties"]["capabilities"] for n in nodes]
+        assert "profile:control" in capabilities[0] and "profile:compute" in capabilities[1]
+        assert all("boot_mode:uefi" in c for c in capabilities)
+        assert [n["driver_info"]["ipmi_port"] for n in nodes] == \
+            [run.port_base, run.port_base + 1, run.port_base + 2]
+        assert json.loads((run.dir / "lab.json").read_text())["cidr"] == "10.77.0.0/24"
+    finally:
+        run.qo("down")

@@ -58,7 +58,7 @@ class QemuBackend(Backend):
         return [NodeInfo(id=n.name, name=n.name, uuid=n.uuid, macs=(n.mac,), cpus=n.cpus,
                          memory_mb=n.memory_mb, local_gb=n.disk_gb,
                          extra={"lab": self.lab.name, "boot_mode": n.firmware,
-                                **({"profile": n.role} if n.role else {})})
+                                **({"profile": n.profile or n.role} if n.role else {})})
                 for n in self.lab.nodes]
 
     async def observe(self) -> dict[str, Observation]:
