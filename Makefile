@@ -34,6 +34,7 @@ bench: setup devcloud
 	$(VENV)/bin/python bench/env.py
 	$(VENV)/bin/python bench/pxe.py
 	$(VENV)/bin/python bench/lab.py
+	$(VENV)/bin/python bench/ironic.py
 
 down:
 	$(QO) devcloud down
