@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from ramdisk import initramfs
 
+from quintupleo.images.ipxe import build
 from quintupleo.lab.marker import boot_sector
 
 KERNEL = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quintupleo" / \
@@ -64,29 +65,44 @@ def in_lab(lab: Lab, *argv: str, log: Path) -> subprocess.Popen:
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-def test_ironic_ramdisk_deploy_network_boots_a_lab_node(ironic, report, tmp_path):
+def disk_image(firmware: str, tmp: Path) -> tuple[Path, str]:
+    """The node's disk and what it prints when it boots: for SeaBIOS a marker boot sector; for
+    OVMF our UEFI iPXE image (GRUB's line shows first)."""
+    if firmware == "uefi":
+        image = next(i for i in build(tmp / "images", firmwares=("uefi",)))
+        return image.path, "QuintupleO network boot (UEFI)"
+    raw = tmp / "disk.raw"
+    raw.write_bytes(boot_sector(DISK_MARKER).ljust(1 << 20, b"\0"))
+    return raw, DISK_MARKER
+
+
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_ironic_ramdisk_deploy_network_boots_a_lab_node(ironic, report, tmp_path, firmware):
     assert KERNEL.exists(), f"no kernel at {KERNEL}: run scripts/setup.sh"
-    section = "lab (QEMU) · Ironic ramdisk deploy over iPXE"
+    section = f"lab (QEMU, {'SeaBIOS' if firmware == 'bios' else 'OVMF'}) · Ironic ramdisk " \
+              "deploy over iPXE"
     lab = Lab(tmp_path / "home")
     services: list[subprocess.Popen] = []
     try:
-        with report.step(section, "lab up: 1 node (SeaBIOS), its network, its BMC"):
-            lab.qo("up", "--nodes", "1", "--cidr", f"{NET}.0/24", "--ipmi-port-base",
-                   str(PORT), "--redfish-port", str(PORT + 50))
-            raw = tmp_path / "disk.raw"
-            raw.write_bytes(boot_sector(DISK_MARKER).ljust(1 << 20, b"\0"))
-            subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw),
+        with report.step(section, f"lab up: 1 node ({firmware}), its network, its BMC"):
+            lab.qo("up", "--nodes", "1", "--boot-mode", firmware, "--cidr", f"{NET}.0/24",
+                   "--ipmi-port-base", str(PORT), "--redfish-port", str(PORT + 50))
+            disk, disk_marker = disk_image(firmware, tmp_path)
+            subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(disk),
                             str(lab.dir / "nodes" / "node-0" / "disk.qcow2")], check=True)
         with report.step(section, "start Ironic (boot interface ipxe, deploy ramdisk)"):
             ir = ironic(boot="ipxe", http_url=HTTP)
             subprocess.run(["ip", "-n", lab.netns, "addr", "add", "fd00:53::1/64", "dev",
                             "br0"], check=True)
+            # the NICs' ROMs are iPXE (BIOS or EFI): every node gets Ironic's script at once;
+            # efi64 only marks the UEFI client in the log
             services.append(in_lab(
                 lab, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
                 "--interface=br0", "--bind-interfaces", "--pid-file=", "--no-ping",
                 f"--dhcp-range={NET}.100,{NET}.200,1h", "--dhcp-range=fd00:53::,ra-only",
                 "--enable-ra", "--dhcp-userclass=set:ipxe,iPXE",
                 "--dhcp-option=tag:ipxe,encap:175,176,1",
+                "--dhcp-match=set:efi64,option:client-arch,7",
                 f"--dhcp-boot=tag:ipxe,{HTTP}/boot.ipxe", "--log-dhcp",
                 log=tmp_path / "dnsmasq.log"))
             services.append(in_lab(
@@ -110,9 +126,11 @@ def test_ironic_ramdisk_deploy_network_boots_a_lab_node(ironic, report, tmp_path
                                   "serial console"):
             ir.provision(name, "active", "active", timeout=300)
             lab.wait_console(RAMDISK_MARKER, 1, timeout=180)
+            assert ir.node(name)["properties"]["capabilities"] == f"boot_mode:{firmware}"
             dhcp = (tmp_path / "dnsmasq.log").read_text()
             mac = json.loads(inventory.read_text())["nodes"][0]["ports"][0]["address"]
             assert f"DHCPDISCOVER(br0) {mac}" in dhcp
+            assert ("tags: ipxe, efi64" in dhcp) == (firmware == "uefi")   # x86-64 UEFI client
             served = (tmp_path / "http.log").read_text()   # what the node's iPXE fetched
             uuid_ = ir.node(name)["uuid"]
             for path in ("/boot.ipxe", f"/pxelinux.cfg/{mac.replace(':', '-')}",
@@ -122,7 +140,7 @@ def test_ironic_ramdisk_deploy_network_boots_a_lab_node(ironic, report, tmp_path
                                   "disk's marker"):
             ir.set_boot_device(name, "disk", True)
             ir.power(name, "rebooting")
-            lab.wait_console(DISK_MARKER, 1, timeout=60)
+            lab.wait_console(disk_marker, 1, timeout=120)
             assert ir.node(name)["provision_state"] == "active"
     finally:
         for service in services:
