@@ -63,21 +63,23 @@ class QemuBackend(Backend):
 
     async def observe(self) -> dict[str, Observation]:
         running = await self._blocking(   # PID files and /proc: off the event loop
-            lambda: {name for name, m in self.machines.items() if m.running()})
-        observations = {}
-        for name, machine in self.machines.items():
-            if name not in running:
-                await self._forget(name)
-                observations[name] = Observation(PowerState.OFF)
-                continue
-            try:
-                status = (await self._monitor(machine)).status
-            except BackendError:
-                status = None   # QMP not answering yet (just started) or any more (ending)
+            lambda: [name for name, m in self.machines.items() if m.running()])
+        for name in set(self._monitors) - set(running):
+            await self._forget(name)
+        states = await asyncio.gather(*(self._status(self.machines[n]) for n in running))
+        observations = {name: Observation(PowerState.OFF) for name in self.machines}
+        for name, status in zip(running, states, strict=True):
             observations[name] = Observation(
                 PowerState.OFF if status == "shutdown" else PowerState.ON,
                 fault=FAULTS.get(status or ""))
         return observations
+
+    async def _status(self, machine: Machine) -> str | None:
+        """QMP's run state; None while QMP does not answer (just started, or ending)."""
+        try:
+            return (await self._monitor(machine)).status
+        except BackendError:
+            return None
 
     async def _blocking(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
