@@ -155,8 +155,10 @@ def parse_roles(specs: list[str], default: Shape = Shape()) -> list[Role]:
         for option in options:
             key, _, value = option.partition("=")
             field_name = ROLE_OPTIONS.get(key)
-            if field_name is None or not value:
+            if field_name is None:
                 raise ConfigError(f"--role {spec!r}: unknown option {key!r}; {ROLE_SYNTAX}")
+            if not value:
+                raise ConfigError(f"--role {spec!r}: {key} needs a value; {ROLE_SYNTAX}")
             if field_name != "firmware" and not value.isdigit():
                 raise ConfigError(f"--role {spec!r}: {key} must be a whole number")
             changes[field_name] = value if field_name == "firmware" else int(value)
