@@ -34,10 +34,14 @@ fi
 # one would run the host's initramfs hooks and gain nothing).
 KERNEL_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/quintupleo/linux
 if [ ! -s "$KERNEL_DIR/vmlinuz" ]; then
-  package=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  kernel_package() {
+    apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'
+  }
+  package=$(kernel_package)
+  if [ -z "$package" ]; then apt-get update -qq; package=$(kernel_package); fi
   work=$(mktemp -d)
-  (cd "$work" && apt-get download -qq "$package" 2>/dev/null \
-     || { apt-get update -qq && apt-get download -qq "$package"; })
+  (cd "$work" && { apt-get download -qq "$package" 2>/dev/null \
+     || { apt-get update -qq && apt-get download -qq "$package"; }; })
   dpkg-deb --fsys-tarfile "$work"/*.deb | tar -x -C "$work" --wildcards './boot/vmlinuz-*'
   mkdir -p "$KERNEL_DIR"
   mv "$work"/boot/vmlinuz-* "$KERNEL_DIR/vmlinuz.partial"
