@@ -62,6 +62,8 @@ def up(
              "serving this directory; else run yours on the lab network.")] = None,
     bootfile: Annotated[str | None, typer.Option(
         help="The file that server tells PXE clients to boot.")] = None,
+    inventory_driver: Annotated[str, typer.Option(
+        help="How nodes.json has Ironic reach the BMC: ipmi | redfish.")] = "ipmi",
 ) -> None:
     """Create the nodes (powered off), their network and their BMC; write the inventory."""
     try:
@@ -79,7 +81,7 @@ def up(
         lab = manager.up(name, roles, cidr or str(network["cidr"]),
                          ipmi_port_base or int(network["ipmi_port_base"]),
                          redfish_port or int(network["redfish_port"]), password, accel,
-                         rootless, tftp_root, bootfile)
+                         rootless, tftp_root, bootfile, inventory_driver)
     except QuintupleOError as exc:
         raise _fail(exc) from None
     console.print(f"[green]✓[/] lab {lab.name}: {len(lab.nodes)} nodes ({lab.accel}), "

@@ -54,6 +54,7 @@ class Lab:
     accel: str = "tcg"
     tftp_root: str | None = None   # the lab's own DHCP/TFTP server serves this directory ...
     bootfile: str | None = None    # ... and tells PXE clients to boot this file
+    inventory_driver: str = "ipmi"  # how nodes.json has Ironic reach the BMC: ipmi | redfish
     extra: dict[str, str] = field(default_factory=dict)
 
     # ---- where things are -------------------------------------------------------------------

@@ -40,7 +40,8 @@ class NodeStatus:
 def up(name: str, roles: int | list[Role], cidr: str = "192.168.24.0/24",
        ipmi_port_base: int = 6230, redfish_port: int = 8000,
        password: str = "password", accel: str = "tcg", rootless: bool | None = None,
-       tftp_root: str | None = None, bootfile: str | None = None) -> Lab:
+       tftp_root: str | None = None, bootfile: str | None = None,
+       inventory_driver: str = "ipmi") -> Lab:
     check_name(name)
     roles = [Role(None, roles)] if isinstance(roles, int) else roles
     if not 1 <= sum(role.count for role in roles) <= 200:
@@ -50,6 +51,8 @@ def up(name: str, roles: int | list[Role], cidr: str = "192.168.24.0/24",
     rootless = not network.is_root() if rootless is None else rootless
     if not rootless and not network.is_root():
         raise ConfigError("a network namespace needs root; without root the lab is rootless")
+    if inventory_driver not in ("ipmi", "redfish"):
+        raise ConfigError(f"--inventory-driver {inventory_driver}: ipmi or redfish")
     if tftp_root is not None and not Path(tftp_root).is_dir():
         raise ConfigError(f"--tftp-root {tftp_root}: no such directory")
     try:
@@ -62,7 +65,7 @@ def up(name: str, roles: int | list[Role], cidr: str = "192.168.24.0/24",
                   ipmi_port_base=ipmi_port_base, redfish_port=redfish_port,
                   accel=choose_accel(accel),
                   tftp_root=str(Path(tftp_root).resolve()) if tftp_root else None,
-                  bootfile=bootfile)
+                  bootfile=bootfile, inventory_driver=inventory_driver)
     for node in lab.nodes:
         Machine(lab, node).create_disk()
     if lab.netns and not network.exists(lab.netns):
@@ -84,7 +87,8 @@ def _start_bmc(lab: Lab, password: str) -> None:
     command = [sys.executable, "-m", "quintupleo", "bmc", "serve", "--backend", "qemu",
                "--lab", lab.name, "--ipmi-port-base", str(lab.ipmi_port_base),
                "--redfish-port", str(lab.redfish_port), "--state-dir", str(lab.dir / "bmc"),
-               "--inventory-out", str(lab.dir / "nodes.json"), "--refresh-interval", "1"]
+               "--inventory-out", str(lab.dir / "nodes.json"), "--inventory-driver",
+               lab.inventory_driver, "--refresh-interval", "1"]
     with log.open("ab") as out:
         offset = out.tell()
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,

@@ -76,17 +76,19 @@ def disk_image(firmware: str, tmp: Path) -> tuple[Path, str]:
     return raw, DISK_MARKER
 
 
-@pytest.mark.parametrize("firmware", ["bios", "uefi"])
-def test_ironic_ramdisk_deploy_network_boots_a_lab_node(ironic, report, tmp_path, firmware):
+@pytest.mark.parametrize(("firmware", "driver"), [("bios", "ipmi"), ("uefi", "redfish")])
+def test_ironic_ramdisk_deploy_network_boots_a_lab_node(ironic, report, tmp_path, firmware,
+                                                        driver):
     assert KERNEL.exists(), f"no kernel at {KERNEL}: run scripts/setup.sh"
-    section = f"lab (QEMU, {'SeaBIOS' if firmware == 'bios' else 'OVMF'}) · Ironic ramdisk " \
-              "deploy over iPXE"
+    section = f"lab (QEMU, {'SeaBIOS' if firmware == 'bios' else 'OVMF'}, {driver}) · " \
+              "Ironic ramdisk deploy over iPXE"
     lab = Lab(tmp_path / "home")
     services: list[subprocess.Popen] = []
     try:
         with report.step(section, f"lab up: 1 node ({firmware}), its network, its BMC"):
             lab.qo("up", "--nodes", "1", "--boot-mode", firmware, "--cidr", f"{NET}.0/24",
-                   "--ipmi-port-base", str(PORT), "--redfish-port", str(PORT + 50))
+                   "--ipmi-port-base", str(PORT), "--redfish-port", str(PORT + 50),
+                   "--inventory-driver", driver)
             disk, disk_marker = disk_image(firmware, tmp_path)
             subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(disk),
                             str(lab.dir / "nodes" / "node-0" / "disk.qcow2")], check=True)
@@ -110,8 +112,10 @@ def test_ironic_ramdisk_deploy_network_boots_a_lab_node(ironic, report, tmp_path
                 "--directory", str(ir.work / "http"), log=tmp_path / "http.log"))
         inventory = lab.dir / "nodes.json"
         [name] = [n["name"] for n in json.loads(inventory.read_text())["nodes"]]
-        with report.step(section, f"{name}: enroll the lab's inventory, manage, provide"):
+        with report.step(section, f"{name}: enroll the lab's inventory ({driver}), manage, "
+                                  "provide"):
             ir.enroll(inventory)
+            assert ir.node(name)["driver"] == driver
             ir.provision(name, "manage", "manageable")
             ir.provision(name, "provide", "available")
         shutil.copyfile(KERNEL, ir.sources / "vmlinuz")   # where Ironic may read file:// URLs
