@@ -12,7 +12,7 @@ from ironic_harness import Ironic, Report, install
 
 REPORT_DIR = Path(os.environ.get("QUINTUPLEO_TEST_OUTPUT",
                                  Path(__file__).parents[3] / "test-output")) / "ironic"
-_PORTS = itertools.count(16385)
+_PORTS = itertools.count(15385)   # below the BMC servers' ports (16000 and up)
 
 
 @pytest.fixture(scope="session")

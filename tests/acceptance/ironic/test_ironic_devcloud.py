@@ -20,7 +20,7 @@ from test_ironic_fake import IpmiView, RedfishView, enroll, set_boot_mode, wait_
 from virt_events import VirtEvents
 
 pytestmark = pytest.mark.devcloud
-PORT = 16700   # the environment's BMC: IPMI (UDP) and Redfish (TCP), as its spec says
+PORT = 15700   # the environment's BMC: IPMI (UDP) and Redfish (TCP), as its spec says
 
 
 class Environment:
