@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from ironic_harness import Ironic, Report, install
+from ironic_harness import Ironic, install
+from ironic_report import Report
 
 REPORT_DIR = Path(os.environ.get("QUINTUPLEO_TEST_OUTPUT",
                                  Path(__file__).parents[3] / "test-output")) / "ironic"
@@ -24,7 +25,7 @@ def ironic_venv() -> Path:
 def report():
     run = Report()
     yield run
-    if run.rows:
+    if run.steps:
         path = run.write(REPORT_DIR)
         print(f"\nIronic acceptance report: {path} (and report.html)")
 

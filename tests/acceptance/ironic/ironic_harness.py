@@ -9,16 +9,14 @@ enrollment goes through its own CLI, `baremetal create`, as a user would.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import html
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -238,47 +236,3 @@ class Ironic:
 STATE_KEYS = ("provision_state", "target_provision_state", "power_state", "target_power_state",
               "last_error")
 
-
-class Report:
-    """What the run did, step by step, with results and times: written as Markdown and HTML
-    (test-output/ironic/) for a person to look at instead of logs."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, bool, float, str]] = []
-        self.started = time.time()
-
-    @contextlib.contextmanager
-    def step(self, section: str, name: str) -> Iterator[None]:
-        began = time.monotonic()
-        try:
-            yield
-        except BaseException as exc:
-            self.rows.append((section, name, False, time.monotonic() - began,
-                              str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__))
-            raise
-        self.rows.append((section, name, True, time.monotonic() - began, ""))
-
-    def write(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
-        passed = sum(1 for row in self.rows if row[2])
-        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.started))
-        title = f"Ironic acceptance: {passed} of {len(self.rows)} steps passed ({stamp})"
-        lines = [f"# {title}", "", "| section | step | result | time |", "|---|---|---|---|"]
-        for section, name, ok, seconds, detail in self.rows:
-            result = "pass" if ok else f"**FAIL** — {detail}"
-            lines.append(f"| {section} | {name} | {result} | {seconds:.2f} s |")
-        (directory / "report.md").write_text("\n".join(lines) + "\n")
-        cells = "".join(
-            f"<tr class={'ok' if ok else 'bad'}><td>{html.escape(section)}</td>"
-            f"<td>{html.escape(name)}</td><td>{'pass' if ok else 'FAIL: ' + html.escape(detail)}"
-            f"</td><td class=t>{seconds:.2f} s</td></tr>"
-            for section, name, ok, seconds, detail in self.rows)
-        (directory / "report.html").write_text(
-            f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title><style>"
-            "body{font:14px system-ui;margin:2em}table{border-collapse:collapse}"
-            "td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}"
-            ".ok td:nth-child(3){color:#1a7f37}.bad td:nth-child(3){color:#cf222e;"
-            "font-weight:bold}.t{text-align:right;font-variant-numeric:tabular-nums}</style>"
-            f"<h1>{html.escape(title)}</h1><table><tr><th>section<th>step<th>result<th>time"
-            f"{cells}</table>")
-        return directory / "report.md"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from ironic_harness import Ironic, Report
+from ironic_harness import Ironic
+from ironic_report import Report
 
 
 class IpmiView:
