@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from quintupleo.devcloud.layout import HOST, Layout
+from quintupleo.reaping import wait_gone
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def stop(layout: Layout, name: str, timeout: float = 15.0) -> bool:
         return False
     group = [current.process, *current.process.children(recursive=True)]
     _signal_group(current.pid, signal.SIGTERM)
-    alive = _wait_gone(group, timeout)
+    alive = wait_gone(group, timeout)
     if alive:
         with layout.log(name).open("a") as log:  # so a slow stop can be traced to its process
             names = ", ".join(f"{p.pid} {_name(p)}" for p in alive)
@@ -88,24 +89,9 @@ def stop(layout: Layout, name: str, timeout: float = 15.0) -> bool:
         for proc in alive:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-        _wait_gone(alive, 5.0)
+        wait_gone(alive, 5.0)
     layout.pid_file(name).unlink(missing_ok=True)
     return True
-
-
-def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Wait until PROCS have exited; returns those still alive at TIMEOUT.
-
-    Our services are not our children once the command that started them has exited, and a
-    zombie waiting for PID 1 to reap it has exited all the same: psutil's wait_procs would count
-    it as alive.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = [proc for proc in procs if _alive(proc)]
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.05)
 
 
 def _name(proc: psutil.Process) -> str:
@@ -113,13 +99,6 @@ def _name(proc: psutil.Process) -> str:
         return proc.name()
     except psutil.Error:
         return "?"
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

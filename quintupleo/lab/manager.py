@@ -24,6 +24,7 @@ from quintupleo.errors import ConfigError
 from quintupleo.lab import network
 from quintupleo.lab.accel import choose as choose_accel
 from quintupleo.lab.layout import Lab, Role, check_name, labs_dir, new_nodes
+from quintupleo.reaping import wait_gone
 
 BMC_READY_TIMEOUT = 60.0
 
@@ -135,8 +136,7 @@ def down(name: str) -> list[str]:
     for process in processes:
         with contextlib.suppress(psutil.Error):
             process.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(processes, timeout=10)
-    for process in alive:
+    for process in wait_gone(processes, 10):
         with contextlib.suppress(psutil.Error):
             process.kill()
     if processes:
@@ -145,7 +145,7 @@ def down(name: str) -> list[str]:
     for process in nodes:
         with contextlib.suppress(psutil.Error):
             process.kill()
-    psutil.wait_procs(nodes, timeout=10)
+    wait_gone(nodes, 10)
     if nodes:
         removed.append(f"{len(nodes)} QEMU process(es)")
     if network.is_root() and network.delete(network.netns_name(name)):
