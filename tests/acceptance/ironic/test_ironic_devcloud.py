@@ -16,7 +16,7 @@ import openstack
 import pytest
 from bmc_process import BmcProcess
 from ironic_harness import Ironic
-from test_ironic_fake import IpmiView, RedfishView, enroll, set_boot_mode, wait_for
+from ironic_steps import IpmiView, RedfishView, enroll, set_boot_mode, wait_for
 from virt_events import VirtEvents
 
 pytestmark = pytest.mark.devcloud
