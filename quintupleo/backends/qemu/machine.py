@@ -127,7 +127,7 @@ class Machine:
             log.warning("node %s: its virtual CD is gone; starting with an empty drive",
                         self.node.name)
             media = None
-        _run(self.argv(order, media))
+        _run(self.argv(order, media))   # returns once QEMU has daemonized: its sockets exist
 
     def keep_media(self, download: Path) -> str:
         """Keep a fetched CD image as the node's media, named by its content (the same image
@@ -138,7 +138,7 @@ class Machine:
                 digest.update(chunk)
         media = self.dir / f"media-{digest.hexdigest()[:16]}.iso"
         download.replace(media)
-        return str(media)   # returns once QEMU has daemonized: its sockets exist
+        return str(media)
 
     def kill(self) -> None:
         """Hard power off: the process ends now (no guest shutdown)."""
