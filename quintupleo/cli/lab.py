@@ -12,7 +12,7 @@ from rich.table import Table
 
 from quintupleo.errors import ConfigError, QuintupleOError
 from quintupleo.lab import manager
-from quintupleo.lab.layout import Role, Shape, check_shape, parse_roles, roles_from_spec
+from quintupleo.lab.layout import Addresses, Role, Shape, check_shape, parse_roles, roles_from_spec
 
 app = typer.Typer(help="A lab of QEMU nodes with a real network and a virtual BMC.",
                   no_args_is_help=True)
@@ -68,20 +68,19 @@ def up(
     """Create the nodes (powered off), their network and their BMC; write the inventory."""
     try:
         shape = check_shape(Shape(cpus, memory, disk, boot_mode), "node")
-        network: dict[str, str | int] = {"cidr": "192.168.24.0/24", "ipmi_port_base": 6230,
-                                         "redfish_port": 8000}
+        addresses = Addresses()
         if spec is not None and role:
             raise ConfigError("--spec gives the roles: no --role with it")
         if spec is not None:
-            roles, network = roles_from_spec(spec, shape)
+            roles, addresses = roles_from_spec(spec, shape)
         elif role:
             roles = parse_roles(role, shape)
         else:
             roles = [Role(None, nodes, shape)]
-        lab = manager.up(name, roles, cidr or str(network["cidr"]),
-                         ipmi_port_base or int(network["ipmi_port_base"]),
-                         redfish_port or int(network["redfish_port"]), password, accel,
-                         rootless, tftp_root, bootfile, inventory_driver)
+        lab = manager.up(name, roles, cidr or addresses.cidr,
+                         ipmi_port_base or addresses.ipmi_port_base,
+                         redfish_port or addresses.redfish_port, password, accel, rootless,
+                         tftp_root, bootfile, inventory_driver)
     except QuintupleOError as exc:
         raise _fail(exc) from None
     console.print(f"[green]✓[/] lab {lab.name}: {len(lab.nodes)} nodes ({lab.accel}), "

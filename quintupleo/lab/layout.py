@@ -168,13 +168,22 @@ def parse_roles(specs: list[str], default: Shape = Shape()) -> list[Role]:
     return roles
 
 
-def roles_from_spec(path: Path, shape: Shape) -> tuple[list[Role], dict[str, str | int]]:
+@dataclass(frozen=True)
+class Addresses:
+    """Where a lab lives on the network: its CIDR and its BMC's ports (the defaults of `up`)."""
+
+    cidr: str = "192.168.24.0/24"
+    ipmi_port_base: int = 6230
+    redfish_port: int = 8000
+
+
+def roles_from_spec(path: Path, shape: Shape) -> tuple[list[Role], Addresses]:
     """An environment spec's roles (made as `shape`: a flavor means nothing here), and its
     provisioning CIDR and BMC ports for the lab."""
     spec = load_spec(path)   # validated as `env` validates it
     roles = [Role(r.name, r.count, shape, r.profile) for r in spec.roles]
-    return roles, {"cidr": spec.networks[0].cidr, "ipmi_port_base": spec.bmc.ipmi_port_base,
-                   "redfish_port": spec.bmc.redfish_port}
+    return roles, Addresses(spec.networks[0].cidr, spec.bmc.ipmi_port_base,
+                            spec.bmc.redfish_port)
 
 
 def check_name(name: str) -> str:
