@@ -92,6 +92,12 @@ def server_status(nova, server_id: str) -> str:
     return nova.compute.get_server(server_id).status
 
 
+def ipxe_image(nova, firmware: str):
+    """The iPXE image the BMC rescues with (the newest active one, as the BMC chooses)."""
+    return max((i for i in nova.image.images(name=f"quintupleo-ipxe-{firmware}")
+                if i.status == "active"), key=lambda i: i.created_at)
+
+
 def drive_on_nova(ir: Ironic, report, section: str, env: Environment, view, nova) -> None:
     name, server = env.node_name, env.server_id
     with report.step(section, f"{name}: power on → Nova server ACTIVE"):
@@ -103,8 +109,7 @@ def drive_on_nova(ir: Ironic, report, section: str, env: Environment, view, nova
     with report.step(section, f"{name}: one-time UEFI PXE + reboot → Nova rescues the server "
                      "with the UEFI iPXE image"):
         events = VirtEvents(env.events_home, server)
-        uefi = max((i for i in nova.image.images(name="quintupleo-ipxe-uefi")
-                    if i.status == "active"), key=lambda i: i.created_at)
+        uefi = ipxe_image(nova, "uefi")
         ir.set_boot_device(name, "pxe", False)
         assert view.boot() == ("pxe", False, "uefi")
         assert ir.power(name, "rebooting", timeout=180)["power_state"] == "power on"
@@ -118,8 +123,7 @@ def drive_on_nova(ir: Ironic, report, section: str, env: Environment, view, nova
     with report.step(section, f"{name}: persistent legacy PXE, power on → rescued with the "
                      "BIOS iPXE image; power off"):
         events = VirtEvents(env.events_home, server)
-        bios = max((i for i in nova.image.images(name="quintupleo-ipxe-bios")
-                    if i.status == "active"), key=lambda i: i.created_at)
+        bios = ipxe_image(nova, "bios")
         set_boot_mode(ir, name, "bios", view)
         ir.set_boot_device(name, "pxe", True)
         assert view.boot() == ("pxe", True, "bios")
