@@ -244,6 +244,11 @@ class Refresher:
                 log.error("%s: cannot read node states: %s", self.backend.name, exc)
             self._failing = True
             return
+        except Exception:   # a bug in a backend must not end the loop: every node would freeze
+            if not self._failing:
+                log.exception("%s: reading node states failed", self.backend.name)
+            self._failing = True
+            return
         if self._failing:
             log.info("%s: node states readable again", self.backend.name)
         self._failing = False

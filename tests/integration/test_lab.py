@@ -175,6 +175,28 @@ def test_the_same_over_redfish(lab):
     root.__del__()
 
 
+def test_a_node_whose_qemu_dies_reads_off_and_powers_on_again(lab):
+    """The node's QEMU killed behind the BMC's back (its QMP connection open): the BMC keeps
+    observing, says off, and powers the node on again."""
+    lab.ipmitool(1, "power", "on")
+    deadline = time.monotonic() + 10
+    while not (lab.node_dir(1) / "qemu.pid").exists():
+        assert time.monotonic() < deadline, "node-1 did not start"
+        time.sleep(0.05)
+    time.sleep(2.5)                     # a few observations: the BMC holds a QMP connection
+    os.kill(lab.qemu_pid(1), signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while "Chassis Power is off" not in lab.ipmitool(1, "power", "status"):
+        assert time.monotonic() < deadline, "the BMC still says on"
+        time.sleep(0.3)
+    lab.ipmitool(1, "power", "on")
+    deadline = time.monotonic() + 15
+    while "Chassis Power is on" not in lab.ipmitool(1, "power", "status"):
+        assert time.monotonic() < deadline, "the node did not power on again"
+        time.sleep(0.3)
+    assert "Traceback" not in (lab.dir / "bmc.log").read_text()
+
+
 def test_down_after_kill_9_leaves_nothing(lab):
     lab.ipmitool(0, "power", "on")
     lab.ipmitool(1, "power", "on")

@@ -50,3 +50,29 @@ def test_the_run_state_follows_qemus_events(tmp_path):
         assert qemu.wait(10) == 0
     finally:
         qemu.kill()
+
+
+def test_a_qemu_that_ends_on_its_own_closes_cleanly(tmp_path):
+    """A node's QEMU killed outside the BMC: its connection is gone, closing it is no error."""
+    socket = tmp_path / "qmp.sock"
+    qemu = subprocess.Popen(["qemu-system-x86_64", "-machine", "none", "-nodefaults",
+                             "-display", "none", "-S", "-qmp",
+                             f"unix:{socket},server=on,wait=off"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def scenario() -> None:
+        while not socket.exists():
+            await asyncio.sleep(0.01)
+        monitor = Monitor("n", socket)
+        await monitor.connect()
+        qemu.kill()
+        qemu.wait(10)
+        async with asyncio.timeout(5):
+            while monitor.connected:
+                await asyncio.sleep(0.01)
+        await monitor.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        qemu.kill()

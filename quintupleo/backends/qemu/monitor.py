@@ -68,4 +68,7 @@ class Monitor:
     async def close(self) -> None:
         if self._follower is not None:
             self._follower.cancel()
-        await self._client.disconnect()
+        # disconnect() raises what ended the connection (EOFError when QEMU exited on its own):
+        # closing a connection to a QEMU that is gone is not an error
+        with contextlib.suppress(Exception):
+            await self._client.disconnect()

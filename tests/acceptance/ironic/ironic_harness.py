@@ -137,10 +137,10 @@ class Ironic:
             subprocess.run([str(bin_dir / "ironic-dbsync"), "--config-file", str(self.config),
                             "create_schema"], check=True, capture_output=True)
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-        self.process = subprocess.Popen(
-            [str(bin_dir / "ironic"), "--config-file", str(self.config)],
-            stdout=subprocess.DEVNULL, stderr=(self.work / "ironic.stderr").open("ab"),
-            env=env, start_new_session=True)
+        with (self.work / "ironic.stderr").open("ab") as stderr:   # the child keeps its copy
+            self.process = subprocess.Popen(
+                [str(bin_dir / "ironic"), "--config-file", str(self.config)],
+                stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
             try:
