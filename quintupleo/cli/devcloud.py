@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from quintupleo.devcloud.clouds_yaml import ADMIN_CLOUD, MEMBER_CLOUD, clouds_yaml_path
+from quintupleo.devcloud import dataplane
+from quintupleo.devcloud.clouds_yaml import MEMBER_CLOUD, admin_name, clouds_yaml_path
 from quintupleo.devcloud.layout import default_home
 from quintupleo.devcloud.manager import Devcloud
 from quintupleo.errors import QuintupleOError
@@ -51,17 +52,25 @@ def _fail(exc: QuintupleOError) -> None:
 @app.command()
 def up(home: HomeOption = None,
        port_base: Annotated[int | None, typer.Option(
-           help="First of the 8 loopback ports the cloud uses [default: 19000].")] = None) -> None:
+           help="First of the 9 loopback ports the cloud uses [default: 19000].")] = None,
+       vms: Annotated[bool | None, typer.Option(
+           "--vms/--no-vms", show_default=False,
+           help="Run the real host (Nova's libvirt driver on QEMU, zone qemu) beside the fake "
+                "one [default: where this machine can: as root].")] = None) -> None:
     """Install (once), bootstrap (once) and start the local cloud; wait until a server can boot."""
     cloud = _devcloud(home)
     try:
         with console.status("bringing the devcloud up…"):
-            state = cloud.up(port_base)
+            state = cloud.up(port_base, vms)
     except QuintupleOError as exc:
         _fail(exc)
-    console.print(f"[bold green]devcloud ready[/]: {state.auth_url}  "
-                  f"(clouds: {MEMBER_CLOUD}, {ADMIN_CLOUD} in {clouds_yaml_path()})")
-    console.print(f"try: OS_CLOUD={MEMBER_CLOUD} {cloud.layout.bin('openstack')} server list")
+    for warning in cloud.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    zones = "zones nova (fake) and qemu (real VMs)" if state.vms else "zone nova (fake)"
+    console.print(f"[bold green]devcloud ready[/]: {state.auth_url}, {zones}  "
+                  f"(clouds: {state.cloud_name}, {admin_name(state.cloud_name)} in "
+                  f"{clouds_yaml_path()})")
+    console.print(f"try: OS_CLOUD={state.cloud_name} {cloud.layout.bin('openstack')} server list")
 
 
 @app.command()
@@ -74,6 +83,40 @@ def down(home: HomeOption = None) -> None:
         _fail(exc)
     console.print(f"stopped {len(stopped)} service(s)" + (f": {', '.join(stopped)}"
                                                          if stopped else ""))
+
+
+@app.command()
+def netns(network: Annotated[str | None, typer.Argument(
+              help="The devcloud network (name or ID) whose L2 segment the namespace joins.",
+              show_default=False)] = None,
+          name: Annotated[str | None, typer.Option(
+              "--name", help="The namespace's name [default: devcloud-NETWORK].",
+              show_default=False)] = None,
+          address: Annotated[str | None, typer.Option(
+              "--address", help="An address for its eth0, with prefix length (192.168.24.1/24).",
+              show_default=False)] = None,
+          delete: Annotated[str | None, typer.Option(
+              "--delete", metavar="NS", help="Remove the namespace NS instead.",
+              show_default=False)] = None,
+          home: HomeOption = None) -> None:
+    """Put a network namespace on a devcloud network's L2 (a veth into its segment), for your
+    own DHCP/PXE server, Ironic's HTTP server or tcpdump: `ip netns exec NS …`."""
+    cloud = _devcloud(home)
+    try:
+        if delete:
+            dataplane.delete(cloud.layout, delete)
+            console.print(f"removed namespace {delete}")
+            return
+        if network is None:
+            raise QuintupleOError("name a NETWORK, or --delete NS")
+        found = cloud.find_network(network)
+        made = dataplane.create(cloud.layout, found.id, found.name or found.id, name, address)
+    except QuintupleOError as exc:
+        _fail(exc)
+    console.print(f"namespace [bold]{made.name}[/]: {made.interface}"
+                  f"{' ' + made.address if made.address else ''} on network {made.network} "
+                  f"(bridge {made.bridge})", highlight=False)
+    typer.echo(made.name)
 
 
 @app.command()
@@ -111,10 +154,13 @@ def smoke(cloud: Annotated[str, typer.Option(envvar="OS_CLOUD", help="Cloud from
 @app.command()
 def status(home: HomeOption = None,
            format: Annotated[Format, typer.Option("--format", "-f")] = Format.table) -> None:
-    """Each service's state, PID, port and resident memory."""
-    rows = _devcloud(home).status()
+    """Each service's state, PID, port and resident memory; the namespaces of `devcloud netns`."""
+    cloud = _devcloud(home)
+    rows = cloud.status()
+    spaces = dataplane.namespaces(cloud.layout)
     if format is Format.json:
-        typer.echo(json.dumps([asdict(row) for row in rows], indent=2))
+        typer.echo(json.dumps({"services": [asdict(row) for row in rows],
+                               "namespaces": [asdict(space) for space in spaces]}, indent=2))
         return
     table = Table("service", "state", "pid", "port", "rss", "log")
     for row in rows:
@@ -125,3 +171,9 @@ def status(home: HomeOption = None,
     Console().print(table)
     total = sum(row.rss or 0 for row in rows)
     Console().print(f"total RSS: {total / 2**20:.0f} MiB")
+    if spaces:
+        table = Table("namespace", "network", "interface", "address", "bridge")
+        for space in spaces:
+            table.add_row(space.name, space.network, space.interface, space.address or "-",
+                          space.bridge)
+        Console().print(table)

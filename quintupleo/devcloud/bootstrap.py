@@ -17,6 +17,7 @@ from pathlib import Path
 import openstack.connection
 
 from quintupleo.devcloud.layout import Layout, State
+from quintupleo.devcloud.plugins.names import DEFAULT_ZONE, FAKE_HOST, REAL_HOST, VM_ZONE
 from quintupleo.errors import DevcloudError
 
 NEUTRON_SCHEMA = """
@@ -160,6 +161,22 @@ def ensure_public_network(conn: openstack.connection.Connection) -> None:
         provider_physical_network=PUBLIC_NETWORK)
     conn.network.create_subnet(name=f"{PUBLIC_NETWORK}-subnet", network_id=network.id,
                                cidr=PUBLIC_CIDR, ip_version=4, enable_dhcp=False)
+
+
+# Each compute host in an aggregate that is its availability zone. The fake host's zone is
+# Nova's default one, named by an aggregate too, so that `default_schedule_zone` keeps servers
+# that ask for no zone off the real host (Placement filters by aggregate).
+ZONES = {FAKE_HOST: ("devcloud-fake", DEFAULT_ZONE), REAL_HOST: ("devcloud-qemu", VM_ZONE)}
+
+
+def ensure_zones(conn: openstack.connection.Connection, vms: bool) -> None:
+    for host in (FAKE_HOST, REAL_HOST) if vms else (FAKE_HOST,):
+        name, zone = ZONES[host]
+        aggregate = next((a for a in conn.compute.aggregates() if a.name == name), None)
+        if aggregate is None:
+            aggregate = conn.compute.create_aggregate(name=name, availability_zone=zone)
+        if host not in (aggregate.hosts or []):
+            conn.compute.add_host_to_aggregate(aggregate, host)
 
 
 def snapshot(layout: Layout, target: Path) -> None:

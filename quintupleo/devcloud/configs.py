@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Mapping
 
 from quintupleo.devcloud.layout import HOST, Layout, State
+from quintupleo.devcloud.plugins.names import DEFAULT_ZONE, FAKE_HOST, REAL_HOST
 
 Ini = Mapping[str, Mapping[str, object]]
 
@@ -146,7 +147,7 @@ def _nova_common(layout: Layout, state: State) -> dict[str, dict[str, object]]:
         "DEFAULT": {
             "use_stderr": True,
             "default_log_levels": NOVA_LOG_LEVELS,
-            "host": "devcloud-compute",
+            "host": FAKE_HOST,
             "my_ip": HOST,
             "transport_url": state.transport_url,
             "state_path": layout.data / "nova",
@@ -161,6 +162,9 @@ def _nova_common(layout: Layout, state: State) -> dict[str, dict[str, object]]:
             "allow_resize_to_same_host": True,
             # A dev cloud has nothing to drain: stop within seconds, not a minute.
             "graceful_shutdown_timeout": 3,
+            # Servers that name no zone go to the fake host (an aggregate puts it in this zone):
+            # real VMs are for those that ask for zone `qemu`.
+            "default_schedule_zone": DEFAULT_ZONE,
         },
         # One worker each: the default (one per core) doubles their memory for nothing here.
         "conductor": {"workers": 1},
@@ -173,6 +177,14 @@ def _nova_common(layout: Layout, state: State) -> dict[str, dict[str, object]]:
         "scheduler": {"discover_hosts_in_cells_interval": 2, "workers": 1},
         "quota": {"instances": 100, "cores": 400, "ram": 819200},
         "vnc": {"enabled": False},
+        "serial_console": {
+            "enabled": True,
+            "base_url": f"ws://{HOST}:{state.port('serialproxy')}/",
+            "serialproxy_host": HOST,
+            "serialproxy_port": state.port("serialproxy"),
+            "proxyclient_address": HOST,
+            "port_range": state.serial_port_range,
+        },
         "oslo_messaging_notifications": {"driver": "noop"},
         **_common(layout, "nova"),
     }
@@ -186,6 +198,54 @@ def nova(layout: Layout, state: State) -> dict[str, str]:
     return {
         "nova/nova.conf": render_ini(conf),
         "nova/nova-compute.conf": render_ini(_nova_common(layout, state)),
+    }
+
+
+def nova_qemu(layout: Layout, state: State) -> dict[str, str]:
+    """The real host: Nova's libvirt driver on QEMU (TCG), its own state and instances."""
+    conf = _nova_common(layout, state)
+    conf["DEFAULT"].update({
+        "host": REAL_HOST,
+        "compute_driver": "libvirt.LibvirtDriver",
+        "state_path": layout.data / "nova-qemu",
+        "instances_path": layout.data / "nova-qemu" / "instances",
+        # Firmware and iPXE ignore ACPI power-off: a stop (and a rescue) would wait 60 s.
+        "shutdown_timeout": 0,
+        # Nothing sends network-vif-plugged: the devcloud's L2 agent wires taps, not Neutron.
+        "vif_plugging_is_fatal": False,
+        "vif_plugging_timeout": 0,
+        # An instance left running by a `down` is started again on `up` as it was.
+        "resume_guests_state_on_host_boot": False,
+    })
+    conf["libvirt"] = {
+        # KVM here is broken (no vmx/svm; PVM): TCG, Nova's default CPU model.
+        "virt_type": "qemu",
+        "cpu_mode": "none",
+        "connection_uri": f"qemu+unix:///system?socket={layout.libvirt_socket}",
+        # The original design's unsafe caching: a dev cloud's disks are scratch.
+        "disk_cachemodes": "file=unsafe,block=unsafe,network=unsafe",
+    }
+    # No sudo here; nova-compute runs as root and starts its privileged helper directly.
+    conf["nova_sys_admin"] = {"helper_command": f"{layout.bin('privsep-helper')} --config-file "
+                                                f"{layout.etc / 'nova' / 'nova-compute-qemu.conf'}"}
+    conf["oslo_concurrency"] = {"lock_path": layout.data / "nova-qemu" / "locks"}
+    return {"nova/nova-compute-qemu.conf": render_ini(conf)}
+
+
+def libvirt(layout: Layout, state: State) -> dict[str, str]:
+    """libvirtd, virtlogd and the QEMU driver, run by hand (no systemd, no polkit, no cgroups)."""
+    return {
+        "libvirt/libvirtd.conf": "\n".join([
+            # Only root reaches the socket (0700 on a dir in the data dir): no polkit needed.
+            'unix_sock_rw_perms = "0700"', 'auth_unix_rw = "none"', 'auth_unix_ro = "none"',
+            'log_outputs = "3:stderr"', ""]),
+        "libvirt/virtlogd.conf": 'log_outputs = "3:stderr"\n',
+        "libvirt/qemu.conf": "\n".join([
+            # QEMU as root, no relabelling, no cgroups, no private /dev: a process of ours.
+            'user = "root"', 'group = "root"', "dynamic_ownership = 0", "remember_owner = 0",
+            'security_driver = "none"', "cgroup_controllers = [ ]", "namespaces = [ ]",
+            # Serial output through virtlogd, so a console log survives reboots.
+            'stdio_handler = "logd"', ""]),
     }
 
 
@@ -206,7 +266,7 @@ def rabbitmq(layout: Layout, state: State) -> dict[str, str]:
     }
 
 
-RENDERERS = (keystone, placement, glance, neutron, nova, rabbitmq)
+RENDERERS = (keystone, placement, glance, neutron, nova, nova_qemu, libvirt, rabbitmq)
 PASTE_FILES = {
     "glance/glance-api-paste.ini": "glance/glance-api-paste.ini",
     "neutron/api-paste.ini": "neutron/api-paste.ini",

@@ -1,4 +1,5 @@
-"""Install what the local cloud runs: Debian's RabbitMQ and a venv of the OpenStack services.
+"""Install what the local cloud runs: Debian's RabbitMQ and a venv of the OpenStack services;
+for the real host also Debian's libvirt, QEMU and nftables, and libvirt's Python binding.
 
 Versions are pinned by OpenStack's upper constraints for the 2026.2 series, shipped with this
 package; the services' venv is built once and reused (a marker file records what was installed).
@@ -59,11 +60,11 @@ def _run(argv: list[str], what: str, log: Path, env: dict[str, str] | None = Non
         raise DevcloudError(f"{what} failed (exit {result.returncode})", service="install", log=log)
 
 
-def missing_apt_packages() -> list[str]:
+def missing_apt_packages(extra: tuple[str, ...] = ()) -> list[str]:
     """Debian packages still to install; none known where there is no dpkg to ask."""
     if shutil.which("dpkg-query") is None:
         return []
-    return [name for name in APT_PACKAGES if not _dpkg_installed(name)]
+    return [name for name in (*APT_PACKAGES, *extra) if not _dpkg_installed(name)]
 
 
 def _dpkg_installed(name: str) -> bool:
@@ -72,9 +73,10 @@ def _dpkg_installed(name: str) -> bool:
     return result.returncode == 0 and "install ok installed" in result.stdout
 
 
-def install_apt_packages(layout: Layout) -> None:
-    """Install RabbitMQ without letting Debian start or enable it: we start it by hand."""
-    missing = missing_apt_packages()
+def install_apt_packages(layout: Layout, extra: tuple[str, ...] = ()) -> None:
+    """Install RabbitMQ (and EXTRA) without letting Debian start or enable a service of theirs:
+    we start what we run by hand."""
+    missing = missing_apt_packages(extra)
     if not missing:
         return
     if os.geteuid() != 0:
@@ -149,9 +151,13 @@ def venv_is_current(layout: Layout) -> bool:
             and all(layout.bin(name).exists() for name in KEY_PROGRAMS))
 
 
-def install_venv(layout: Layout) -> None:
+LIBVIRT_MARKER = ".quintupleo-libvirt"
+
+
+def install_venv(layout: Layout, libvirt: bool = False) -> None:
     """Build (or complete) the services' venv; a no-op when it is already current. Our plugins
-    are reinstalled whenever their source changed (restart the services to load them)."""
+    are reinstalled whenever their source changed (restart the services to load them). With
+    `libvirt`, also libvirt's Python binding (built against Debian's libvirt-dev)."""
     log = layout.log("install")
     pip = [str(layout.venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
     plugins = layout.venv / PLUGIN_MARKER
@@ -162,7 +168,13 @@ def install_venv(layout: Layout) -> None:
         _run([*pip, "install", "-q", "-c", str(constraints_file()), *SERVICE_PACKAGES],
              "installing the OpenStack services (pip)", log)
         plugins.unlink(missing_ok=True)
+        (layout.venv / LIBVIRT_MARKER).unlink(missing_ok=True)
         (layout.venv / MARKER).write_text(_fingerprint())
     if not plugins.exists() or plugins.read_text() != _plugins_fingerprint():
         _install_plugins(layout, pip, log)
         plugins.write_text(_plugins_fingerprint())
+    marker = layout.venv / LIBVIRT_MARKER
+    if libvirt and not marker.exists():
+        _run([*pip, "install", "-q", "-c", str(constraints_file()), "libvirt-python"],
+             "installing libvirt-python into the services' venv", log)
+        marker.write_text("libvirt-python\n")

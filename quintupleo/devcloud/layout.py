@@ -7,7 +7,9 @@ Everything lives under one home directory:
     data/     databases, images, keys, compute state, RabbitMQ's store
     golden/   a copy of data/ taken right after bootstrap; `reset` restores it
     logs/     one log file per service
-    run/      one PID file per running service
+    run/      one PID file per running service; netns/: the namespaces `devcloud netns` made
+    libvirt/  the real host's libvirt: its etc, lib, cache, log and run dirs, bind-mounted over
+              the system paths in the mount namespace libvirtd and virtlogd run in
     state.json  ports and generated passwords (mode 0600)
 """
 
@@ -33,7 +35,10 @@ PORT_OFFSETS = {
     "rabbitmq": 5,
     "epmd": 6,
     "rabbitmq-dist": 7,
+    "serialproxy": 8,
 }
+# The real host's QEMUs listen for Nova's serial consoles on 127.0.0.1, base+100 to base+199.
+SERIAL_PORTS = (100, 199)
 
 
 def default_home() -> Path:
@@ -75,6 +80,18 @@ class Layout:
     def state_file(self) -> Path:
         return self.home / "state.json"
 
+    @property
+    def libvirt(self) -> Path:
+        return self.home / "libvirt"
+
+    @property
+    def libvirt_socket(self) -> Path:
+        return self.libvirt / "run" / "libvirt-sock"
+
+    @property
+    def netns_records(self) -> Path:
+        return self.run / "netns"
+
     def bin(self, name: str) -> Path:
         return self.venv / "bin" / name
 
@@ -105,9 +122,17 @@ class State:
     service_password: str = field(default_factory=_password, repr=False)
     rabbit_password: str = field(default_factory=_password, repr=False)
     bootstrapped: bool = False
+    # The clouds.yaml entry names of this cloud, chosen on the first `up` (see clouds_yaml).
+    cloud_name: str = ""
+    # Whether the real host (Nova's libvirt driver, zone `qemu`) runs: set by each `up`.
+    vms: bool = False
 
     def port(self, name: str) -> int:
         return self.port_base + PORT_OFFSETS[name]
+
+    @property
+    def serial_port_range(self) -> str:
+        return f"{self.port_base + SERIAL_PORTS[0]}:{self.port_base + SERIAL_PORTS[1]}"
 
     def url(self, name: str) -> str:
         return f"http://{HOST}:{self.port(name)}"

@@ -14,7 +14,16 @@ from pathlib import Path
 from keystoneauth1.exceptions import ClientException
 from openstack.exceptions import SDKException
 
-from quintupleo.devcloud import bootstrap, clouds_yaml, configs, install, processes, readiness
+from quintupleo.devcloud import (
+    bootstrap,
+    clouds_yaml,
+    configs,
+    dataplane,
+    hypervisor,
+    install,
+    processes,
+    readiness,
+)
 from quintupleo.devcloud.layout import Layout, State
 from quintupleo.devcloud.services import Service, all_services
 from quintupleo.errors import DevcloudError
@@ -41,17 +50,37 @@ class Devcloud:
     def __init__(self, home: Path, progress: Progress = _quiet) -> None:
         self.layout = Layout(home)
         self.progress = progress
+        self.warnings: list[str] = []
 
     # -- life cycle -------------------------------------------------------------------------
 
-    def up(self, port_base: int | None = None) -> State:
-        """Install what is missing, bootstrap a new cloud, start what is not running."""
+    def up(self, port_base: int | None = None, vms: bool | None = None) -> State:
+        """Install what is missing, bootstrap a new cloud, start what is not running.
+
+        vms: run the real host too (True), leave it out (False), or run it where this machine
+        can (None: it needs root; a warning says why it is left out).
+        """
         state = self._state(port_base)
         step = self._step
+        reason = hypervisor.why_not() if vms is not False else None
+        if reason and vms:
+            raise DevcloudError(f"cannot run real VMs: {reason}",
+                                hint="Run as root, or leave the real host out with --no-vms.")
+        if reason:
+            self.warnings.append(f"real VMs left out: {reason}; the fake host runs alone")
+        if state.vms != (vms is not False and reason is None):
+            self._stop_vm_host()
+        state.vms = vms is not False and reason is None
+        state.cloud_name = clouds_yaml.claim_name(self.layout, state)
+        state.save(self.layout)
         with step("Debian packages"):
-            install.install_apt_packages(self.layout)
+            install.install_apt_packages(self.layout, hypervisor.APT_PACKAGES if state.vms
+                                         else ())
         with step("services' venv"):
-            install.install_venv(self.layout)
+            install.install_venv(self.layout, libvirt=state.vms)
+        if state.vms:
+            hypervisor.ensure_account()
+            hypervisor.prepare(self.layout)
         if not state.bootstrapped:
             self._stop_all()
             with step("databases"):
@@ -71,12 +100,15 @@ class Devcloud:
                     bootstrap.create_flavors(conn)
                     bootstrap.upload_image(conn)
                     bootstrap.ensure_public_network(conn)
+                    bootstrap.ensure_zones(conn, state.vms)
                 with step("golden copy for reset"):
                     bootstrap.snapshot(self.layout, self.layout.golden)
                 state.bootstrapped = True
                 state.save(self.layout)
             else:
-                bootstrap.ensure_public_network(bootstrap.admin_connection(state))
+                conn = bootstrap.admin_connection(state)
+                bootstrap.ensure_public_network(conn)
+                bootstrap.ensure_zones(conn, state.vms)
         except (SDKException, ClientException) as exc:
             self._stop_all()
             raise DevcloudError(f"bootstrap through the OpenStack APIs failed: {exc}",
@@ -88,8 +120,17 @@ class Devcloud:
             clouds_yaml.merge(state)
         return state
 
+    def _stop_vm_host(self) -> None:
+        """Switching the real host on or off: its services stop, nova-compute reads it anew."""
+        state = State.load(self.layout) or State()
+        for service in all_services(self.layout, state):
+            if service.vms:
+                processes.stop(self.layout, service.name)
+        hypervisor.stop_qemus(self.layout)
+
     def down(self) -> list[str]:
-        """Stop every process we started; returns the names of those that were running."""
+        """Stop every process we started, power off the real host's VMs and remove its taps,
+        bridges and namespaces; returns the names of the services that were running."""
         return self._stop_all()
 
     def reset(self) -> State:
@@ -99,6 +140,9 @@ class Devcloud:
         golden = self.layout.golden
         with self._step("restore the golden copy"):
             shutil.rmtree(self.layout.data, ignore_errors=True)
+            # libvirt's domains belong to the servers of the data being thrown away.
+            shutil.rmtree(self.layout.libvirt, ignore_errors=True)
+            shutil.rmtree(self.layout.etc / "libvirt" / "qemu", ignore_errors=True)
             if state.bootstrapped and golden.is_dir():
                 shutil.copytree(golden, self.layout.data)
                 (self.layout.data / "rabbitmq").mkdir(exist_ok=True)
@@ -114,6 +158,8 @@ class Devcloud:
         rows = []
         for service in all_services(self.layout, state):
             current = processes.running(self.layout, service.name)
+            if service.vms and not state.vms and current is None:
+                continue
             rows.append(ServiceStatus(
                 name=service.name,
                 state="running" if current else "stopped",
@@ -123,6 +169,21 @@ class Devcloud:
                 log=str(self.layout.log(service.name)),
             ))
         return rows
+
+    def find_network(self, name_or_id: str):
+        """A network of any project, by name or ID, through the admin API."""
+        state = State.load(self.layout)
+        if state is None or not state.bootstrapped:
+            raise DevcloudError("this devcloud was never brought up",
+                                hint="Run `quintupleo devcloud up` first.")
+        try:
+            network = bootstrap.admin_connection(state).network.find_network(name_or_id)
+        except (SDKException, ClientException) as exc:
+            raise DevcloudError(f"cannot look up network {name_or_id}: {exc}",
+                                hint="Is the devcloud up? `quintupleo devcloud status`") from None
+        if network is None:
+            raise DevcloudError(f"no network {name_or_id} in the devcloud")
+        return network
 
     # -- internals --------------------------------------------------------------------------
 
@@ -161,7 +222,7 @@ class Devcloud:
                     hint="Run `quintupleo devcloud reset` to restore the clean bootstrapped state.")
 
     def _start(self, state: State) -> None:
-        services = all_services(self.layout, state)
+        services = [s for s in all_services(self.layout, state) if state.vms or not s.vms]
         self._check_executables(services)
         self._check_ports(state, services)
         for wave in sorted({s.wave for s in services}):
@@ -170,8 +231,9 @@ class Devcloud:
             with self._step(f"start {names}"):
                 offsets = self._launch(members)
                 self._wait(state, members, offsets)
-                if "nova-compute" in offsets:
-                    self._wait_compute(state, members, offsets)
+                for name in readiness.COMPUTE_HOSTS:
+                    if name in offsets:
+                        self._wait_compute(state, members, offsets, name)
             if "keystone" in offsets and not state.bootstrapped:
                 # The other services authenticate as their own users from their first start.
                 with self._step("identities and catalog"):
@@ -209,7 +271,14 @@ class Devcloud:
             offsets[service.name] = log.stat().st_size if log.exists() else 0
             if service.cwd:
                 service.cwd.mkdir(parents=True, exist_ok=True)
-            processes.spawn(self.layout, service.name, service.argv, service.env, service.cwd)
+            argv = service.argv
+            if service.joins:
+                host = processes.running(self.layout, service.joins)
+                if host is None:
+                    raise DevcloudError(f"{service.joins} is not running", service=service.name,
+                                        log=self.layout.log(service.joins))
+                argv = hypervisor.join_namespaces(host.pid, argv)
+            processes.spawn(self.layout, service.name, argv, service.env, service.cwd)
         return offsets
 
     def _wait(self, state: State, members: list[Service], offsets: dict[str, int | None]) -> None:
@@ -230,20 +299,21 @@ class Devcloud:
                 time.sleep(0.2)
 
     def _wait_compute(self, state: State, members: list[Service],
-                      offsets: dict[str, int | None]) -> None:
-        compute = processes.running(self.layout, "nova-compute")
-        self._ensure_alive(next(s for s in members if s.name == "nova-compute"), offsets, state)
+                      offsets: dict[str, int | None], name: str) -> None:
+        compute = processes.running(self.layout, name)
+        self._ensure_alive(next(s for s in members if s.name == name), offsets, state)
         assert compute is not None
+        host = readiness.COMPUTE_HOSTS[name]
         # Nova stores whole seconds: a heartbeat in the second the process started counts.
         launched_at = datetime.fromtimestamp(int(compute.process.create_time()), UTC)
         conn = bootstrap.admin_connection(state)
         deadline = time.monotonic() + START_TIMEOUT
-        while (missing := readiness.compute_ready(self.layout, conn, launched_at)) is not None:
+        while (missing := readiness.compute_ready(self.layout, conn, host, launched_at)):
             for service in members:
                 self._ensure_alive(service, offsets, state)
             if time.monotonic() > deadline:
-                raise DevcloudError(f"not ready: {missing}", service="nova-compute",
-                                    log=self.layout.log("nova-compute"))
+                raise DevcloudError(f"not ready: {missing}", service=name,
+                                    log=self.layout.log(name))
             time.sleep(0.5)
 
     def _ensure_alive(self, service: Service, offsets: dict[str, int | None],
@@ -263,6 +333,10 @@ class Devcloud:
         names = [s.name for s in all_services(self.layout, state)]
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
             stopped = list(pool.map(lambda name: processes.stop(self.layout, name), names))
+        # What outlives the services: the VMs, their taps, the bridges and namespaces.
+        hypervisor.stop_qemus(self.layout)
+        dataplane.remove_all(self.layout, state)
+        hypervisor.clear(self.layout)
         return [name for name, was in zip(names, stopped, strict=True) if was]
 
 

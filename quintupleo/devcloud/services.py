@@ -2,6 +2,7 @@
 
 Start order is in waves: a wave starts when everything before it answers. Within a wave the
 services start together (two cores: the OpenStack APIs spend most of their start importing).
+The real host's services (`vms`) start only when the cloud runs real VMs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from quintupleo.devcloud import hypervisor
 from quintupleo.devcloud.layout import HOST, Layout, State
 
 
@@ -22,6 +24,9 @@ class Service:
     http: bool = False             # answers HTTP on its port once its app is loaded
     wave: int = 0
     cwd: Path | None = None
+    socket: Path | None = None     # answers on this Unix socket once ready
+    joins: str | None = None       # runs in the mount and UTS namespaces of this service
+    vms: bool = False              # part of the real host
 
 
 def _uwsgi(layout: Layout, state: State, name: str, module: str, port: str,
@@ -88,11 +93,12 @@ def all_services(layout: Layout, state: State) -> list[Service]:
             port=port, http=True, wave=wave,
         )
 
-    def nova(binary: str, conf: str, wave: int) -> Service:
+    def nova(binary: str, conf: str, wave: int, name: str | None = None,
+             vms: bool = False) -> Service:
         return Service(
-            name=binary,
+            name=name or binary,
             argv=[str(layout.bin(binary)), "--config-file", str(etc / "nova" / conf)],
-            env=base_env, wave=wave,
+            env=base_env, wave=wave, vms=vms,
         )
 
     rabbit = rabbit_env(layout, state)
@@ -110,4 +116,23 @@ def all_services(layout: Layout, state: State) -> list[Service]:
         nova("nova-conductor", "nova.conf", 2),
         nova("nova-scheduler", "nova.conf", 2),
         nova("nova-compute", "nova-compute.conf", 3),
+        # The real host: libvirtd (which makes the namespaces), virtlogd in them, the L2 agent,
+        # Nova's serial console proxy and a second nova-compute on the libvirt driver.
+        Service("libvirtd", hypervisor.launcher(layout), env=base_env, wave=1, vms=True,
+                socket=layout.libvirt_socket),
+        Service("virtlogd", hypervisor.virtlogd(layout), env=base_env, wave=2, vms=True,
+                socket=layout.libvirt / "run" / "virtlogd-sock", joins="libvirtd"),
+        Service("l2-agent", [str(layout.bin("python")), "-m",
+                             "quintupleo_devcloud_plugins.l2_agent", "--db",
+                             str(layout.db("neutron")), "--table", nft_table(state)],
+                env=base_env, wave=1, vms=True),
+        Service("nova-serialproxy", [str(layout.bin("nova-serialproxy")), "--config-file",
+                                     str(etc / "nova" / "nova.conf")],
+                env=base_env, port="serialproxy", wave=2, vms=True),
+        nova("nova-compute", "nova-compute-qemu.conf", 3, name="nova-compute-qemu", vms=True),
     ]
+
+
+def nft_table(state: State) -> str:
+    """The L2 agent's nftables table: one per cloud (its port base is its own)."""
+    return f"quintupleo_devcloud_{state.port_base}"
