@@ -60,6 +60,7 @@ def prepare(layout: Layout) -> None:
             system.mkdir(parents=True)
             made.add(str(system))
     made_file.write_text(json.dumps(sorted(made)))
+    (layout.data / "nova-qemu" / "instances").mkdir(parents=True, exist_ok=True)
 
 
 def launcher(layout: Layout) -> list[str]:

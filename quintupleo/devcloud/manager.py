@@ -308,9 +308,14 @@ class Devcloud:
         launched_at = datetime.fromtimestamp(int(compute.process.create_time()), UTC)
         conn = bootstrap.admin_connection(state)
         deadline = time.monotonic() + START_TIMEOUT
+        log, since = self.layout.log(name), offsets[name] or 0
         while (missing := readiness.compute_ready(self.layout, conn, host, launched_at)):
             for service in members:
                 self._ensure_alive(service, offsets, state)
+            # A compute whose start failed may linger without ever reporting: say why now.
+            if (cause := processes.first_error(log, since)) and " CRITICAL " in cause:
+                raise DevcloudError(f"failed to start: {_redact(cause, state)}", service=name,
+                                    log=log)
             if time.monotonic() > deadline:
                 raise DevcloudError(f"not ready: {missing}", service=name,
                                     log=self.layout.log(name))
