@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 from common import print_table
 
-from quintupleo.lab.marker import boot_sector
+from quintupleo.images.marker import boot_sector
 
 MARKER = "QO-BENCH-MARKER"
 

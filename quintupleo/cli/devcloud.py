@@ -110,7 +110,8 @@ def netns(network: Annotated[str | None, typer.Argument(
         if network is None:
             raise QuintupleOError("name a NETWORK, or --delete NS")
         found = cloud.find_network(network)
-        made = dataplane.create(cloud.layout, found.id, found.name or found.id, name, address)
+        made = dataplane.create(cloud.layout, found.id, found.name or found.id, found.mtu, name,
+                                address)
     except QuintupleOError as exc:
         _fail(exc)
     console.print(f"namespace [bold]{made.name}[/]: {made.interface}"

@@ -55,9 +55,10 @@ def default_name(network: str) -> str:
     return "devcloud-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", network)[:40]
 
 
-def create(layout: Layout, network_id: str, network: str, name: str | None = None,
-           address: str | None = None) -> Namespace:
-    """A namespace on the network's segment: `eth0` with ADDRESS (CIDR notation), `lo` up."""
+def create(layout: Layout, network_id: str, network: str, mtu: int | None = None,
+           name: str | None = None, address: str | None = None) -> Namespace:
+    """A namespace on the network's segment: `eth0` with ADDRESS (CIDR notation) and the
+    network's MTU, `lo` up."""
     if os.geteuid() != 0:
         raise DevcloudError("devcloud netns needs root (network namespaces, veth, bridges)")
     name = name or default_name(network)
@@ -76,7 +77,8 @@ def create(layout: Layout, network_id: str, network: str, name: str | None = Non
     outer = VETH_PREFIX + hashlib.sha1(name.encode()).hexdigest()[:11]
     _ip("netns", "add", name)
     try:
-        _ip("link", "add", outer, "type", "veth", "peer", "name", INTERFACE, "netns", name)
+        _ip("link", "add", outer, *(["mtu", str(mtu)] if mtu else []), "type", "veth", "peer",
+            "name", INTERFACE, *(["mtu", str(mtu)] if mtu else []), "netns", name)
         ensure_bridge(bridge)
         no_ipv6(outer)
         _ip("link", "set", outer, "master", bridge, "up")

@@ -109,6 +109,7 @@ class Devcloud:
                 conn = bootstrap.admin_connection(state)
                 bootstrap.ensure_public_network(conn)
                 bootstrap.ensure_zones(conn, state.vms)
+                bootstrap.upload_image(conn)
         except (SDKException, ClientException) as exc:
             self._stop_all()
             raise DevcloudError(f"bootstrap through the OpenStack APIs failed: {exc}",

@@ -171,6 +171,7 @@ class CloudOps:
         item = Planned(Kind.SERVER, item.name, {
             "role": "bmc", "flavor": item.params["flavor"], "image": item.params["image"],
             "profile": None, "ports": item.params["ports"], "key": item.params["key"],
+            "availability_zone": item.params.get("availability_zone"),
             "user_data": base64.b64encode(user_data.encode()).decode()})
         return self._create_server(item, ids)
 
@@ -231,6 +232,8 @@ class CloudOps:
         key = {"key_name": p["key"]} if p.get("key") else {}
         if p.get("user_data"):
             key["user_data"] = p["user_data"]
+        if p.get("availability_zone"):
+            key["availability_zone"] = p["availability_zone"]
         if p["profile"]:
             metadata["quintupleo_profile"] = p["profile"]
         return self.conn.compute.create_server(

@@ -78,15 +78,16 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             ports = ports_for(node, role.networks, node=True)
             resources.append(Planned(Kind.SERVER, node, {
                 "role": role.name, "index": index, "flavor": role.flavor, "image": role.image,
-                "profile": role.profile, "ports": ports, "baremetal": True, "key": None},
-                needs=ports))
+                "profile": role.profile, "ports": ports, "baremetal": True, "key": None,
+                **_zone(role.availability_zone)}, needs=ports))
     if spec.undercloud is not None:
         host = spec.resource_name("undercloud")
         ports = ports_for(host, spec.undercloud.networks, node=False)
         resources.append(Planned(Kind.SERVER, host, {
             "role": "undercloud", "index": 0, "flavor": spec.undercloud.flavor,
             "image": spec.undercloud.image, "profile": None, "ports": ports,
-            "baremetal": False, "key": spec.undercloud.key}, needs=ports))
+            "baremetal": False, "key": spec.undercloud.key,
+            **_zone(spec.undercloud.availability_zone)}, needs=ports))
         if spec.undercloud.floating_ip:
             port = f"{host}-{BMC_NETWORK}"
             resources.append(Planned(Kind.FLOATING_IP, f"{host}-fip", {
@@ -101,8 +102,14 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
         resources.append(Planned(Kind.BMC_HOST, host, {
             "flavor": spec.bmc.host.flavor, "image": spec.bmc.host.image,
             "key": spec.bmc.host.key, "ports": ports, "credential": credential,
-            "nodes": tuple(nodes)}, needs=(*ports, credential)))   # nodes: by name
+            "nodes": tuple(nodes), **_zone(spec.bmc.host.availability_zone)},
+            needs=(*ports, credential)))   # nodes: by name
     return resources
+
+
+def _zone(zone: str | None) -> dict[str, str]:
+    """Only a zone that is asked for is planned: a spec without one plans as it always did."""
+    return {"availability_zone": zone} if zone else {}
 
 
 def _on(spec: EnvironmentSpec, network: str) -> tuple[str, str]:

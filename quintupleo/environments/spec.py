@@ -76,6 +76,7 @@ class HostSpec:
     image: str
     flavor: str
     key: str | None = None
+    availability_zone: str | None = None   # the cloud's zone for it; None: the cloud's default
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class RoleSpec:
     image: str
     profile: str | None
     networks: tuple[str, ...]      # NICs, in order; the first is the one that PXE-boots
+    availability_zone: str | None = None   # e.g. `qemu`: the devcloud's real VMs
 
 
 @dataclass(frozen=True)
@@ -223,8 +225,8 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
     for role_name, role in role_map.items():
         key = f"roles.{role_name}"
         r.name(role_name, key)
-        role = r.mapping(role, key, {"count", "flavor", "image", "profile", "networks"},
-                         {"count", "flavor", "image"})
+        role = r.mapping(role, key, {"count", "flavor", "image", "profile", "networks",
+                                     "availability_zone"}, {"count", "flavor", "image"})
         count = role["count"]
         if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 1000:
             raise r.fail(f"{key}.count", "an integer from 1 to 1000")
@@ -242,7 +244,7 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         roles.append(RoleSpec(role_name, count, r.text(role["flavor"], f"{key}.flavor"),
                               r.text(role["image"], f"{key}.image"),
                               r.text(profile, f"{key}.profile") if profile is not None else None,
-                              tuple(nics)))
+                              tuple(nics), _zone(r, role, key)))
     bmc = _bmc(r, top.get("bmc") or {})
     if bmc.host is not None and external is None:
         raise r.fail("bmc.host", "the BMC host reaches the cloud's APIs through a router: give "
@@ -286,18 +288,24 @@ def _vips(r: _Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
     return tuple(vips)
 
 
+def _zone(r: _Reader, data: dict[str, Any], where: str) -> str | None:
+    zone = data.get("availability_zone")
+    return r.text(zone, f"{where}.availability_zone") if zone is not None else None
+
+
 def _host(r: _Reader, data: dict[str, Any], where: str) -> HostSpec:
-    """The image, flavor and key of a host (its mapping already checked)."""
+    """The image, flavor, key and zone of a host (its mapping already checked)."""
     key = data.get("key")
     return HostSpec(r.text(data["image"], f"{where}.image"), r.text(data["flavor"],
-                    f"{where}.flavor"), r.text(key, f"{where}.key") if key is not None else None)
+                    f"{where}.flavor"), r.text(key, f"{where}.key") if key is not None else None,
+                    _zone(r, data, where))
 
 
 def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | None:
     if data is None:
         return None
-    data = r.mapping(data, "undercloud", {"image", "flavor", "key", "networks", "floating_ip"},
-                     {"image", "flavor"})
+    data = r.mapping(data, "undercloud", {"image", "flavor", "key", "networks", "floating_ip",
+                                          "availability_zone"}, {"image", "flavor"})
     nics = data.get("networks", [PROVISIONING])
     if not isinstance(nics, list) or not nics:
         raise r.fail("undercloud.networks", "a list of network names")
@@ -305,8 +313,8 @@ def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | N
         if nic not in networks:
             raise r.fail(f"undercloud.networks[{index}]", f"no network {nic!r}")
     host = _host(r, data, "undercloud")
-    return UndercloudSpec(host.image, host.flavor, host.key, tuple(nics),
-                          _flag(r, data, "undercloud", "floating_ip", False))
+    return UndercloudSpec(host.image, host.flavor, host.key, host.availability_zone,
+                          tuple(nics), _flag(r, data, "undercloud", "floating_ip", False))
 
 
 def _bmc(r: _Reader, data: Any) -> BmcSpec:
@@ -326,7 +334,8 @@ def _bmc(r: _Reader, data: Any) -> BmcSpec:
     if fields.get("addressing", "ports") not in ADDRESSING:
         raise r.fail("bmc.addressing", f"one of {', '.join(ADDRESSING)}")
     if "host" in fields:
-        fields["host"] = _host(r, r.mapping(fields["host"], "bmc.host", {"image", "flavor", "key"},
+        fields["host"] = _host(r, r.mapping(fields["host"], "bmc.host",
+                                            {"image", "flavor", "key", "availability_zone"},
                                             {"image", "flavor"}), "bmc.host")
     elif "addressing" in fields or "install" in fields:
         raise r.fail("bmc.addressing" if "addressing" in fields else "bmc.install",

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from quintupleo.lab.marker import boot_sector
+from quintupleo.images.marker import boot_sector
 
 SMOKE_TIMEOUT = 20.0
 MARKER = "QO-KVM-SMOKE"

@@ -23,7 +23,7 @@ import pytest
 import sushy
 
 from quintupleo.images.ipxe import build
-from quintupleo.lab.marker import boot_sector
+from quintupleo.images.marker import boot_sector
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dnsmasq") is None
                                 or shutil.which("qemu-system-x86_64") is None,

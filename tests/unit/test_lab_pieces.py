@@ -14,8 +14,8 @@ from quintupleo.bmc.ipmi import commands
 from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import ConfigError
+from quintupleo.images.marker import boot_sector
 from quintupleo.lab.layout import Lab, Role, Shape, check_name, new_nodes, parse_roles
-from quintupleo.lab.marker import boot_sector
 from quintupleo.model import BootDevice, BootMode, BootOverride
 
 

@@ -22,7 +22,7 @@ import pytest
 from ramdisk import initramfs
 
 from quintupleo.images.ipxe import build
-from quintupleo.lab.marker import boot_sector
+from quintupleo.images.marker import boot_sector
 
 KERNEL = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quintupleo" / \
     "linux" / "vmlinuz"
