@@ -20,7 +20,7 @@ import openstack.connection
 from quintupleo.devcloud.layout import Layout, State
 from quintupleo.devcloud.plugins.names import DEFAULT_ZONE, FAKE_HOST, REAL_HOST, VM_ZONE
 from quintupleo.errors import DevcloudError
-from quintupleo.images.marker import boot_sector
+from quintupleo.images.marker import marker_disk
 
 NEUTRON_SCHEMA = """
 import sys
@@ -154,7 +154,7 @@ def tiny_image() -> bytes:
     """A 64 KiB disk whose boot sector prints IMAGE_MARKER on the serial console and halts:
     the fake host boots anything, and on the real host it shows in the console log at no CPU
     cost (a halted TCG guest is idle)."""
-    return boot_sector(IMAGE_MARKER).ljust(1 << 16, b"\0")
+    return marker_disk(IMAGE_MARKER)
 
 
 def upload_image(conn: openstack.connection.Connection) -> None:
