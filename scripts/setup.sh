@@ -12,9 +12,12 @@ PYTHON=${PYTHON:-python3}
 # ipmitool is the reference IPMI client our BMC is tested with; ipxe, syslinux, mtools,
 # dosfstools and grub-efi-amd64-bin build the iPXE boot images; qemu and ovmf boot them in tests,
 # xorriso makes the tests' CD images; the lab's nodes need qemu-utils (qcow2), ipxe-qemu (the
-# NICs' PXE ROMs) and iproute2 (network namespaces); its tests run dnsmasq.
+# NICs' PXE ROMs) and iproute2 (network namespaces); its tests run dnsmasq. The devcloud's
+# real-VM tests boot a Linux guest made of Debian's kernel and busybox-static, and watch the
+# wire with tcpdump.
 APT_PACKAGES=(ipmitool ipxe syslinux syslinux-common mtools dosfstools grub-efi-amd64-bin
-              qemu-system-x86 ovmf xorriso qemu-utils ipxe-qemu iproute2 dnsmasq-base)
+              qemu-system-x86 ovmf xorriso qemu-utils ipxe-qemu iproute2 dnsmasq-base
+              busybox-static tcpdump)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -30,10 +33,11 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 # A Linux kernel for the Ironic tier's lab test (Ironic network-boots a lab node into it, with
-# an initramfs the test builds): Debian's, unpacked from its package, not installed (installing
-# one would run the host's initramfs hooks and gain nothing).
+# an initramfs the test builds) and the devcloud's Linux guest, with the modules of its virtio
+# NIC: Debian's, unpacked from its package, not installed (installing one would run the host's
+# initramfs hooks and gain nothing).
 KERNEL_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/quintupleo/linux
-if [ ! -s "$KERNEL_DIR/vmlinuz" ]; then
+if [ ! -s "$KERNEL_DIR/vmlinuz" ] || [ ! -s "$KERNEL_DIR/modules/virtio_pci.ko" ]; then
   kernel_package() {
     apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'
   }
@@ -42,8 +46,11 @@ if [ ! -s "$KERNEL_DIR/vmlinuz" ]; then
   work=$(mktemp -d)
   (cd "$work" && { apt-get download -qq "$package" 2>/dev/null \
      || { apt-get update -qq && apt-get download -qq "$package"; }; })
-  dpkg-deb --fsys-tarfile "$work"/*.deb | tar -x -C "$work" --wildcards './boot/vmlinuz-*'
-  mkdir -p "$KERNEL_DIR"
+  dpkg-deb --fsys-tarfile "$work"/*.deb | tar -x -C "$work" --wildcards './boot/vmlinuz-*' \
+    '*/drivers/virtio/virtio.ko' '*/drivers/virtio/virtio_ring.ko' '*/drivers/virtio/virtio_pci*.ko' \
+    '*/net/core/failover.ko' '*/drivers/net/net_failover.ko' '*/drivers/net/virtio_net.ko'
+  mkdir -p "$KERNEL_DIR/modules"
+  find "$work/lib" -name '*.ko' -exec mv {} "$KERNEL_DIR/modules/" \;
   mv "$work"/boot/vmlinuz-* "$KERNEL_DIR/vmlinuz.partial"
   echo "$package" > "$KERNEL_DIR/package"
   mv "$KERNEL_DIR/vmlinuz.partial" "$KERNEL_DIR/vmlinuz"

@@ -102,3 +102,70 @@ def ipxe_images(devcloud, tmp_path_factory):
         assert newest.properties["hw_rescue_device"] == "disk"
         images[firmware] = newest.id
     return images
+
+
+# ---- real VMs: the devcloud's real host (zone qemu) ------------------------------------------
+@pytest.fixture
+def real_host(devcloud):
+    """The devcloud runs its real host (as root it does); skipped where it cannot."""
+    from quintupleo.devcloud.layout import State
+    if not State.load(devcloud.layout).vms:
+        pytest.skip("the devcloud runs without its real host (zone qemu): not root?")
+    return devcloud
+
+
+def qo_devcloud(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "quintupleo", "devcloud", *args],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def segment(conn, name, real_host):
+    """Factory: segment(suffix, address) -> (network, namespace): a network with a subnet
+    without DHCP (198.51.100.0/24, no gateway) and a `devcloud netns` on it at ADDRESS."""
+    made: list[tuple[object, str]] = []
+
+    def _make(suffix: str, address: str = "198.51.100.1/24"):
+        net = conn.network.create_network(name=f"{name}-{suffix}")
+        conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="198.51.100.0/24",
+                                   enable_dhcp=False, gateway_ip=None)
+        namespace = f"{name}-{suffix}"
+        made.append((net, namespace))
+        qo_devcloud("netns", net.id, "--name", namespace, "--address", address)
+        return net, namespace
+
+    yield _make
+    for net, namespace in made:
+        subprocess.run([sys.executable, "-m", "quintupleo", "devcloud", "netns", "--delete",
+                        namespace], capture_output=True, timeout=60, check=False)
+        for port in conn.network.ports(network_id=net.id):
+            conn.network.delete_port(port, ignore_missing=True)
+        conn.network.delete_network(net, ignore_missing=True)
+
+
+@pytest.fixture
+def real_server(conn, name, real_host):
+    """Factory: real_server(network, image_id, **port_args) -> an ACTIVE server in zone qemu on
+    a new port (port security off unless asked); every one is deleted afterwards, and waited
+    for, so that no VM outlives its test."""
+    servers = []
+    flavor = conn.compute.find_flavor("qo.tiny")
+
+    def _boot(network, image_id: str, suffix: str = "", wait: bool = True, **port_args):
+        port_args.setdefault("port_security_enabled", False)
+        port = conn.network.create_port(network_id=network.id, name=f"{name}{suffix}",
+                                         **port_args)
+        server = conn.compute.create_server(
+            name=f"{name}{suffix}", image_id=image_id, flavor_id=flavor.id,
+            networks=[{"port": port.id}], availability_zone="qemu")
+        servers.append(server)
+        server = conn.compute.wait_for_server(server, wait=120, interval=0.3) if wait else server
+        return server, port
+
+    yield _boot
+    for server in servers:
+        conn.compute.delete_server(server, ignore_missing=True)
+    for server in servers:
+        conn.compute.wait_for_delete(server, wait=120, interval=0.3)

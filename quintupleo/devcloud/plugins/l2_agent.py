@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from .names import BRIDGE_PREFIX, TAP_PREFIX, bridge_name, tap_name
 
 RESYNC_SECONDS = 2.0
+EMPTY_SECONDS = 5.0    # a bridge empty this long goes (not one `devcloud netns` is joining)
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -123,7 +124,7 @@ class Agent:
     def __init__(self, db: str, table: str) -> None:
         self.db, self.table = db, table
         self.applied: str | None = None
-        self.empty_before: set[str] = set()
+        self.empty_since: dict[str, float] = {}
 
     def log(self, message: str) -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
@@ -161,11 +162,13 @@ class Agent:
                 self.log(f"nft refused the ruleset: {result.stderr.strip()}")
         empty = {link["ifname"] for link in present if link["ifname"].startswith(BRIDGE_PREFIX)
                  and not members.get(link["ifname"])}
-        # Empty twice in a row: not one that `devcloud netns` is about to join.
-        for bridge in empty & self.empty_before:
-            ip("link", "delete", bridge, check=False)
-            self.log(f"removed {bridge}: no port left on it")
-        self.empty_before = empty - self.empty_before
+        now = time.monotonic()
+        self.empty_since = {bridge: self.empty_since.get(bridge, now) for bridge in empty}
+        for bridge, since in list(self.empty_since.items()):
+            if now - since >= EMPTY_SECONDS:
+                ip("link", "delete", bridge, check=False)
+                self.log(f"removed {bridge}: no port left on it")
+                del self.empty_since[bridge]
 
     def run(self) -> None:
         monitor = subprocess.Popen(["ip", "-o", "monitor", "link"], stdout=subprocess.PIPE,

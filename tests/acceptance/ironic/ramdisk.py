@@ -1,10 +1,12 @@
 """What Ironic boots a lab node into, built by the test (no downloads): an initramfs whose /init
 is a 150-byte static x86-64 program that prints a marker on the console and waits, written here
-as machine code, in a cpio archive written here too (there is no cpio binary)."""
+as machine code, in a cpio archive (tests/linux_guest.py)."""
 
 from __future__ import annotations
 
 import struct
+
+from linux_guest import cpio
 
 BASE = 0x400000          # where the program is loaded
 HEADERS = 64 + 56        # ELF header and one program header
@@ -29,19 +31,6 @@ def init_program(marker: str) -> bytes:
                       2, 0x3E, 1, BASE + HEADERS, 64, 0, 0, 64, 56, 1, 0, 0, 0)
     program = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, size, size, 0x1000)  # PT_LOAD, R+X
     return elf + program + body
-
-
-def cpio(entries: list[tuple[str, int, bytes, tuple[int, int]]]) -> bytes:
-    """A newc cpio archive of (name, mode, data, (rdev major, minor)) entries."""
-    out = bytearray()
-    for inode, (name, mode, data, (major, minor)) in enumerate(
-            [*entries, ("TRAILER!!!", 0, b"", (0, 0))], 1):
-        encoded = name.encode() + b"\0"
-        fields = (inode, mode, 0, 0, 1, 0, len(data), 0, 0, major, minor, len(encoded), 0)
-        out += b"070701" + b"".join(f"{f:08X}".encode() for f in fields) + encoded
-        out += b"\0" * (-len(out) % 4) + data
-        out += b"\0" * (-len(out) % 4)
-    return bytes(out)
 
 
 def initramfs(marker: str) -> bytes:
