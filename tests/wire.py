@@ -4,9 +4,13 @@ and tcpdump, each in the namespace; and libvirt's own view of a real host's doma
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
+
+# Found once, at import: a test may narrow PATH later (the devcloud's missing-program test).
+IP, NFT = shutil.which("ip") or "/usr/sbin/ip", shutil.which("nft") or "/usr/sbin/nft"
 
 
 def wait_until(check, timeout: float, what: str, interval: float = 0.2):
@@ -22,7 +26,7 @@ class _InNamespace:
 
     def __init__(self, namespace: str, log: Path, argv: list[str]) -> None:
         self.log = log
-        self.process = subprocess.Popen(["ip", "netns", "exec", namespace, *argv],
+        self.process = subprocess.Popen([IP, "netns", "exec", namespace, *argv],
                                         stdout=log.open("w"), stderr=subprocess.STDOUT)
 
     def text(self) -> str:
@@ -74,4 +78,4 @@ def links() -> dict[str, str | None]:
     """Every network device: its master (a bridge), or None."""
     import json
     return {link["ifname"]: link.get("master") for link in json.loads(subprocess.run(
-        ["ip", "-j", "link", "show"], capture_output=True, text=True, check=True).stdout)}
+        [IP, "-j", "link", "show"], capture_output=True, text=True, check=True).stdout)}

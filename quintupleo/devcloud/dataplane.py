@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 from dataclasses import asdict, dataclass
@@ -124,8 +125,9 @@ def _ours(layout: Layout) -> tuple[set[str], set[str]]:
 
 
 def remove_all(layout: Layout, state: State) -> None:
-    """Every namespace, tap, bridge and the nftables table of this cloud (root only)."""
-    if os.geteuid() != 0:
+    """Every namespace, tap, bridge and the nftables table of this cloud (root only; where
+    iproute2 is not to be found, nothing of the data plane can have been made)."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
         return
     for found in namespaces(layout):
         delete(layout, found.name)

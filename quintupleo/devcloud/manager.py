@@ -80,7 +80,6 @@ class Devcloud:
             install.install_venv(self.layout, libvirt=state.vms)
         if state.vms:
             hypervisor.ensure_account()
-            hypervisor.prepare(self.layout)
         if not state.bootstrapped:
             self._stop_all()
             with step("databases"):
@@ -93,6 +92,8 @@ class Devcloud:
             # keep what they read until `down`); local edits survive otherwise.
             configs.write_all(self.layout, state, only_if_changed=True)
         try:
+            if state.vms:
+                hypervisor.prepare(self.layout)
             self._start(state)
             if not state.bootstrapped:
                 with step("flavors and image"):

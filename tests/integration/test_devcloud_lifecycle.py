@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,13 +10,18 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import openstack
 import psutil
 import pytest
+from wire import IP, NFT, links
 
+from quintupleo.devcloud import dataplane
 from quintupleo.devcloud.layout import State
 from quintupleo.devcloud.manager import Devcloud
+from quintupleo.devcloud.services import nft_table
+from quintupleo.devcloud.smoke import settle
 from quintupleo.errors import DevcloudError
 
 pytestmark = pytest.mark.devcloud
@@ -44,14 +50,54 @@ def our_processes(cloud: Devcloud) -> list[psutil.Process]:
 def assert_all_stopped(cloud: Devcloud) -> None:
     assert {row.state for row in cloud.status()} == {"stopped"}
     assert our_processes(cloud) == []
+    # Nor anything of the real host's data plane: bridges, taps, namespaces, its nft table.
+    assert [name for name in links() if name.startswith(("qobr", "qov"))] == []
+    assert dataplane.namespaces(cloud.layout) == []
+    assert "devcloud" not in subprocess.run([IP, "netns", "list"], capture_output=True,
+                                            text=True).stdout
+    tables = subprocess.run([NFT, "list", "tables"], capture_output=True, text=True).stdout
+    assert nft_table(State.load(cloud.layout)) not in tables
+    assert not Path("/run/libvirt").exists() or any(Path("/run/libvirt").iterdir())
+
+
+@pytest.fixture
+def running_vm(devcloud):
+    """Where the real host runs: a VM on a network with a `devcloud netns`, made through the
+    CLI and the API as a user would; returns the server, or None without the real host."""
+    if not State.load(devcloud.layout).vms:
+        return None
+    conn = openstack.connect(cloud="devcloud")
+    net = conn.network.create_network(name="qo-test-lifecycle")
+    conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="198.51.100.0/24",
+                               enable_dhcp=False, gateway_ip=None)
+    port = conn.network.create_port(network_id=net.id, port_security_enabled=False)
+    result = cli("netns", net.id, "--address", "198.51.100.1/24")
+    assert result.returncode == 0, result.stderr
+    server = conn.compute.create_server(
+        name="qo-test-lifecycle", image_id=conn.image.find_image("quintupleo-tiny").id,
+        flavor_id=conn.compute.find_flavor("qo.tiny").id, networks=[{"port": port.id}],
+        availability_zone="qemu")
+    server = conn.compute.wait_for_server(server, wait=120, interval=0.3)
+    assert [q for q in our_processes(devcloud) if "qemu-system" in q.name()]
+    yield server
+    devcloud.up()   # the test may have brought it down
+    conn = openstack.connect(cloud="devcloud")
+    conn.compute.delete_server(server, ignore_missing=True)
+    conn.compute.wait_for_delete(server, wait=120)
+    for leftover in conn.network.ports(network_id=net.id):
+        conn.network.delete_port(leftover, ignore_missing=True)
+    conn.network.delete_network(net, ignore_missing=True)
 
 
 def test_status_json_lists_every_service_running(devcloud):
     result = cli("status", "--format", "json", "--home", str(devcloud.layout.home))
     assert result.returncode == 0, result.stderr
-    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    rows = {row["name"]: row for row in json.loads(result.stdout)["services"]}
     assert {"rabbitmq", "keystone", "placement", "glance", "neutron", "nova-api",
             "nova-conductor", "nova-scheduler", "nova-compute"} <= set(rows)
+    if State.load(devcloud.layout).vms:
+        assert {"libvirtd", "virtlogd", "l2-agent", "nova-serialproxy",
+                "nova-compute-qemu"} <= set(rows)
     for row in rows.values():
         assert row["state"] == "running"
         assert psutil.pid_exists(row["pid"])
@@ -84,7 +130,7 @@ def test_up_again_keeps_the_running_services(devcloud):
     assert {row.name: row.pid for row in devcloud.status()} == before
 
 
-def test_down_leaves_no_process_of_ours(devcloud):
+def test_down_leaves_no_process_of_ours(devcloud, running_vm):
     assert our_processes(devcloud)
     result = cli("down", "--home", str(devcloud.layout.home))
     assert result.returncode == 0, result.stderr
@@ -169,17 +215,25 @@ def test_errors_and_logs_show_no_password(devcloud):
     assert state.admin_password not in repr(state)
 
 
-def test_up_recovers_after_every_process_was_killed(devcloud):
-    for row in devcloud.status():
-        os.killpg(row.pid, 9)  # a crash: no TERM, no clean shutdown, stale PID files
+def test_up_recovers_after_every_process_was_killed(devcloud, running_vm):
+    for proc in our_processes(devcloud):   # a crash: no TERM, no clean shutdown, stale PID files
+        with contextlib.suppress(psutil.Error):
+            proc.kill()                    # the services, libvirtd, virtlogd and QEMU
     deadline = time.monotonic() + 10
     while {row.state for row in devcloud.status()} != {"stopped"}:
         assert time.monotonic() < deadline, "SIGKILL did not end every service"
         time.sleep(0.1)
+    result = cli("down", "--home", str(devcloud.layout.home))
+    assert result.returncode == 0, result.stderr
+    assert_all_stopped(devcloud)
     devcloud.up()
     assert {row.state for row in devcloud.status()} == {"running"}
     conn = openstack.connect(cloud="devcloud")
     assert conn.compute.find_flavor("qo.tiny") is not None
+    if running_vm is not None:   # the VM lost its power with the host; it boots again
+        conn.compute.reboot_server(running_vm, "HARD")
+        settle(conn, running_vm.id, "ACTIVE", timeout=120)
+        assert [q for q in our_processes(devcloud) if "qemu-system" in q.name()]
 
 
 def test_smoke_run_passes_and_leaves_nothing(devcloud):

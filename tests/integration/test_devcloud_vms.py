@@ -44,7 +44,7 @@ def test_ipxe_dhcp_reaches_its_own_network_only(conn, real_host, ipxe_images, se
     DHCP, asks the user's dnsmasq from its port's MAC; a dnsmasq on another network sees
     nothing. Its root disk is unsafe-cached; its tap is on its network's bridge."""
     provisioning, ns = segment("prov")
-    other, other_ns = segment("other")
+    _, other_ns = segment("other")
     with Dnsmasq(ns, tmp_path) as ours, Dnsmasq(other_ns, tmp_path) as theirs:
         server, port = real_server(provisioning, ipxe_images["bios"])
         ours.wait_discover(port.mac_address)
@@ -146,7 +146,7 @@ def test_rescue_network_boots_and_unrescue_boots_the_disk(conn, real_host, ipxe_
     with Dnsmasq(ns, tmp_path) as dhcp:
         server, port = real_server(network, tiny.id)
         wait_until(lambda: IMAGE_MARKER in console(conn, server), 60, "the disk's marker")
-        conn.compute.rescue_server(server, image_ref=ipxe_images["bios"])
+        conn.compute.rescue_server(server, image=ipxe_images["bios"])
         settle(conn, server.id, "RESCUE", timeout=120)
         dhcp.wait_discover(port.mac_address)
         xml = domain_of(real_host.layout, server)
