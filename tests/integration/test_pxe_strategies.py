@@ -19,7 +19,9 @@ import pytest
 import requests
 import sushy
 from virt_events import VirtEvents
+from wire import Dnsmasq, wait_until
 
+from quintupleo.devcloud.bootstrap import IMAGE_MARKER
 from quintupleo.devcloud.smoke import settle
 
 pytestmark = pytest.mark.devcloud
@@ -323,3 +325,58 @@ def test_an_environment_with_a_boot_strategy_network_boots(conn, devcloud_home, 
     assert redfish_boot()["BootSourceOverrideEnabled"] == "Disabled"   # consumed by that boot
     assert "No override" in bmc.ipmitool("chassis", "bootparam", "get", "5",
                                          password=password).stdout
+
+
+# ---- on the real host (zone qemu): the boot the BMC asked for, seen on the wire ------------
+@pytest.fixture
+def real_node(conn, segment, real_server):
+    """A node on the real host as environments make them (the tiny image, booted, then
+    powered off), on a network without DHCP where a `devcloud netns` runs: (server, port, ns)."""
+    network, namespace = segment("pxe")
+    server, port = real_server(network, conn.image.find_image("quintupleo-tiny").id)
+    conn.compute.stop_server(server)
+    return settle(conn, server.id, "SHUTOFF", timeout=60), port, namespace
+
+
+def disk_booted(conn, server) -> bool:
+    return IMAGE_MARKER in conn.compute.get_server_console_output(server)["output"]
+
+
+def test_rescue_network_boots_a_real_node(conn, ipxe_images, real_node, name, bmc_server,
+                                          tmp_path):
+    server, port, namespace = real_node
+    bmc = serve(bmc_server, name, "rescue")
+    with Dnsmasq(namespace, tmp_path) as dhcp:
+        bmc.ipmitool("chassis", "bootdev", "pxe")
+        bmc.ipmitool("power", "on")
+        dhcp.wait_discover(port.mac_address)          # the rescue's iPXE, from the node's MAC
+        wait_power(bmc, "on")
+        bmc.ipmitool("power", "off")                   # unrescue, then stop
+        settle(conn, server.id, "SHUTOFF", timeout=60)
+        seen = len(dhcp.discovers())
+        bmc.ipmitool("power", "on")                    # the override was once: the disk boots
+        wait_until(lambda: disk_booted(conn, server), 60, "the disk's marker")
+        bmc.ipmitool("power", "off")
+        settle(conn, server.id, "SHUTOFF", timeout=60)
+        assert len(dhcp.discovers()) == seen
+
+
+def test_rebuild_network_boots_a_real_node_and_rewrites_its_disk(conn, ipxe_images, real_node,
+                                                                 name, bmc_server, tmp_path):
+    server, port, namespace = real_node
+    bmc = serve(bmc_server, name, "rebuild")
+    with Dnsmasq(namespace, tmp_path) as dhcp:
+        bmc.ipmitool("chassis", "bootdev", "pxe")
+        bmc.ipmitool("power", "on")
+        dhcp.wait_discover(port.mac_address)
+        wait_power(bmc, "on")
+        bmc.ipmitool("power", "off")
+        settle(conn, server.id, "SHUTOFF", timeout=60)
+        # A disk boot now boots what the rebuild wrote: the iPXE image, not the tiny one.
+        seen = dhcp.discovers().count(port.mac_address)
+        bmc.ipmitool("chassis", "bootdev", "disk")
+        bmc.ipmitool("power", "on")
+        dhcp.wait_discover(port.mac_address, count=seen + 1)
+        assert not disk_booted(conn, server)
+        bmc.ipmitool("power", "off")
+        settle(conn, server.id, "SHUTOFF", timeout=60)
