@@ -100,3 +100,81 @@ def test_stop_kills_what_ignores_term(tmp_path):
     assert processes.stop(layout, "stubborn", timeout=1)
     assert f"still alive 1 s after TERM, killed: {pid}" in layout.log("stubborn").read_text()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+# ---- clouds.yaml entries named for their home ------------------------------------------------
+@pytest.fixture
+def running_keystone():
+    """Something answering HTTP on loopback, as another devcloud's Keystone would."""
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(300)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v3"
+    server.shutdown()
+
+
+def test_entries_are_named_for_their_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUINTUPLEO_HOME", str(tmp_path / "default"))
+    path = tmp_path / "clouds.yaml"
+    default = Layout(tmp_path / "default" / "devcloud")
+    assert clouds_yaml.claim_name(default, State(), path) == "devcloud"
+    other = Layout(tmp_path / "Second Cloud")
+    assert clouds_yaml.claim_name(other, State(port_base=19100), path) == "devcloud-second-cloud"
+    nested = Layout(tmp_path / "b" / "devcloud")
+    assert clouds_yaml.claim_name(nested, State(), path) == "devcloud-b"
+    # Once chosen it stays, whatever the home is called later.
+    assert clouds_yaml.claim_name(other, State(cloud_name="devcloud-x"), path) == "devcloud-x"
+
+
+def test_an_entry_of_another_running_cloud_is_never_repointed(tmp_path, monkeypatch,
+                                                              running_keystone):
+    monkeypatch.setenv("QUINTUPLEO_HOME", str(tmp_path / "default"))
+    path = tmp_path / "clouds.yaml"
+    theirs = State(port_base=19000, cloud_name="devcloud-b")
+    clouds_yaml.merge(theirs, path)
+    document = YAML().load(path.read_text())
+    document["clouds"]["devcloud-b"]["auth"]["auth_url"] = running_keystone
+    YAML().dump(document, path)
+    ours = Layout(tmp_path / "b")                      # a second home of the same name
+    name = clouds_yaml.claim_name(ours, State(port_base=19100), path)
+    assert name == "devcloud-b-19100"
+    with pytest.raises(DevcloudError, match="belongs to another devcloud, running at"):
+        clouds_yaml.merge(State(port_base=19100, cloud_name="devcloud-b"), path)
+    clouds_yaml.merge(State(port_base=19100, cloud_name=name), path)
+    clouds = YAML().load(path.read_text())["clouds"]
+    assert clouds["devcloud-b"]["auth"]["auth_url"] == running_keystone   # untouched
+    assert clouds["devcloud-b-19100-admin"]["auth"]["auth_url"].endswith(":19100/v3")
+
+
+def test_an_entry_of_a_stopped_cloud_is_taken_over(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUINTUPLEO_HOME", str(tmp_path / "default"))
+    path = tmp_path / "clouds.yaml"
+    clouds_yaml.merge(State(port_base=1, cloud_name="devcloud-b"), path)   # nothing listens
+    assert clouds_yaml.claim_name(Layout(tmp_path / "b"), State(port_base=19100),
+                                  path) == "devcloud-b"
+
+
+# ---- the L2 agent's port security ------------------------------------------------------------
+def test_port_security_rules_allow_own_and_pair_addresses_only():
+    from quintupleo.devcloud.plugins.l2_agent import Port, ruleset
+    port = Port("p1", "n1", "fa:16:3e:00:00:01", True, ["198.51.100.10", "fd00::10"],
+                [("", "198.51.100.77"), ("fa:16:3e:00:00:99", "10.0.0.0/24")])
+    text = ruleset("t", {"tapp1": port})
+    assert 'iifname "tapp1" jump from_tapp1' in text
+    assert "ether saddr != { fa:16:3e:00:00:01, fa:16:3e:00:00:99 } drop" in text
+    assert "ip saddr != { 10.0.0.0/24, 198.51.100.10/32, 198.51.100.77/32 } drop" in text
+    assert "fd00::10/128" in text
+    # No address at all: IPv4 only as a DHCP client.
+    bare = ruleset("t", {"tapp2": Port("p2", "n1", "fa:16:3e:00:00:02", True)})
+    assert "ether type ip drop" in bare
+    assert text.startswith("table bridge t\ndelete table bridge t\n")   # replaced atomically

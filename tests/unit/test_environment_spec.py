@@ -62,6 +62,9 @@ def with_change(path: str, value):
     ("bmc", {"host": {"image": "i"}}, "bmc.host.flavor"),
     ("undercloud", {"image": "i", "flavor": "f", "floating_ip": True}, "undercloud.floating_ip"),
     ("bmc", {"boot_strategy": "pxe"}, "bmc.boot_strategy"),
+    ("roles.compute.availability_zone", 7, "roles.compute.availability_zone"),
+    ("undercloud", {"image": "i", "flavor": "f", "availability_zone": ""},
+     "undercloud.availability_zone"),
 ])
 def test_bad_specs_point_at_the_key(path, value, where):
     with pytest.raises(SpecError) as error:
@@ -128,3 +131,12 @@ def test_bmc_host_user_data_holds_1000_nodes_within_novas_limit():
 def test_boot_strategy_reaches_the_spec():
     assert parse(with_change("bmc", {"boot_strategy": "rebuild"})).bmc.boot_strategy == "rebuild"
     assert parse(copy.deepcopy(GOOD)).bmc.boot_strategy == "none"
+
+
+def test_availability_zones_reach_the_plan_only_where_asked():
+    data = with_change("roles.compute.availability_zone", "qemu")
+    data["undercloud"] = {"image": "i", "flavor": "f", "availability_zone": "qemu"}
+    servers = {p.name: p for p in plan(parse(data)) if p.kind is Kind.SERVER}
+    assert servers["qo-lab1-compute-0"].params["availability_zone"] == "qemu"
+    assert servers["qo-lab1-undercloud"].params["availability_zone"] == "qemu"
+    assert "availability_zone" not in servers["qo-lab1-controller-0"].params   # plans unchanged
