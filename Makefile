@@ -29,6 +29,7 @@ unit: setup
 
 bench: setup devcloud
 	$(VENV)/bin/python bench/devcloud.py
+	$(VENV)/bin/python bench/devcloud_vms.py
 	$(VENV)/bin/python bench/bmc_ipmi.py
 	$(VENV)/bin/python bench/bmc_redfish.py
 	$(VENV)/bin/python bench/env.py
