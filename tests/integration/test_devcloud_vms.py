@@ -190,7 +190,7 @@ def test_power_changes_and_delete_leave_no_stray_device(conn, real_host, segment
 
 ECHO = """
 echo QO-SERIAL-READY
-while read line; do echo "QO-ECHO $line"; [ "$line" = bye ] && break; done
+while read line; do echo "QO-ECHO $line"; done
 """
 
 
@@ -223,8 +223,6 @@ def test_serial_console_through_nova_serialproxy(conn, real_host, segment, real_
                                             aiohttp.WSMsgType.TEXT), message
                     data = message.data
                     received += data if isinstance(data, bytes) else data.encode()
-                await ws.send_bytes(b"bye\r")
         return received
 
-    asyncio.run(converse())
-    settle(conn, server.id, "SHUTOFF", timeout=60)    # "bye": the guest powered itself off
+    assert b"QO-ECHO hello" in asyncio.run(converse())

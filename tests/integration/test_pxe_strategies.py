@@ -351,11 +351,13 @@ def test_rescue_network_boots_a_real_node(conn, ipxe_images, real_node, name, bm
         bmc.ipmitool("power", "on")
         dhcp.wait_discover(port.mac_address)          # the rescue's iPXE, from the node's MAC
         wait_power(bmc, "on")
+        wait_settled(bmc, server.id)                   # the strategy's Nova tasks have ended
         bmc.ipmitool("power", "off")                   # unrescue, then stop
         settle(conn, server.id, "SHUTOFF", timeout=60)
         seen = len(dhcp.discovers())
         bmc.ipmitool("power", "on")                    # the override was once: the disk boots
         wait_until(lambda: disk_booted(conn, server), 60, "the disk's marker")
+        wait_settled(bmc, server.id)
         bmc.ipmitool("power", "off")
         settle(conn, server.id, "SHUTOFF", timeout=60)
         assert len(dhcp.discovers()) == seen
@@ -370,6 +372,7 @@ def test_rebuild_network_boots_a_real_node_and_rewrites_its_disk(conn, ipxe_imag
         bmc.ipmitool("power", "on")
         dhcp.wait_discover(port.mac_address)
         wait_power(bmc, "on")
+        wait_settled(bmc, server.id)                   # the strategy's Nova tasks have ended
         bmc.ipmitool("power", "off")
         settle(conn, server.id, "SHUTOFF", timeout=60)
         # A disk boot now boots what the rebuild wrote: the iPXE image, not the tiny one.
@@ -378,5 +381,6 @@ def test_rebuild_network_boots_a_real_node_and_rewrites_its_disk(conn, ipxe_imag
         bmc.ipmitool("power", "on")
         dhcp.wait_discover(port.mac_address, count=seen + 1)
         assert not disk_booted(conn, server)
+        wait_settled(bmc, server.id)
         bmc.ipmitool("power", "off")
         settle(conn, server.id, "SHUTOFF", timeout=60)
