@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
 from quintupleo.devcloud.layout import Layout, State, default_home
+from quintupleo.devcloud.readiness import answers_http
 from quintupleo.errors import DevcloudError
 
 MEMBER_CLOUD = "devcloud"
@@ -33,21 +32,11 @@ def _load(path: Path):
     return yaml, document if document is not None else {}
 
 
-def _keystone_answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status < 500
-    except urllib.error.HTTPError as exc:
-        return exc.code < 500
-    except (OSError, ValueError):
-        return False
-
-
 def _owner(clouds: dict, name: str, state: State) -> str | None:
     """The auth URL of another running cloud that entry NAME points at, if any."""
     entry = clouds.get(name) or {}
     url = (entry.get("auth") or {}).get("auth_url") if isinstance(entry, dict) else None
-    if url and url != state.auth_url and _keystone_answers(url):
+    if url and url != state.auth_url and answers_http(url):
         return url
     return None
 

@@ -34,14 +34,15 @@ def accepts(port: int) -> bool:
         return False
 
 
-def answers_http(port: int) -> bool:
+def answers_http(port_or_url: int | str) -> bool:
     """True once the app is loaded: any HTTP answer below 500."""
+    url = port_or_url if isinstance(port_or_url, str) else f"http://{HOST}:{port_or_url}/"
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return response.status < 500
     except urllib.error.HTTPError as exc:
         return exc.code < 500
-    except (OSError, urllib.error.URLError):
+    except (OSError, ValueError, urllib.error.URLError):
         return False
 
 
