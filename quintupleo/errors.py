@@ -73,3 +73,7 @@ class BackendError(BmcError):
 
     ipmi_code = 0xFF
     http_status = 502
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status    # the cloud API's HTTP status, when it answered with one

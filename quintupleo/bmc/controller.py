@@ -21,6 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from quintupleo.backends.base import Backend
 from quintupleo.bmc.store import BootStore
@@ -75,6 +76,18 @@ class NodeController:
     @property
     def pending(self) -> bool:
         return bool(self._queue)
+
+    # ---- serial console: the front ends' one way to it ----------------------------------
+    @property
+    def has_console(self) -> bool:
+        return self.backend.has_console
+
+    async def open_console(self) -> tuple[Any, Any]:
+        """The node's serial console as (reader, writer); waits while the node has none."""
+        return await self.backend.open_console(self.info.id)
+
+    def want_console(self, wanted: bool) -> None:
+        self.backend.want_console(self.info.id, wanted)
 
     # ---- actions -----------------------------------------------------------------------
     def request(self, action: PowerAction, source: str = "") -> None:

@@ -195,9 +195,13 @@ def nova(layout: Layout, state: State) -> dict[str, str]:
     conf["database"] = {"connection": layout.db_url("nova_cell1")}
     conf["api_database"] = {"connection": layout.db_url("nova_api")}
     # nova-compute must not see the databases: it talks to them through the conductor.
+    compute = _nova_common(layout, state)
+    # The fake hypervisor has no serial port: its servers answer as on a cloud without serial
+    # consoles (ConsoleTypeUnavailable), where the real host's have one.
+    compute["serial_console"]["enabled"] = False
     return {
         "nova/nova.conf": render_ini(conf),
-        "nova/nova-compute.conf": render_ini(_nova_common(layout, state)),
+        "nova/nova-compute.conf": render_ini(compute),
     }
 
 
@@ -206,7 +210,8 @@ def nova_qemu(layout: Layout, state: State) -> dict[str, str]:
     conf = _nova_common(layout, state)
     conf["DEFAULT"].update({
         "host": REAL_HOST,
-        "compute_driver": "libvirt.LibvirtDriver",
+        # Nova's libvirt driver with one fix for Debian 12's libvirt (plugins/libvirt_compat.py)
+        "compute_driver": "quintupleo_libvirt.LibvirtDriver",
         "state_path": layout.data / "nova-qemu",
         "instances_path": layout.data / "nova-qemu" / "instances",
         # Firmware and iPXE ignore ACPI power-off: a stop (and a rescue) would wait 60 s.

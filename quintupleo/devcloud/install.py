@@ -112,7 +112,7 @@ def constraints_file() -> Path:
 
 
 def _install_plugins(layout: Layout, pip: list[str], log: Path) -> None:
-    """Install our ML2 driver, SQLite hook and recording virt driver into the services' venv."""
+    """Install our ML2 driver, SQLite hook and virt drivers into the services' venv."""
     build = layout.home / "build" / "plugins"
     shutil.rmtree(build, ignore_errors=True)
     source = Path(str(resources.files("quintupleo.devcloud.plugins")))
@@ -128,6 +128,8 @@ def _install_plugins(layout: Layout, pip: list[str], log: Path) -> None:
     # Nova loads compute drivers from nova.virt.* only: a one-line module there names ours.
     (site / "nova" / "virt" / "quintupleo_recording.py").write_text(
         "from quintupleo_devcloud_plugins.recording_virt import RecordingFakeDriver  # noqa\n")
+    (site / "nova" / "virt" / "quintupleo_libvirt.py").write_text(
+        "from quintupleo_devcloud_plugins.libvirt_compat import LibvirtDriver  # noqa\n")
 
 
 def _plugins_fingerprint() -> str:

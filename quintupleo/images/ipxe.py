@@ -163,7 +163,13 @@ def _bios(image: Path, work: Path, options: IpxeOptions) -> None:
 
 
 def _uefi(image: Path, work: Path, options: IpxeOptions) -> None:
-    config = _file(work, "grub.cfg", grub_config(options))
+    esp_disk(image, work, grub_config(options), {IPXE_EFI: "::/EFI/quintupleo/ipxe.efi"})
+
+
+def esp_disk(image: Path, work: Path, grub_cfg: str, files: dict[Path, str]) -> None:
+    """A 4 MiB MBR disk with one EFI system partition: GRUB (config embedded) as the removable
+    media boot loader, and `files` at their ESP paths (under ::/EFI/quintupleo)."""
+    config = _file(work, "grub.cfg", grub_cfg)
     loader = work / "bootx64.efi"
     _run("grub-mkimage", "-O", "x86_64-efi", "-d", GRUB_EFI_MODULES, "-p", "/EFI/BOOT",
          "-c", config, "-o", loader, *GRUB_MODULES.split())
@@ -177,7 +183,8 @@ def _uefi(image: Path, work: Path, options: IpxeOptions) -> None:
     esp = f"{image}@@{ESP_OFFSET}"
     _run("mmd", "-i", esp, "::/EFI", "::/EFI/BOOT", "::/EFI/quintupleo")
     _run("mcopy", "-m", "-i", esp, loader, "::/EFI/BOOT/BOOTX64.EFI")
-    _run("mcopy", "-m", "-i", esp, IPXE_EFI, "::/EFI/quintupleo/ipxe.efi")
+    for source, target in files.items():
+        _run("mcopy", "-m", "-i", esp, source, target)
 
 
 def _mbr(size: int) -> bytes:

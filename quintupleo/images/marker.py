@@ -1,4 +1,5 @@
-"""A 512-byte x86 boot program that prints a marker on COM1 and halts.
+"""A 512-byte x86 boot program that prints a marker on COM1 and halts (and a UEFI disk that does
+the same through GRUB).
 
 Loaded at 0000:7C00 it works both as a disk's boot sector (the BIOS loads it) and as a PXE
 network boot program (the NIC's PXE ROM loads it there too): a node that boots one shows, on
@@ -6,6 +7,11 @@ its serial console, which one it booted. Nothing is downloaded; a few bytes of m
 """
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from quintupleo.images.ipxe import esp_disk
 
 ORIGIN = 0x7C00
 CODE_SIZE = 26   # the bytes before the message, below
@@ -46,3 +52,13 @@ def marker_disk(marker: str, size: int = 1 << 16) -> bytes:
         + (1).to_bytes(4, "little") + (sectors - 1).to_bytes(4, "little")
     sector0 = boot_sector(marker)
     return (sector0[:446] + entry + sector0[462:]).ljust(size, b"\0")
+
+
+def uefi_marker_disk(marker: str, path: Path) -> Path:
+    """The UEFI counterpart of marker_disk: an EFI system partition whose GRUB prints the marker
+    on the console (OVMF copies it to the serial port) and then idles."""
+    # GRUB runs an embedded config with its rescue parser: no loops, so one long sleep
+    config = f'set timeout=0\necho "{marker}"\nsleep 86400\n'
+    with tempfile.TemporaryDirectory(prefix="qo-marker-") as work:
+        esp_disk(path, Path(work), config, {})
+    return path

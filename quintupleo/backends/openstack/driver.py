@@ -20,6 +20,7 @@ import openstack
 from openstack import exceptions as os_exc
 
 from quintupleo.backends.base import Backend
+from quintupleo.backends.openstack import console
 from quintupleo.backends.openstack.boot import STRATEGIES, Boot, BootStrategy, NoStrategy
 from quintupleo.errors import BackendError, ConfigError, NodeBusy, NotSupported
 from quintupleo.images.glance import file_hash, publish
@@ -77,6 +78,7 @@ class OpenStackBackend(Backend):
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openstack")
         self._conn = connection
         self._ids: set[str] = set()
+        self._console_opened: dict[str, float] = {}   # node -> when its console last opened
         self.calls = 0    # compute/network API calls made, for logs and benchmarks
 
     async def _run(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -87,8 +89,8 @@ class OpenStackBackend(Backend):
         except os_exc.ConflictException:
             raise
         except os_exc.HttpException as exc:
-            raise BackendError(f"{what}: HTTP {exc.status_code} {exc.details or ''}".strip()) \
-                from None
+            raise BackendError(f"{what}: HTTP {exc.status_code} {exc.details or ''}".strip(),
+                               exc.status_code) from None
         except os_exc.SDKException as exc:
             raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from None
 
@@ -122,6 +124,7 @@ class OpenStackBackend(Backend):
             raise ConfigError(f"no servers named {self.prefix}* in cloud {self.cloud}")
         self._ids = {s.id for s in servers}
         await self._prepare_strategy(conn)
+        self.has_console = await self._offers_serial_console(conn, servers[0].id)
         ports = await self._run("list ports", lambda: list(conn.network.ports()))
         macs: dict[str, list[str]] = {}
         for port in sorted(ports, key=lambda p: p.created_at or ""):
@@ -214,6 +217,40 @@ class OpenStackBackend(Backend):
                             ignore_missing=True)
         except BackendError as exc:
             log.warning("virtual media image %s not deleted: %s", media, exc)
+
+    # ---- serial console: Nova's `serial` remote console (console.py) --------------------------
+    async def _offers_serial_console(self, conn: Any, server_id: str) -> bool:
+        """Asked once, of the first node: the nodes of one backend share a cloud (and zone)."""
+        try:
+            await self._run("serial console", conn.compute.create_console, server_id,
+                            "serial")
+        except BackendError as exc:
+            if console.unavailable(exc.status):
+                log.info("cloud %s offers no serial console: SOL and the Redfish console "
+                         "are off", self.cloud)
+                return False
+        except os_exc.ConflictException:
+            pass            # the server is not ready now: the console type is there
+        return True
+
+    async def open_console(self, node_id: str) -> tuple[Any, Any]:
+        """Connects once the server runs; a closed console (off, rebooting) is reopened at most
+        once per console.RETRY."""
+        if not self.has_console:
+            raise NotSupported("this cloud offers no serial console")
+        conn = await self._connection()
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self._console_opened.get(node_id, 0.0) + console.RETRY - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._console_opened[node_id] = loop.time()
+            try:
+                answer = await self._run(f"serial console of {node_id}",
+                                         conn.compute.create_console, node_id, "serial")
+                return await console.connect(answer["url"])
+            except (BackendError, os_exc.ConflictException, ConnectionError) as exc:
+                log.debug("server %s: no serial console yet: %s", node_id, exc)
 
     async def observe(self) -> dict[str, Observation]:
         return {s.id: observation(s) for s in await self._list() if s.id in self._ids}

@@ -34,6 +34,7 @@ CC_PARAMETER_NOT_SUPPORTED = 0x80
 
 NETFN_CHASSIS, NETFN_APP, NETFN_TRANSPORT = 0x00, 0x06, 0x0C
 CC_PAYLOAD_ACTIVE = 0x80          # Activate Payload: already active; Deactivate: not active
+CC_PAYLOAD_DISABLED = 0x81        # Activate Payload: this payload type is disabled
 
 CHASSIS_CONTROL = {0: PowerAction.OFF, 1: PowerAction.ON, 2: PowerAction.CYCLE,
                    3: PowerAction.RESET, 4: PowerAction.DIAG_INTERRUPT, 5: PowerAction.SOFT_OFF}
@@ -220,6 +221,8 @@ def activate_payload(ctx: Context, data: bytes) -> bytes:
     _need(data, 6)
     if data[0] & 0x3F != 0x01 or data[1] != 1 or ctx.sol is None:
         raise Completion(CC_INVALID_DATA)          # only SOL, instance 1
+    if not ctx.controller.has_console:             # e.g. a cloud without serial consoles
+        raise Completion(CC_PAYLOAD_DISABLED)
     if ctx.sol.active:
         raise Completion(CC_PAYLOAD_ACTIVE)
     assert ctx.session is not None and ctx.address is not None
@@ -248,6 +251,8 @@ def get_sol_configuration(ctx: Context, data: bytes) -> bytes:
         return bytes([0x11])
     if data[1] == 8:                           # SOL payload port: ours
         return bytes([0x11]) + struct.pack("<H", ctx.port)
+    if data[1] == 1 and not ctx.controller.has_console:
+        return bytes([0x11, 0x00])             # SOL disabled: the node has no serial console
     if data[1] not in sol.PARAMETERS:
         raise Completion(CC_PARAMETER_NOT_SUPPORTED)
     return bytes([0x11]) + sol.PARAMETERS[data[1]]

@@ -61,12 +61,12 @@ class SolConsole:
 
     def activate(self, session: rmcp.Session, address: tuple) -> None:
         self.session, self.address = session, address
-        self.controller.backend.want_console(self.controller.info.id, True)
+        self.controller.want_console(True)
         self._task = asyncio.get_running_loop().create_task(self._pump())
         log.info("node %s: SOL activated by %s", self.controller.info.name, address[0])
 
     def deactivate(self) -> None:
-        self.controller.backend.want_console(self.controller.info.id, False)
+        self.controller.want_console(False)
         if self._task is not None:
             self._task.cancel()
         if self._writer is not None:
@@ -97,8 +97,7 @@ class SolConsole:
     async def _pump(self) -> None:
         while True:
             try:
-                reader, self._writer = await self.controller.backend.open_console(
-                    self.controller.info.id)
+                reader, self._writer = await self.controller.open_console()
             except (OSError, BmcError):
                 await asyncio.sleep(RECONNECT)
                 continue

@@ -213,7 +213,7 @@ class RedfishService:
     async def console(self, request, match):
         """The node's serial console as a WebSocket: output as binary messages, input typed."""
         controller = self._node(match["node"])
-        if not controller.backend.has_console:
+        if not controller.has_console:
             raise RedfishError(404, f"{controller.info.name} has no serial console.",
                                "ResourceNotFound", ("SerialConsole", controller.info.id))
         socket = web.WebSocketResponse(heartbeat=30)

@@ -21,13 +21,13 @@ log = logging.getLogger(__name__)
 
 async def serve_console(socket: web.WebSocketResponse, controller: NodeController) -> None:
     node = controller.info
-    controller.backend.want_console(node.id, True)
+    controller.want_console(True)
     writer: asyncio.StreamWriter | None = None
 
     async def output() -> None:
         nonlocal writer
         while not socket.closed:
-            reader, writer = await controller.backend.open_console(node.id)
+            reader, writer = await controller.open_console()
             try:
                 while chunk := await reader.read(4096):
                     await socket.send_bytes(chunk)
@@ -49,5 +49,5 @@ async def serve_console(socket: web.WebSocketResponse, controller: NodeControlle
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await pump
-        controller.backend.want_console(node.id, False)
+        controller.want_console(False)
         log.info("node %s: WebSocket console closed", node.name)

@@ -113,7 +113,7 @@ def system(controller: NodeController) -> dict[str, Any]:
 
 def _serial_console(controller: NodeController, path: str) -> dict[str, Any]:
     """The node's serial console over IPMI SOL and a WebSocket (Redfish 2025.4), if it has one."""
-    if not controller.backend.has_console:
+    if not controller.has_console:
         return {}
     return {"SerialConsole": {
         "MaxConcurrentSessions": 1,
