@@ -3,6 +3,7 @@ runs it: shared by the test tiers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -81,3 +82,34 @@ def ipmitool(*command: str, host: str, port: int, user: str = "admin",
     if check and result.returncode != 0:
         raise AssertionError(f"ipmitool {' '.join(command)} failed: {result.stderr}")
     return result
+
+
+class SolClient:
+    """`ipmitool sol activate` on a pseudo-terminal (it wants a terminal), read as it runs."""
+
+    def __init__(self, port: int, password: str = "password", user: str = "admin") -> None:
+        import pty
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            ["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", str(port), "-U", user,
+             "-E", "sol", "activate"], env=dict(os.environ, IPMI_PASSWORD=password),
+            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+        os.close(slave)
+        self.output = b""
+
+    def read_until(self, text: str, timeout: float, count: int = 1) -> bool:
+        import select
+        deadline = time.monotonic() + timeout
+        while self.output.count(text.encode()) < count and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                with contextlib.suppress(OSError):
+                    self.output += os.read(self.master, 4096)
+        return self.output.count(text.encode()) >= count
+
+    def close(self) -> int:
+        os.write(self.master, b"~.")              # ipmitool's escape: deactivate and leave
+        try:
+            return self.process.wait(10)
+        finally:
+            os.close(self.master)

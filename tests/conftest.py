@@ -39,6 +39,15 @@ def conn(devcloud):
 
 
 @pytest.fixture
+def real_host(devcloud):
+    """The devcloud runs its real host (as root it does); skipped where it cannot."""
+    from quintupleo.devcloud.layout import State
+    if not State.load(devcloud.layout).vms:
+        pytest.skip("the devcloud runs without its real host (zone qemu): not root?")
+    return devcloud
+
+
+@pytest.fixture
 def admin_conn(conn):
     connection = openstack.connect(cloud="devcloud-admin")
     yield connection

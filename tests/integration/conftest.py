@@ -105,15 +105,6 @@ def ipxe_images(devcloud, tmp_path_factory):
 
 
 # ---- real VMs: the devcloud's real host (zone qemu) ------------------------------------------
-@pytest.fixture
-def real_host(devcloud):
-    """The devcloud runs its real host (as root it does); skipped where it cannot."""
-    from quintupleo.devcloud.layout import State
-    if not State.load(devcloud.layout).vms:
-        pytest.skip("the devcloud runs without its real host (zone qemu): not root?")
-    return devcloud
-
-
 def qo_devcloud(*args: str) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "quintupleo", "devcloud", *args],
                             capture_output=True, text=True, timeout=120, check=False)

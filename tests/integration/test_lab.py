@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 import sushy
+from bmc_process import SolClient
 
 from quintupleo.images.ipxe import build
 from quintupleo.images.marker import boot_sector
@@ -308,39 +309,8 @@ def test_uefi_nodes_network_boot_and_boot_the_uefi_ipxe_image_from_disk(tmp_path
         run.qo("down")
 
 
-class SolClient:
-    """`ipmitool sol activate` on a pseudo-terminal (it wants a terminal), read as it runs."""
-
-    def __init__(self, lab: LabRun, node: int) -> None:
-        import pty
-        self.master, slave = pty.openpty()
-        self.process = subprocess.Popen(
-            ["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", str(lab.port_base + node),
-             "-U", "admin", "-P", "password", "sol", "activate"],
-            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-        os.close(slave)
-        self.output = b""
-
-    def read_until(self, text: str, timeout: float) -> bool:
-        import select
-        deadline = time.monotonic() + timeout
-        while text.encode() not in self.output and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], 0.2)
-            if ready:
-                with contextlib.suppress(OSError):
-                    self.output += os.read(self.master, 4096)
-        return text.encode() in self.output
-
-    def close(self) -> int:
-        os.write(self.master, b"~.")              # ipmitool's escape: deactivate and leave
-        try:
-            return self.process.wait(10)
-        finally:
-            os.close(self.master)
-
-
 def test_serial_over_lan_shows_the_whole_boot(lab):
-    sol = SolClient(lab, 0)
+    sol = SolClient(lab.port_base)
     try:
         assert sol.read_until("SOL Session operational", 15)
         second = subprocess.run(["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p",
