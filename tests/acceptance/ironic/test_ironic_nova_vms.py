@@ -42,6 +42,7 @@ KERNEL = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qui
     "linux" / "vmlinuz"
 RAMDISK_MARKER = "QO-NOVA-RAMDISK-5b1d"
 UEFI_DISK_MARKER = "QO-NOVA-UEFI-DISK-93ae"
+IPXE_UEFI_MARKER = "QuintupleO network boot (UEFI)"
 PORT = 15720
 NET = "192.168.24"
 HTTP = f"http://{NET}.1:8089"
@@ -183,6 +184,11 @@ def uefi_disk(conn, tmp_path):
     conn.image.delete_image(image, ignore_missing=True)
 
 
+def ipxe_image_id(conn, firmware: str) -> str:
+    return max((i for i in conn.image.images(name=f"quintupleo-ipxe-{firmware}")
+                if i.status == "active"), key=lambda i: i.created_at).id
+
+
 def console_log(conn, server_id: str) -> str:
     return conn.compute.get_server_console_output(server_id)["output"] or ""
 
@@ -196,13 +202,17 @@ def wait_console_log(conn, server_id: str, marker: str, count: int, timeout: flo
 
 
 @pytest.mark.parametrize(("firmware", "driver", "strategy"),
-                         [("bios", "ipmi", "rescue"), ("uefi", "redfish", "rescue")])
+                         [("bios", "ipmi", "rescue"), ("uefi", "redfish", "rescue"),
+                          ("uefi", "ipmi", "rebuild")])
 def test_ironic_deploys_a_nova_vm_through_the_bmc(ironic, report, conn, real_host, request,
                                                   tmp_path, firmware, driver,
                                                   strategy):
     assert KERNEL.exists(), f"no kernel at {KERNEL}: run scripts/setup.sh"
     image = request.getfixturevalue("uefi_disk") if firmware == "uefi" else "quintupleo-tiny"
-    disk_marker = UEFI_DISK_MARKER if firmware == "uefi" else IMAGE_MARKER
+    # rescue keeps the node's disk; a rebuild wrote the iPXE image over it, which network-boots
+    # again from the disk (GRUB's line first), as OVB's nodes do
+    disk_marker = IPXE_UEFI_MARKER if strategy == "rebuild" else \
+        UEFI_DISK_MARKER if firmware == "uefi" else IMAGE_MARKER
     section = (f"devcloud real VM (Nova libvirt, {'OVMF' if firmware == 'uefi' else 'SeaBIOS'},"
                f" {driver}, strategy {strategy}) · Ironic ramdisk deploy over iPXE")
     node: CloudNode | None = None
@@ -247,11 +257,16 @@ def test_ironic_deploys_a_nova_vm_through_the_bmc(ironic, report, conn, real_hos
                 ("RESCUE" if strategy == "rescue" else "ACTIVE")
         with report.step(section, f"{name}: boot device disk (persistent) + reboot → the "
                                   "disk's own marker, on the same console"):
+            seen = console.output.count(disk_marker.encode())
             ir.set_boot_device(name, "disk", True)
             ir.power(name, "rebooting", timeout=180)
-            assert console.read_until(disk_marker, 120), console.output[-2000:]
-            wait_console_log(conn, node.server_id, disk_marker, 1, 30)
-            assert conn.compute.get_server(node.server_id).status == "ACTIVE"
+            assert console.read_until(disk_marker, 120, seen + 1), console.output[-2000:]
+            wait_console_log(conn, node.server_id, disk_marker, 1, 30)   # this boot's log
+            server = conn.compute.get_server(node.server_id)
+            assert server.status == "ACTIVE"
+            if strategy == "rebuild":
+                assert server.image.id == ipxe_image_id(conn, firmware)   # not rebuilt back
+                assert console.read_until(RAMDISK_MARKER, 240, 2), console.output[-2000:]
             assert ir.node(name)["provision_state"] == "active"
         ir.power(name, "power off", timeout=180)
     finally:
