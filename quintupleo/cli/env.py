@@ -94,8 +94,11 @@ def create(spec_file: Annotated[Path, typer.Argument(help="The environment spec 
     except QuintupleOError as exc:
         _fail(exc)
     nodes = sum(1 for p in planned if p.kind is Kind.SERVER and p.params["baremetal"])
-    console.print(f"[green]✓[/] {spec.name}: {len(ids)} resources, {nodes} nodes powered off, "
-                  f"{ops.calls} API calls, {time.monotonic() - started:.1f} s")
+    booted = sum(1 for p in planned if p.kind is Kind.SERVER and not p.params["baremetal"]
+                 and p.params["role"] != "undercloud")
+    running = f", {booted} servers running from their image" if booted else ""
+    console.print(f"[green]✓[/] {spec.name}: {len(ids)} resources, {nodes} nodes powered off"
+                  f"{running}, {ops.calls} API calls, {time.monotonic() - started:.1f} s")
 
 
 def _ensure_ipxe_images(conn) -> None:
@@ -140,11 +143,13 @@ def show(name: str) -> None:
         spec = store.stored_spec(journal)
     except QuintupleOError as exc:
         _fail(exc)
-    table = Table("kind", "name", "id", "status",
+    table = Table("kind", "name", "id", "status", "role",
                   title=f"{name} on {spec.cloud} ({journal.meta('state')})")
     order = list(Kind)
+    roles = {p.name: _role(p.params) for p in plan(spec) if p.kind is Kind.SERVER}
     for entry in sorted(journal.entries(), key=lambda e: (order.index(e.kind), e.name)):
-        table.add_row(entry.kind.value, entry.name, entry.cloud_id or "-", entry.status)
+        table.add_row(entry.kind.value, entry.name, entry.cloud_id or "-", entry.status,
+                      roles.get(entry.name, ""))
     console.print(table)
     served = read_served(journal)
     if served is not None:      # where the BMC host in the cloud answers
@@ -156,6 +161,14 @@ def show(name: str) -> None:
         console.print(f"BMC host: IPMI on {ipmi}; Redfish on "
                       f"{scheme}://{served['address']}:{bmc.redfish_port}", highlight=False,
                       soft_wrap=True)
+
+
+def _role(server: dict) -> str:
+    if server["baremetal"]:
+        return f"{server['role']} (node)"
+    if server["role"] == "undercloud":
+        return "undercloud"
+    return f"{server['role']} (image)"      # boot: image, running, not behind the BMC
 
 
 @app.command()

@@ -72,13 +72,17 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
 
     nodes = []
     for role in spec.roles:
+        # `boot: image` (the original design's "deploy without PXE"): plain servers booted
+        # from the role's image and left running, not behind the BMC nor in the inventory
+        baremetal = role.boot == "network"
         for index in range(role.count):
             node = spec.resource_name(role.name, str(index))
-            nodes.append(node)
-            ports = ports_for(node, role.networks, node=True)
+            if baremetal:
+                nodes.append(node)
+            ports = ports_for(node, role.networks, node=baremetal)
             resources.append(Planned(Kind.SERVER, node, {
                 "role": role.name, "index": index, "flavor": role.flavor, "image": role.image,
-                "profile": role.profile, "ports": ports, "baremetal": True, "key": None,
+                "profile": role.profile, "ports": ports, "baremetal": baremetal, "key": None,
                 **_zone(role.availability_zone)}, needs=ports))
     if spec.undercloud is not None:
         host = spec.resource_name("undercloud")

@@ -13,6 +13,8 @@
       controller: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: control,
                    networks: [provisioning, internal_api, storage]}
       compute: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: compute}
+      services: {count: 1, flavor: qo.small, image: debian-12, boot: image}   # no PXE: a
+                                      # plain server, running, not behind the BMC
     bmc: {address: 127.0.0.1, ipmi_port_base: 6230, redfish_port: 8000,   # optional
           boot_strategy: rescue}          # how network/CD boots are done: none|rescue|rebuild
     vips: [{name: api, network: internal-api, ip: 172.16.2.250}]          # optional
@@ -39,6 +41,7 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 PROVISIONING = "provisioning"
 BMC_NETWORK = "bmc"
 ADDRESSING = ("ports", "addresses")
+ROLE_BOOTS = ("network", "image")
 
 
 class SpecError(ConfigError):
@@ -96,6 +99,7 @@ class RoleSpec:
     profile: str | None
     networks: tuple[str, ...]      # NICs, in order; the first is the one that PXE-boots
     availability_zone: str | None = None   # e.g. `qemu`: the devcloud's real VMs
+    boot: str = "network"          # network: bare metal behind the BMC; image: a plain server
 
 
 @dataclass(frozen=True)
@@ -226,7 +230,11 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         key = f"roles.{role_name}"
         r.name(role_name, key)
         role = r.mapping(role, key, {"count", "flavor", "image", "profile", "networks",
-                                     "availability_zone"}, {"count", "flavor", "image"})
+                                     "availability_zone", "boot"}, {"count", "flavor", "image"})
+        boot = role.get("boot", "network")
+        if boot not in ROLE_BOOTS:
+            raise r.fail(f"{key}.boot", "network (bare metal, served by the BMC) or image "
+                                        "(plain servers booted from the image, left running)")
         count = role["count"]
         if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= 1000:
             raise r.fail(f"{key}.count", "an integer from 1 to 1000")
@@ -244,7 +252,7 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         roles.append(RoleSpec(role_name, count, r.text(role["flavor"], f"{key}.flavor"),
                               r.text(role["image"], f"{key}.image"),
                               r.text(profile, f"{key}.profile") if profile is not None else None,
-                              tuple(nics), _zone(r, role, key)))
+                              tuple(nics), _zone(r, role, key), boot))
     bmc = _bmc(r, top.get("bmc") or {})
     if bmc.host is not None and external is None:
         raise r.fail("bmc.host", "the BMC host reaches the cloud's APIs through a router: give "

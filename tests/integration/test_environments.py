@@ -12,6 +12,7 @@ import uuid
 
 import jsonschema
 import pytest
+import requests
 from ironicclient.v1 import create_resources
 from ruamel.yaml import YAML
 
@@ -167,7 +168,41 @@ def test_environment_bmc_and_inventories(conn, qo_env, tmp_path, tagged, bmc_ser
     assert bmc.ipmitool("power", "status", port=port, check=False).returncode != 0  # default pw
     bmc.ipmitool("power", "off", port=port, password=password)
     settle(conn, servers[node["name"]].id, "SHUTOFF", timeout=60)
+    # the fake host offers no serial console (as some clouds): SOL is disabled, Redfish links none
+    info = bmc.ipmitool("sol", "info", port=port, password=password).stdout
+    assert "Enabled                         : false" in info, info
+    sol = bmc.ipmitool("sol", "activate", port=port, password=password, check=False)
+    assert sol.returncode != 0 and "disabled" in sol.stdout + sol.stderr, sol
+    system = requests.get(f"{bmc.redfish_url}/redfish/v1/Systems/{servers[node['name']].id}",
+                          auth=("admin", password), verify=False, timeout=10).json()
+    assert "SerialConsole" not in system and system["PowerState"] == "Off"
     assert password not in bmc.log
+
+
+def test_a_role_booted_from_its_image_is_a_plain_server(conn, qo_env, tmp_path, tagged):
+    """`boot: image`: servers booted from the role's image and left running; not nodes (no BMC
+    entry, not in the inventory), listed by `env show`, deleted with the environment."""
+    name = f"t{uuid.uuid4().hex[:6]}"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\ncloud: devcloud\n"
+                    "networks: {provisioning: {cidr: 192.168.24.0/24}}\n"
+                    "roles: {node: {count: 1, flavor: qo.tiny, image: quintupleo-tiny},\n"
+                    "        services: {count: 2, flavor: qo.tiny, image: quintupleo-tiny, "
+                    "boot: image}}\n")
+    created = qo_env("create", str(path)).stdout
+    assert "1 nodes powered off, 2 servers running from their image" in created, created
+    servers = {s.name: s for s in tagged(conn, name)["servers"]}
+    assert servers[f"qo-{name}-node-0"].status == "SHUTOFF"
+    for index in (0, 1):
+        plain = servers[f"qo-{name}-services-{index}"]
+        assert plain.status == "ACTIVE"
+        assert all(p.is_admin_state_up for p in conn.network.ports(device_id=plain.id))
+    document = json.loads(qo_env("nodes", name, "--format", "ironic").stdout)
+    assert [n["name"] for n in document["nodes"]] == [f"qo-{name}-node-0"]
+    shown = qo_env("show", name).stdout
+    assert shown.count("services (image)") == 2 and "node (node)" in shown, shown
+    qo_env("delete", name)
+    assert not any(tagged(conn, name).values())
 
 
 HA_SPEC = """

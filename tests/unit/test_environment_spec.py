@@ -65,6 +65,7 @@ def with_change(path: str, value):
     ("roles.compute.availability_zone", 7, "roles.compute.availability_zone"),
     ("undercloud", {"image": "i", "flavor": "f", "availability_zone": ""},
      "undercloud.availability_zone"),
+    ("roles.compute.boot", "disk", "roles.compute.boot"),
 ])
 def test_bad_specs_point_at_the_key(path, value, where):
     with pytest.raises(SpecError) as error:
@@ -140,3 +141,12 @@ def test_availability_zones_reach_the_plan_only_where_asked():
     assert servers["qo-lab1-compute-0"].params["availability_zone"] == "qemu"
     assert servers["qo-lab1-undercloud"].params["availability_zone"] == "qemu"
     assert "availability_zone" not in servers["qo-lab1-controller-0"].params   # plans unchanged
+
+
+def test_a_role_booted_from_its_image_plans_plain_servers():
+    data = with_change("roles.compute.boot", "image")
+    servers = {p.name: p for p in plan(parse(data, "spec")) if p.kind is Kind.SERVER}
+    assert not servers["qo-lab1-compute-0"].params["baremetal"]
+    assert servers["qo-lab1-controller-0"].params["baremetal"]
+    ports = {p.name: p for p in plan(parse(data, "spec")) if p.kind is Kind.PORT}
+    assert ports["qo-lab1-compute-0-provisioning"].params["node"] is False   # up from the start
