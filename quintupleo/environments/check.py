@@ -36,6 +36,7 @@ class CloudCheck:
         self.spec = spec
         self.findings: list[Finding] = []
         self._scratch: list[tuple[Callable[..., Any], Any]] = []   # deleters, newest last
+        self._server: Any = None                                    # the scratch server
 
     def _add(self, feature: str, must: bool, disables: str, probe: Callable[[], str]) -> None:
         try:
@@ -90,6 +91,10 @@ class CloudCheck:
                       lambda: self._port(network, fixed_ips=[]))
             self._add("tagging a network", True, "delete/audit by tag",
                       lambda: self._tag(network))
+            if self.spec is not None:
+                self._add("Nova serial console", False,
+                          "IPMI SOL and the Redfish console of the nodes (they say it is off)",
+                          lambda: self._serial_console(network))
             if strategy != "none":
                 self._add(f"boot strategy {strategy} on a scratch server", True,
                           f"network boots by {strategy}", lambda: self._strategy(network))
@@ -141,25 +146,43 @@ class CloudCheck:
             found.append(name)
         return ", ".join(found)
 
-    def _strategy(self, network: Any) -> str:
-        """Boot a server from a role's image and flavor, then rescue or rebuild it with the
-        iPXE image: what every network boot will ask of Nova (a policy can forbid it)."""
+    def _scratch_server(self, network: Any) -> Any:
+        """A server of the first role's image, flavor and zone, booted once for the probes
+        that need one (deleted at the end)."""
+        if self._server is not None:
+            return self._server
         assert self.spec is not None
         compute, role = self.conn.compute, self.spec.roles[0]
-        images = [i for i in self.conn.image.images(name=ipxe_image_name("bios"))
-                  if i.status == "active"]
-        if not images:
-            raise ValueError("no iPXE image to boot: run `quintupleo image upload`")
-        image = images[-1]
         port = self._keep(self.conn.network.delete_port,
                           self.conn.network.create_port(network_id=network.id,
                                                         port_security_enabled=False))
         flavor = compute.find_flavor(role.flavor, ignore_missing=False)
         base = self.conn.image.find_image(role.image, ignore_missing=False)
+        zone = {"availability_zone": role.availability_zone} if role.availability_zone else {}
         server = self._keep(self._delete_server, compute.create_server(
             name=f"qo-check-{uuid.uuid4().hex[:8]}", image_id=base.id, flavor_id=flavor.id,
-            networks=[{"port": port.id}]))
-        compute.wait_for_server(server, wait=300)
+            networks=[{"port": port.id}], **zone))
+        self._server = compute.wait_for_server(server, wait=300)
+        return self._server
+
+    def _serial_console(self, network: Any) -> str:
+        """Ask Nova for the serial console of a scratch server of the spec's first role: the
+        hosts of its zone answer (a cloud can offer consoles on some hosts only)."""
+        server = self._scratch_server(network)
+        self.conn.compute.create_console(server, "serial")
+        return "offered"
+
+    def _strategy(self, network: Any) -> str:
+        """Boot a server from a role's image and flavor, then rescue or rebuild it with the
+        iPXE image: what every network boot will ask of Nova (a policy can forbid it)."""
+        assert self.spec is not None
+        compute = self.conn.compute
+        images = [i for i in self.conn.image.images(name=ipxe_image_name("bios"))
+                  if i.status == "active"]
+        if not images:
+            raise ValueError("no iPXE image to boot: run `quintupleo image upload`")
+        image = images[-1]
+        server = self._scratch_server(network)
         if self.spec.bmc.boot_strategy == "rescue":
             compute.rescue_server(server, image=image.id)
             compute.wait_for_server(server, status="RESCUE", wait=300)

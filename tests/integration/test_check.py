@@ -92,6 +92,9 @@ def test_a_boot_strategy_is_probed_on_a_scratch_server(tmp_path, devcloud, ipxe_
     probe = by_feature["boot strategy rescue on a scratch server"]
     assert code == 0 and probe["ok"] and probe["detail"] == "rescued into the iPXE image"
     assert by_feature["iPXE boot images in Glance"]["ok"]
+    console = by_feature["Nova serial console"]     # the fake host (zone nova) has none
+    assert not console["ok"] and not console["must"], console
+    assert "HTTP 400" in console["detail"] and "serial" in console["detail"]
     assert not [s for s in conn.compute.servers() if s.name.startswith("qo-check-")]
     assert not [n for n in conn.network.networks() if n.name.startswith("qo-check-")]
 
@@ -103,7 +106,20 @@ def test_a_boot_strategy_is_probed_on_a_scratch_server(tmp_path, devcloud, ipxe_
     finally:
         policy.unlink()
     failed = {f["feature"]: f for f in findings if not f["ok"]}
-    assert code == 1 and list(failed) == ["boot strategy rescue on a scratch server"]
+    assert code == 1 and sorted(failed) == ["Nova serial console",
+                                            "boot strategy rescue on a scratch server"]
     assert "403" in failed["boot strategy rescue on a scratch server"]["detail"]
     assert not [s for s in conn.compute.servers() if s.name.startswith("qo-check-")]
     assert not [n for n in conn.network.networks() if n.name.startswith("qo-check-")]
+
+
+def test_serial_consoles_of_the_real_host_are_reported(tmp_path, real_host, conn):
+    spec = tmp_path / "vm.yaml"
+    spec.write_text(RESCUE_SPEC.replace("image: quintupleo-tiny}",
+                                        "image: quintupleo-tiny, availability_zone: qemu}")
+                    .replace("bmc: {boot_strategy: rescue}\n", ""))
+    code, findings = check("--spec", str(spec))
+    by_feature = {f["feature"]: f for f in findings}
+    assert code == 0 and by_feature["Nova serial console"]["ok"], by_feature
+    assert not [s for s in conn.compute.servers() if s.name.startswith("qo-check-")]
+    assert "Nova serial console" not in {f["feature"] for f in check()[1]}   # needs --spec
