@@ -14,12 +14,25 @@ from pathlib import Path
 from quintupleo.images.ipxe import esp_disk
 
 ORIGIN = 0x7C00
-CODE_SIZE = 26   # the bytes before the message, below
+#: what the program does once the marker is out: wait forever (no CPU: interrupts are off), or
+#: act as a guest would on its own, without its BMC (QEMU's i440fx ACPI PM1a control port;
+#: the keyboard controller's reset line)
+ENDINGS = {
+    "halt": b"",
+    "power-off": bytes([0xBA, 0x04, 0x06,         # mov dx, 0x604 (PM1a_CNT)
+                        0xB8, 0x00, 0x20,         # mov ax, 0x2000 (SLP_EN, S5)
+                        0xEF]),                   # out dx, ax
+    "reboot": bytes([0xB0, 0xFE,                  # mov al, 0xfe (pulse the reset line)
+                     0xE6, 0x64]),                # out 0x64, al
+}
 
 
-def boot_sector(marker: str) -> bytes:
+def boot_sector(marker: str, then: str = "halt") -> bytes:
     message = f"\r\n{marker}\r\n".encode() + b"\0"
-    address = ORIGIN + CODE_SIZE
+    tail = ENDINGS[then] + bytes([0xF4,            # done: hlt
+                                  0xEB, 0xFD])     # jmp done
+    size = 12 + 8 + len(tail)                      # the code below, then the message
+    address = ORIGIN + size
     code = bytes([
         0xFA,                                    # cli
         0x31, 0xC0,                              # xor ax, ax
@@ -29,20 +42,17 @@ def boot_sector(marker: str) -> bytes:
         0xBA, 0xF8, 0x03,                        # mov dx, 0x3f8 (COM1)
         0xAC,                                    # next: lodsb
         0x84, 0xC0,                              # test al, al
-        0x74, 0x03,                              # jz done
+        0x74, 0x03,                              # jz end
         0xEE,                                    # out dx, al
         0xEB, 0xF8,                              # jmp next
-        0xF4,                                    # done: hlt
-        0xEB, 0xFD,                              # jmp done
-        0x90, 0x90, 0x90,                        # (pad to CODE_SIZE)
-    ])
-    assert len(code) == CODE_SIZE
+    ]) + tail                                    # end:
+    assert len(code) == size
     if len(code) + len(message) > 510:
         raise ValueError("marker too long for a boot sector")
     return (code + message).ljust(510, b"\0") + b"\x55\xaa"
 
 
-def marker_disk(marker: str, size: int = 1 << 16) -> bytes:
+def marker_disk(marker: str, size: int = 1 << 16, then: str = "halt") -> bytes:
     """A raw disk of SIZE bytes booting boot_sector(marker), with one partition covering the rest:
     image format inspectors (Glance's) refuse an MBR that defines no partition."""
     sectors = size // 512
@@ -50,7 +60,7 @@ def marker_disk(marker: str, size: int = 1 << 16) -> bytes:
     head, sector = divmod(last, 63)
     entry = bytes([0x80, 0, 2, 0, 0xDA, head & 0xFF, sector + 1, 0]) \
         + (1).to_bytes(4, "little") + (sectors - 1).to_bytes(4, "little")
-    sector0 = boot_sector(marker)
+    sector0 = boot_sector(marker, then)
     return (sector0[:446] + entry + sector0[462:]).ljust(size, b"\0")
 
 

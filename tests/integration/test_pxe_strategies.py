@@ -18,11 +18,14 @@ import uuid
 import pytest
 import requests
 import sushy
+from bmc_process import SolClient
 from virt_events import VirtEvents
 from wire import Dnsmasq, wait_until
 
 from quintupleo.devcloud.bootstrap import IMAGE_MARKER
 from quintupleo.devcloud.smoke import settle
+from quintupleo.images.glance import publish
+from quintupleo.images.marker import boot_sector, marker_disk
 
 pytestmark = pytest.mark.devcloud
 
@@ -384,3 +387,133 @@ def test_rebuild_network_boots_a_real_node_and_rewrites_its_disk(conn, ipxe_imag
         wait_settled(bmc, server.id)
         bmc.ipmitool("power", "off")
         settle(conn, server.id, "SHUTOFF", timeout=60)
+
+
+CD_MARKER = "QO-NOVA-CD-BOOTED-4c2e"
+
+
+def redfish_power(bmc, node_id: str) -> str:
+    return requests.get(f"{bmc.redfish_url}/redfish/v1/Systems/{node_id}",
+                        auth=("admin", "password"), timeout=10,
+                        verify=str(bmc.state_dir / "redfish-cert.pem")).json()["PowerState"]
+
+
+def test_virtual_media_boots_a_real_node_from_the_cd(conn, ipxe_images, real_node, name,
+                                                     bmc_server, tmp_path):
+    """InsertMedia of an ISO the test builds (El Torito, a marker boot program) + a one-time Cd
+    boot: Nova rescues the VM into the ISO and it boots the CD (marker on the BMC's console);
+    eject + Hdd: the disk boots again, as it was."""
+    server, _, _ = real_node
+    tree, www = tmp_path / "iso-tree", tmp_path / "www"
+    tree.mkdir()
+    www.mkdir()
+    (tree / "boot.img").write_bytes(boot_sector(CD_MARKER).ljust(2048, b"\0"))
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(www / "cd.iso"), "-b",
+                    "boot.img", "-no-emul-boot", "-boot-load-size", "4", str(tree)],
+                   check=True, capture_output=True)
+    files = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(www)))
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    bmc = serve(bmc_server, name, "rescue")
+    root = sushy.Sushy(f"{bmc.redfish_url}/redfish/v1", username="admin", password="password",
+                       verify=str(bmc.state_dir / "redfish-cert.pem"))
+    sol = SolClient(bmc.port_base)
+    try:
+        assert sol.read_until("SOL Session operational", 20)
+        cd = root.get_manager(f"/redfish/v1/Managers/{server.id}").virtual_media.get_member(
+            f"/redfish/v1/Managers/{server.id}/VirtualMedia/Cd")
+        cd.insert_media(f"http://127.0.0.1:{files.server_address[1]}/cd.iso", inserted=True,
+                        write_protected=True)
+        system = root.get_system(f"/redfish/v1/Systems/{server.id}")
+        system.set_system_boot_options(sushy.BootSource.CD,
+                                       enabled=sushy.BootSourceOverrideEnabled.ONCE)
+        system.reset_system(sushy.ResetType.ON)
+        assert sol.read_until(CD_MARKER, 90), sol.output[-1500:]
+        assert IMAGE_MARKER.encode() not in sol.output
+        wait_settled(bmc, server.id)
+        assert conn.compute.get_server(server.id).status == "RESCUE"
+        cd.eject_media()
+        system.set_system_boot_options(sushy.BootSource.HDD,
+                                       enabled=sushy.BootSourceOverrideEnabled.ONCE)
+        system.reset_system(sushy.ResetType.FORCE_RESTART)
+        assert sol.read_until(IMAGE_MARKER, 90), sol.output[-1500:]   # the disk, unchanged
+        wait_settled(bmc, server.id)
+        assert conn.compute.get_server(server.id).status == "ACTIVE"
+        assert sol.output.count(CD_MARKER.encode()) == 1
+        system.reset_system(sushy.ResetType.FORCE_OFF)
+        settle(conn, server.id, "SHUTOFF", timeout=60)
+    finally:
+        assert sol.close() == 0
+        files.shutdown()
+        root.__del__()
+
+
+@pytest.fixture
+def marker_image(conn, tmp_path):
+    """Factory: marker_image(then) -> a Glance image whose boot sector prints a marker, then
+    halts, powers the guest off or reboots it (as a guest would on its own)."""
+    made = []
+
+    def _image(then: str, marker: str):
+        path = tmp_path / f"{then}.raw"
+        path.write_bytes(marker_disk(marker, then=then))
+        image = publish(conn, path, f"qo-test-{then}-{uuid.uuid4().hex[:6]}", "raw", {})
+        made.append(image)
+        return image
+
+    yield _image
+    for image in made:
+        conn.image.delete_image(image, ignore_missing=True)
+
+
+def test_power_fidelity_of_real_nodes(conn, real_host, segment, real_server, marker_image,
+                                      name, bmc_server):
+    """What a real guest does behind its BMC's back, as the BMC reports it: a guest that powers
+    itself off reads Off within one refresh of Nova's SHUTOFF; a guest that reboots itself (over
+    and over) is never reported off; `openstack server stop` is seen."""
+    network, _ = segment("power")
+    quits = marker_image("power-off", "QO-GUEST-POWERS-OFF")
+    restarts = marker_image("reboot", "QO-GUEST-REBOOTS")
+    quitter, _ = real_server(network, quits.id, "-a", wait=False)
+    rebooter, _ = real_server(network, restarts.id, "-b", wait=False)
+    settle(conn, quitter.id, "SHUTOFF", timeout=120)      # it booted and powered itself off
+    conn.compute.stop_server(rebooter)
+    settle(conn, rebooter.id, "SHUTOFF", timeout=120)
+    bmc = serve(bmc_server, name, "none")                 # refresh interval 2 s
+    assert redfish_power(bmc, quitter.id) == "Off"
+
+    bmc.ipmitool("power", "on", node=0)
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + 90
+    while "bmc" not in seen:
+        assert time.monotonic() < deadline, seen
+        now = time.monotonic()
+        if "on" not in seen and redfish_power(bmc, quitter.id) == "On":
+            seen["on"] = now
+        status = conn.compute.get_server(quitter.id).status
+        if "active" not in seen and status == "ACTIVE":
+            seen["active"] = now
+        if "active" in seen and "nova" not in seen and status == "SHUTOFF":
+            seen["nova"] = now
+        if "nova" in seen and redfish_power(bmc, quitter.id) == "Off":
+            seen["bmc"] = now
+        time.sleep(0.1)
+    assert seen["bmc"] - seen["nova"] <= 2 + 1.5, seen    # one refresh, and the poll's slack
+
+    sol = SolClient(bmc.port_base + 1)
+    try:
+        assert sol.read_until("SOL Session operational", 20)
+        bmc.ipmitool("power", "on", node=1)
+        wait_settled(bmc, rebooter.id)
+        assert sol.read_until("QO-GUEST-REBOOTS", 60, count=3), sol.output[-500:]
+        states = set()
+        for _ in range(20):                               # some refreshes while it reboots
+            states.add(redfish_power(bmc, rebooter.id))
+            time.sleep(0.25)
+        assert states == {"On"}, states
+        assert conn.compute.get_server(rebooter.id).status == "ACTIVE"
+    finally:
+        assert sol.close() == 0
+    conn.compute.stop_server(rebooter)                    # out of band, behind Ironic's back
+    wait_settled(bmc, rebooter.id, "Off", timeout=60)
+    assert "off" in bmc.ipmitool("power", "status", node=1).stdout

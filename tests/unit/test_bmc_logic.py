@@ -194,3 +194,15 @@ def test_virtual_media_is_persisted_and_passed_to_boots(tmp_path):
 
     asyncio.run(scenario())
     assert BootStore(tmp_path / "boot.sqlite").load_media() == {}
+
+
+def test_a_console_replay_and_the_live_stream_overlap_once():
+    """Nova's console log (replayed first) and the serial stream opened just before it share a
+    few bytes: sent once, whether the stream repeats part of the log or runs on from it."""
+    from quintupleo.backends.openstack.console import overlap
+    log = b"SeaBIOS\r\nBooting from Hard Disk...\r\nMARK"
+    assert overlap(log, b"Hard Disk...\r\nMARKER\r\n") == b"Hard Disk...\r\nMARK"
+    assert overlap(log, b"ing from Hard Disk") == b"ing from Hard Disk...\r\nMARK"
+    assert overlap(log, b"new output, not in the log") == b""
+    assert overlap(log, b"K!") == b""           # too short to say: nothing is dropped
+    assert overlap(b"", b"abc") == b""

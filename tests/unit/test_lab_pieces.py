@@ -4,6 +4,7 @@ packet handling and configuration answers."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -92,9 +93,13 @@ def test_sol_acknowledges_what_it_receives_and_answers_its_parameters(tmp_path):
         assert console.receive(object(), b"\x02\x00\x00\x00x") is None    # another session
 
     asyncio.run(scenario())
-    ctx = commands.Context(None, b"", commands.BootParameters(), None, lambda _: None,  # type: ignore[arg-type]
+    node = SimpleNamespace(has_console=True)    # what the commands ask of a controller
+    ctx = commands.Context(node, b"", commands.BootParameters(), None, lambda _: None,  # type: ignore[arg-type]
                            "peer", None, None, 6230)
     assert commands.get_sol_configuration(ctx, bytes([1, 1, 0, 0])) == bytes([0x11, 0x01])
+    node.has_console = False                    # e.g. a cloud without serial consoles
+    assert commands.get_sol_configuration(ctx, bytes([1, 1, 0, 0])) == bytes([0x11, 0x00])
+    node.has_console = True
     assert commands.get_sol_configuration(ctx, bytes([1, 8, 0, 0])) == bytes([0x11, 0x56,
                                                                              0x18])
     assert commands.get_sol_configuration(ctx, bytes([0x81, 1, 0, 0])) == bytes([0x11])

@@ -4,7 +4,10 @@ nova-serialproxy to the guest's serial port, as the (reader, writer) pair front 
 Nova gives a fresh URL (a one-server token) per connection. While the server is off or
 restarting the proxy accepts the WebSocket and closes it at once (nothing listens on the guest's
 port): the caller reconnects, paced here, so a console follows the node through reboots and
-rescues. Output from before a connection is in the compute API's console log, not here.
+rescues. What the guest wrote before the connection (a QEMU's serial port keeps nothing for a
+late client) comes first, from the compute API's console log: libvirt's Nova starts that log
+afresh with each QEMU (append off), so it holds this boot's output so far. The few bytes both
+hold (written between the connection and the log read) are sent once.
 """
 
 from __future__ import annotations
@@ -12,34 +15,58 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
 log = logging.getLogger(__name__)
 
 RETRY = 1.0        # seconds between attempts to connect (one compute API call each)
+LIVE_AFTER = 1.0   # an open proxy socket that did not close within this reaches the guest
 UNAVAILABLE = 400  # the compute host has no serial consoles (ConsoleTypeUnavailable)
 NOT_IMPLEMENTED = 501
 
 
-class ConsoleReader:
-    """Reads a WebSocket's messages as a byte stream; b"" when it closed."""
+PROBE = 16             # fewest bytes that must agree for an overlap (unless the data is shorter)
+RUN_ON = 6             # ... or that run on from the log's very end
+OVERLAP_WINDOW = 4096  # the log's tail searched: ~0.35 s of output at 115200 baud
 
-    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+
+class ConsoleReader:
+    """Reads a WebSocket's messages as a byte stream, after `replay`; b"" when it closed."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse, replay: bytes = b"",
+                 first: bytes = b"") -> None:
         self._socket = socket
-        self._pending = b""
+        self._replay: bytes | None = replay or None   # until the overlap is known
+        self._repeat = b""                             # stream bytes the replay already sent
+        self._pending = replay + (self._fresh(first) if first else b"")
 
     async def read(self, size: int = 4096) -> bytes:
         while not self._pending:
             message = await self._socket.receive()
             if message.type is aiohttp.WSMsgType.BINARY:
-                self._pending = message.data
+                self._pending = self._fresh(message.data)
             elif message.type is aiohttp.WSMsgType.TEXT:
-                self._pending = message.data.encode()
+                self._pending = self._fresh(message.data.encode())
             else:     # CLOSE, CLOSED, ERROR: the guest's port went away
                 return b""
         chunk, self._pending = self._pending[:size], self._pending[size:]
         return chunk
+
+    def _fresh(self, data: bytes) -> bytes:
+        """`data` without what the replayed log already held."""
+        if self._replay is not None:   # the first stream bytes: where are they in the log?
+            replay, self._replay = self._replay, None
+            self._repeat = overlap(replay, data)
+        if self._repeat:
+            same = 0
+            limit = min(len(data), len(self._repeat))
+            while same < limit and data[same] == self._repeat[same]:
+                same += 1
+            self._repeat = self._repeat[same:] if same == limit else b""
+            data = data[same:]
+        return data
 
 
 class ConsoleWriter:
@@ -68,8 +95,24 @@ class ConsoleWriter:
             await self._session.close()
 
 
-async def connect(url: str) -> tuple[ConsoleReader, ConsoleWriter]:
-    """Open the WebSocket of a console URL Nova gave; OSError when it cannot be reached."""
+def overlap(replay: bytes, data: bytes) -> bytes:
+    """The longest tail of `replay` the stream's first bytes `data` repeat (or run on from)."""
+    window = replay[-OVERLAP_WINDOW:]
+    need = min(PROBE, len(data))
+    at = window.find(data[:1])
+    while data and at >= 0:
+        size = min(len(data), len(window) - at)
+        runs_on = at + size == len(window) and size >= RUN_ON   # the stream goes further
+        if (size >= need or runs_on) and window[at:at + size] == data[:size]:
+            return window[at:]
+        at = window.find(data[:1], at + 1)
+    return b""
+
+
+async def connect(url: str, earlier: Callable[[], Awaitable[bytes]]
+                  ) -> tuple[ConsoleReader, ConsoleWriter]:
+    """Open the WebSocket of a console URL Nova gave, then read what the guest wrote before
+    (`earlier`, the console log); ConnectionError when it cannot be reached."""
     session = aiohttp.ClientSession()
     try:
         socket = await session.ws_connect(url, protocols=("binary",), heartbeat=30,
@@ -77,7 +120,30 @@ async def connect(url: str) -> tuple[ConsoleReader, ConsoleWriter]:
     except (aiohttp.ClientError, TimeoutError) as exc:
         await session.close()
         raise ConnectionError(f"serial console: {type(exc).__name__}") from None
-    return ConsoleReader(socket), ConsoleWriter(socket, session)
+    try:
+        first = await _live(socket)
+        replay = await earlier()
+    except BaseException:
+        await socket.close()
+        await session.close()
+        raise
+    return ConsoleReader(socket, replay, first), ConsoleWriter(socket, session)
+
+
+async def _live(socket: aiohttp.ClientWebSocketResponse) -> bytes:
+    """Wait until the proxy has reached the guest's port (it answers the upgrade first, then
+    checks the token and connects): the first output, or b"" if the socket is still open after
+    LIVE_AFTER. ConnectionError when the proxy closes it (the server is off or restarting)."""
+    try:
+        async with asyncio.timeout(LIVE_AFTER):
+            message = await socket.receive()
+    except TimeoutError:
+        return b""
+    if message.type is aiohttp.WSMsgType.BINARY:
+        return message.data
+    if message.type is aiohttp.WSMsgType.TEXT:
+        return message.data.encode()
+    raise ConnectionError("serial console: the guest's port is not there (off or restarting)")
 
 
 def unavailable(status: int | None) -> bool:

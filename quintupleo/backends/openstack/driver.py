@@ -248,9 +248,19 @@ class OpenStackBackend(Backend):
             try:
                 answer = await self._run(f"serial console of {node_id}",
                                          conn.compute.create_console, node_id, "serial")
-                return await console.connect(answer["url"])
+                return await console.connect(answer["url"],
+                                             lambda: self._console_log(conn, node_id))
             except (BackendError, os_exc.ConflictException, ConnectionError) as exc:
                 log.debug("server %s: no serial console yet: %s", node_id, exc)
+
+    async def _console_log(self, conn: Any, node_id: str) -> bytes:
+        """This boot's console output so far (none when the cloud keeps no log)."""
+        try:
+            answer = await self._run(f"console log of {node_id}",
+                                     conn.compute.get_server_console_output, node_id)
+        except (BackendError, os_exc.ConflictException):
+            return b""
+        return (answer.get("output") or "").encode()
 
     async def observe(self) -> dict[str, Observation]:
         return {s.id: observation(s) for s in await self._list() if s.id in self._ids}
