@@ -1,12 +1,18 @@
 """Benchmark: unmodified Ironic driving Nova servers as bare metal, through our BMC and through
-openstack-virtual-baremetal's `openstackbmc` (the IPMI BMC people use instead), in one run.
+openstack-virtual-baremetal's `openstackbmc` (the IPMI BMC people use instead), in one run; and
+(as root, with the devcloud's real host) Ironic deploying a real Nova VM beside a lab node.
 
-    python bench/ironic.py [--rounds 3]
+    python bench/ironic.py [--rounds 3] [--no-deploy]
 
 One Ironic (the acceptance tier's harness: standalone, `min_command_interval = 1`) enrolls one
 devcloud server behind each BMC and times, until Ironic is done: manage (Ironic checks the
 credentials), power on, power off, reboot. The servers' states are checked in Nova after each
-action. Ratios matter, not absolute times: Ironic, the BMCs and the cloud share two cores.
+action. Then the deploy: Ironic's `ipxe` boot and `ramdisk` deploy of one node, power on until
+the ramdisk's marker is on the node's serial console, and the disk-boot reboot until the disk's
+marker, on a real VM of the devcloud (zone qemu, strategy rescue, the undercloud in a `devcloud
+netns`) beside the same on a lab node (QEMU without OpenStack): the OpenStack path's overhead as
+a ratio; and Ironic's power off, on and reboot of each. One VM at a time. Ratios matter, not
+absolute times: Ironic, the BMCs, the cloud and TCG share two cores.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ OURS_PORT, OVB_PORT = 18500, 18550
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-deploy", action="store_true",
+                        help="leave out the real-VM deploy (it needs root and the real host)")
     args = parser.parse_args()
 
     import openstack
@@ -78,6 +86,13 @@ def main() -> None:
             stop(ours, ovb)
     print_table(f"Ironic {ironic_version()} driving Nova servers over IPMI "
                 f"(median of {args.rounds})", "openstackbmc", rows)
+    if args.no_deploy or os.geteuid() != 0:
+        return
+    from deploy import deploy_rows  # bench/deploy.py
+    print_table(f"Ironic {ironic_version()} ramdisk deploy over iPXE through our BMC, one node "
+                f"(power actions: median of {args.rounds})", "lab node (QEMU, no OpenStack)",
+                deploy_rows(args.rounds),
+                ("setup", "figure", "real Nova VM", "lab node", "Nova / lab"))
 
 
 def ironic_version() -> str:

@@ -12,24 +12,13 @@ through the compute API's console log. One VM at a time (two cores, TCG)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import shutil
-import ssl
-import subprocess
-import sys
-import threading
 import time
 import uuid
-from pathlib import Path
 
-import aiohttp
 import pytest
-import requests
-from bmc_process import BmcProcess, SolClient
+from ironic_nodes import HTTP, CloudNode, ramdisk_instance
 from ironic_steps import IpmiView, RedfishView, enroll, set_boot_mode
-from ramdisk import initramfs
 
 from quintupleo.devcloud.bootstrap import IMAGE_MARKER
 from quintupleo.images.glance import publish
@@ -38,140 +27,10 @@ from quintupleo.images.marker import uefi_marker_disk
 pytestmark = [pytest.mark.devcloud,
               pytest.mark.skipif(os.geteuid() != 0, reason="the real host and netns need root")]
 
-KERNEL = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quintupleo" / \
-    "linux" / "vmlinuz"
 RAMDISK_MARKER = "QO-NOVA-RAMDISK-5b1d"
 UEFI_DISK_MARKER = "QO-NOVA-UEFI-DISK-93ae"
 IPXE_UEFI_MARKER = "QuintupleO network boot (UEFI)"
 PORT = 15720
-NET = "192.168.24"
-HTTP = f"http://{NET}.1:8089"
-
-
-class RedfishConsole:
-    """The Redfish SerialConsole WebSocket, read in a thread as it runs."""
-
-    def __init__(self, url: str, cert: str, auth: tuple[str, str]) -> None:
-        self.output = b""
-        self._url, self._cert, self._auth = url, cert, auth
-        self._opened = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._watch()), daemon=True)
-        self._thread.start()
-        assert self._opened.wait(30), "the Redfish console did not open"
-
-    async def _watch(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        context = ssl.create_default_context(cafile=self._cert)
-        basic = {"Authorization": aiohttp.encode_basic_auth(*self._auth)}
-        async with aiohttp.ClientSession() as http, \
-                http.ws_connect(self._url, ssl=context, headers=basic) as socket:
-            self._opened.set()
-            reading = asyncio.ensure_future(self._read(socket))
-            await self._stop.wait()
-            reading.cancel()
-
-    async def _read(self, socket) -> None:
-        async for message in socket:
-            self.output += message.data if isinstance(message.data, bytes) else \
-                message.data.encode()
-
-    def read_until(self, text: str, timeout: float, count: int = 1) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.output.count(text.encode()) < count and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return self.output.count(text.encode()) >= count
-
-    def close(self) -> int:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        return 0
-
-
-class CloudNode:
-    """An environment of one node in zone qemu, its BMC, and the netns where its DHCP/HTTP run."""
-
-    def __init__(self, work: Path, image: str, strategy: str, port: int) -> None:
-        self.name = f"nv{uuid.uuid4().hex[:6]}"
-        self.env = dict(os.environ, XDG_STATE_HOME=str(work / "state"))
-        self.work, self.port = work, port
-        spec = work / "env.yaml"
-        spec.write_text(
-            f"name: {self.name}\ncloud: devcloud\n"
-            f"networks: {{provisioning: {{cidr: {NET}.0/24}}}}\n"
-            f"roles: {{node: {{count: 1, flavor: qo.tiny, image: {image}, "
-            "availability_zone: qemu}}\n"
-            f"bmc: {{boot_strategy: {strategy}, ipmi_port_base: {port}, "
-            f"redfish_port: {port}}}\n")
-        self.created = False
-        self.netns: str | None = None
-        self.services: list[subprocess.Popen] = []
-        self.qo("env", "create", str(spec))
-        self.created = True
-        self.inventory = {d: work / f"{d}.json" for d in ("ipmi", "redfish")}
-        for driver, path in self.inventory.items():
-            self.qo("env", "nodes", self.name, "--format", "ironic", "--driver", driver,
-                    "--output", str(path))
-        node = json.loads(self.inventory["redfish"].read_text())["nodes"][0]
-        self.node_name, self.server_id = node["name"], node["extra"]["quintupleo_node_id"]
-        self.mac = node["ports"][0]["address"]
-        self.redfish = node["driver_info"]
-        self.ipmi_password = json.loads(self.inventory["ipmi"].read_text())["nodes"][0][
-            "driver_info"]["ipmi_password"]
-        state = work / "state" / "quintupleo" / "environments" / self.name / "bmc"
-        self.bmc = BmcProcess(["--environment", self.name], state, port, self.env).start()
-
-    def qo(self, *args: str) -> str:
-        result = subprocess.run([sys.executable, "-m", "quintupleo", *args], env=self.env,
-                                capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, f"{' '.join(args[:2])}: {result.stdout}{result.stderr}"
-        return result.stdout
-
-    def undercloud(self, http_root: Path) -> None:
-        """`devcloud netns` on the provisioning network; dnsmasq and Ironic's HTTP in it."""
-        out = self.qo("devcloud", "netns", f"qo-{self.name}-provisioning", "--address",
-                      f"{NET}.1/24")
-        self.netns = out.strip().splitlines()[-1]
-        self.dhcp_log, self.http_log = self.work / "dnsmasq.log", self.work / "http.log"
-        self.services.append(self._in_netns(
-            "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface=eth0",
-            "--bind-interfaces", "--pid-file=", "--no-ping",
-            f"--dhcp-range={NET}.100,{NET}.200,1h", "--dhcp-userclass=set:ipxe,iPXE",
-            "--dhcp-option=tag:ipxe,encap:175,176,1",
-            "--dhcp-match=set:efi64,option:client-arch,7",
-            f"--dhcp-boot=tag:ipxe,{HTTP}/boot.ipxe", "--log-dhcp", log=self.dhcp_log))
-        self.services.append(self._in_netns(
-            sys.executable, "-m", "http.server", "8089", "--bind", f"{NET}.1", "--directory",
-            str(http_root), log=self.http_log))
-
-    def _in_netns(self, *argv: str, log: Path) -> subprocess.Popen:
-        return subprocess.Popen(["ip", "netns", "exec", self.netns, *argv],
-                                stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-    def console(self, driver: str):
-        """The BMC's console of the node, opened now (the node is off)."""
-        if driver == "ipmi":
-            sol = SolClient(self.port, password=self.ipmi_password)
-            assert sol.read_until("SOL Session operational", 20), sol.output
-            return sol
-        system = f"{self.bmc.redfish_url}/redfish/v1/Systems/{self.server_id}"
-        auth = ("admin", self.redfish["redfish_password"])
-        cert = self.redfish["redfish_verify_ca"]
-        uri = requests.get(system, auth=auth, verify=cert, timeout=10).json()[
-            "SerialConsole"]["WebSocket"]["ConsoleURI"]
-        return RedfishConsole(f"wss://127.0.0.1:{self.port}{uri}", cert, auth)
-
-    def close(self) -> None:
-        for service in self.services:
-            service.terminate()
-            service.wait(10)
-        if self.netns:
-            self.qo("devcloud", "netns", "--delete", self.netns)
-        self.bmc.stop()
-        if self.created:
-            self.qo("env", "delete", self.name)
 
 
 @pytest.fixture
@@ -207,7 +66,6 @@ def wait_console_log(conn, server_id: str, marker: str, count: int, timeout: flo
 def test_ironic_deploys_a_nova_vm_through_the_bmc(ironic, report, conn, real_host, request,
                                                   tmp_path, firmware, driver,
                                                   strategy):
-    assert KERNEL.exists(), f"no kernel at {KERNEL}: run scripts/setup.sh"
     image = request.getfixturevalue("uefi_disk") if firmware == "uefi" else "quintupleo-tiny"
     # rescue keeps the node's disk; a rebuild wrote the iPXE image over it, which network-boots
     # again from the disk (GRUB's line first), as OVB's nodes do
@@ -226,17 +84,11 @@ def test_ironic_deploys_a_nova_vm_through_the_bmc(ironic, report, conn, real_hos
             ir = ironic(boot="ipxe", http_url=HTTP)
             node.undercloud(ir.work / "http")
         [name] = enroll(ir, report, section, node.inventory[driver])
-        view = IpmiView(_Bmc(node), 0) if driver == "ipmi" else \
+        view = IpmiView(node.ipmi(), 0) if driver == "ipmi" else \
             RedfishView(node.bmc, node.server_id, node.redfish["redfish_verify_ca"],
                         ("admin", node.redfish["redfish_password"]))
         set_boot_mode(ir, name, firmware, view)
-        shutil.copyfile(KERNEL, ir.sources / "vmlinuz")
-        (ir.sources / "initramfs").write_bytes(initramfs(RAMDISK_MARKER))
-        ir.call("PATCH", f"nodes/{name}", [
-            {"op": "add", "path": "/instance_info",
-             "value": {"kernel": f"file://{ir.sources / 'vmlinuz'}",
-                       "ramdisk": f"file://{ir.sources / 'initramfs'}",
-                       "ramdisk_kernel_arguments": "console=ttyS0 quiet"}}])
+        ramdisk_instance(ir, name, RAMDISK_MARKER)
         with report.step(section, f"{name}: open the BMC's console while the node is off"):
             console = node.console(driver)
         with report.step(section, f"{name}: deploy → the BMC {strategy}s the VM with the "
@@ -274,14 +126,4 @@ def test_ironic_deploys_a_nova_vm_through_the_bmc(ironic, report, conn, real_hos
             console.close()
         if node is not None:
             node.close()
-
-
-class _Bmc:
-    """ipmitool against the environment's BMC with its own password (for IpmiView)."""
-
-    def __init__(self, node: CloudNode) -> None:
-        self.node = node
-
-    def ipmitool(self, *command: str, node: int = 0):
-        return self.node.bmc.ipmitool(*command, node=node, password=self.node.ipmi_password)
 
