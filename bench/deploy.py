@@ -80,10 +80,17 @@ def _on_nova(work: Path, rounds: int) -> dict[str, float]:
         ir.provision(node.node_name, "manage", "manageable")
         ir.provision(node.node_name, "provide", "available")
         sol = node.console("ipmi")
-        return _deploy(ir, node.node_name,
-                       lambda: _expect(sol.read_until(RAMDISK_MARKER, 300), "ramdisk marker"),
-                       lambda: _expect(sol.read_until(IMAGE_MARKER, 180), "disk marker"),
-                       rounds)
+        console = sol
+
+        def seen(marker: str, timeout: float) -> None:
+            if not console.read_until(marker, timeout):
+                raise SystemExit(f"no {marker} on the node's console:\n"
+                                 f"{console.output[-1500:]!r}\nDHCP: "
+                                 f"{node.dhcp_log.read_text()[-1500:]}\nHTTP: "
+                                 f"{node.http_log.read_text()[-1500:]}\nBMC: "
+                                 f"{node.bmc.log[-2500:]}")
+        return _deploy(ir, node.node_name, lambda: seen(RAMDISK_MARKER, 300),
+                       lambda: seen(IMAGE_MARKER, 180), rounds)
     finally:
         if sol is not None:
             sol.close()
@@ -118,7 +125,3 @@ def _on_lab(work: Path, rounds: int) -> dict[str, float]:
             ir.stop()
         lab.close()
 
-
-def _expect(seen: bool, what: str) -> None:
-    if not seen:
-        raise SystemExit(f"no {what} on the node's console")

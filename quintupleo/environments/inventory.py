@@ -38,13 +38,24 @@ def environment_nodes(name: str) -> tuple[BmcSettings, list[InventoryNode]]:
     infos = asyncio.run(discover())
     # MACs in NIC order (the first one PXE-boots), from the ports the plan named.
     macs = {p.name: p.mac_address for p in conn.network.ports(tags=spec.tag)}
+    modes = {image: boot_mode(conn, image) for image in {i.params["image"]
+                                                         for i in planned.values()}}
     nodes = []
     for index, info in enumerate(infos):
         item = planned[info.id]
         ordered = tuple(macs[port] for port in item.params["ports"] if port in macs)
         nodes.append(InventoryNode(replace(info, macs=ordered or info.macs),
-                                   settings.access(info, index), item.params["profile"]))
+                                   settings.access(info, index), item.params["profile"],
+                                   modes[item.params["image"]]))
     return settings, nodes
+
+
+def boot_mode(conn, image: str) -> str:
+    """A node's firmware is its image's (`hw_firmware_type`; Nova's default is BIOS), also
+    through a rescue: the inventory tells the provisioning tool so (Ironic assumes UEFI)."""
+    found = conn.image.find_image(image)
+    firmware = (found.properties or {}).get("hw_firmware_type") if found is not None else None
+    return "uefi" if firmware == "uefi" else "bios"
 
 
 def inventory_text(name: str, format: str, driver: str,

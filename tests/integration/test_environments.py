@@ -141,7 +141,7 @@ def test_environment_bmc_and_inventories(conn, qo_env, tmp_path, tagged, bmc_ser
                  conn.network.ports(device_id=servers[node["name"]].id)}
         assert node["ports"][0]["address"] == ports[f"{node['name']}-provisioning"]
         assert {p["address"] for p in node["ports"]} == set(ports.values())
-    assert "profile:control" in document["nodes"][0]["properties"]["capabilities"]
+    assert document["nodes"][0]["properties"]["capabilities"] == "boot_mode:bios,profile:control"
 
     instack = json.loads(qo_env("nodes", name, "--format", "instackenv").stdout)["nodes"]
     assert instack[2]["pm_type"] == "ipmi" and instack[2]["pm_password"] == password

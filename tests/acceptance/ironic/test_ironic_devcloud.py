@@ -100,6 +100,8 @@ def ipxe_image(nova, firmware: str):
 
 def drive_on_nova(ir: Ironic, report, section: str, env: Environment, view, nova) -> None:
     name, server = env.node_name, env.server_id
+    assert ir.node(name)["properties"]["capabilities"] == "boot_mode:bios"   # the tiny image's
+    set_boot_mode(ir, name, "uefi", view)     # what the override's mode picks is checked below
     with report.step(section, f"{name}: power on → Nova server ACTIVE"):
         ir.call("PUT", f"nodes/{name}/management/boot_device",
                 {"boot_device": "disk", "persistent": True})

@@ -87,6 +87,9 @@ def test_ironic_deploys_a_nova_vm_through_the_bmc(ironic, report, conn, real_hos
         view = IpmiView(node.ipmi(), 0) if driver == "ipmi" else \
             RedfishView(node.bmc, node.server_id, node.redfish["redfish_verify_ca"],
                         ("admin", node.redfish["redfish_password"]))
+        # the inventory says the image's firmware (Ironic would assume UEFI); Redfish nodes
+        # also get it through Ironic's boot mode API
+        assert ir.node(name)["properties"]["capabilities"] == f"boot_mode:{firmware}"
         set_boot_mode(ir, name, firmware, view)
         ramdisk_instance(ir, name, RAMDISK_MARKER)
         with report.step(section, f"{name}: open the BMC's console while the node is off"):
