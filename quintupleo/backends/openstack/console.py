@@ -21,12 +21,10 @@ import aiohttp
 
 log = logging.getLogger(__name__)
 
-RETRY = 1.0        # seconds between attempts to connect (one compute API call each)
-LIVE_AFTER = 1.0   # an open proxy socket that did not close within this reaches the guest
-UNAVAILABLE = 400  # the compute host has no serial consoles (ConsoleTypeUnavailable)
-NOT_IMPLEMENTED = 501
-
-
+RETRY = 1.0            # seconds between attempts to connect (one compute API call each)
+LIVE_AFTER = 1.0       # a proxy socket still open after this has reached the guest's port
+UNAVAILABLE = 400      # the compute host has no serial consoles (ConsoleTypeUnavailable)
+NOT_IMPLEMENTED = 501  # the hypervisor driver has none
 PROBE = 16             # fewest bytes that must agree for an overlap (unless the data is shorter)
 RUN_ON = 6             # ... or that run on from the log's very end
 OVERLAP_WINDOW = 4096  # the log's tail searched: ~0.35 s of output at 115200 baud
