@@ -174,7 +174,8 @@ def test_environment_bmc_and_inventories(conn, qo_env, tmp_path, tagged, bmc_ser
     sol = bmc.ipmitool("sol", "activate", port=port, password=password, check=False)
     assert sol.returncode != 0 and "disabled" in sol.stdout + sol.stderr, sol
     system = requests.get(f"{bmc.redfish_url}/redfish/v1/Systems/{servers[node['name']].id}",
-                          auth=("admin", password), verify=False, timeout=10).json()
+                          auth=("admin", password), timeout=10,
+                          verify=str(bmc.state_dir / "redfish-cert.pem")).json()
     assert "SerialConsole" not in system and system["PowerState"] == "Off"
     assert password not in bmc.log
 
