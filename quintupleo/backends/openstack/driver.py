@@ -79,6 +79,7 @@ class OpenStackBackend(Backend):
         self._conn = connection
         self._ids: set[str] = set()
         self._console_opened: dict[str, float] = {}   # node -> when its console last opened
+        self._seen: dict[str, Observation] = {}        # the last refresh's view of each node
         self.calls = 0    # compute/network API calls made, for logs and benchmarks
 
     async def _run(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -235,7 +236,7 @@ class OpenStackBackend(Backend):
 
     async def open_console(self, node_id: str) -> tuple[Any, Any]:
         """Connects once the server runs; a closed console (off, rebooting) is reopened at most
-        once per console.RETRY."""
+        once per console.RETRY, and Nova is not asked while the refreshes see the node off."""
         if not self.has_console:
             raise NotSupported("this cloud offers no serial console")
         conn = await self._connection()
@@ -245,6 +246,9 @@ class OpenStackBackend(Backend):
             if wait > 0:
                 await asyncio.sleep(wait)
             self._console_opened[node_id] = loop.time()
+            seen = self._seen.get(node_id)
+            if seen is not None and seen.power is PowerState.OFF and not seen.busy:
+                continue   # off at the last refresh: no console to ask Nova for
             try:
                 answer = await self._run(f"serial console of {node_id}",
                                          conn.compute.create_console, node_id, "serial")
@@ -263,7 +267,8 @@ class OpenStackBackend(Backend):
         return (answer.get("output") or "").encode()
 
     async def observe(self) -> dict[str, Observation]:
-        return {s.id: observation(s) for s in await self._list() if s.id in self._ids}
+        self._seen = {s.id: observation(s) for s in await self._list() if s.id in self._ids}
+        return self._seen
 
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
                     media: str | None = None) -> None:
