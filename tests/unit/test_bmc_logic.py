@@ -200,9 +200,38 @@ def test_a_console_replay_and_the_live_stream_overlap_once():
     """Nova's console log (replayed first) and the serial stream opened just before it share a
     few bytes: sent once, whether the stream repeats part of the log or runs on from it."""
     from quintupleo.backends.openstack.console import overlap
-    log = b"SeaBIOS\r\nBooting from Hard Disk...\r\nMARK"
-    assert overlap(log, b"Hard Disk...\r\nMARKER\r\n") == b"Hard Disk...\r\nMARK"
-    assert overlap(log, b"ing from Hard Disk") == b"ing from Hard Disk...\r\nMARK"
+    log = b"SeaBIOS\nBooting from Hard Disk...\nMARK"   # as the compute API gives it
+    assert overlap(log, b"Hard Disk...\r\nMARKER\r\n") == b"Hard Disk...\nMARK"
+    assert overlap(log, b"ing from Hard Disk") == b"ing from Hard Disk...\nMARK"
     assert overlap(log, b"new output, not in the log") == b""
     assert overlap(log, b"K!") == b""           # too short to say: nothing is dropped
     assert overlap(b"", b"abc") == b""
+
+
+def test_a_console_replay_matches_the_stream_without_the_control_bytes_nova_drops():
+    """The compute API's console log has no carriage returns (nor ESC): the stream's repeat of
+    it is still found and sent once, and the replay gets its CR LF line ends back."""
+    import aiohttp
+
+    from quintupleo.backends.openstack.console import ConsoleReader
+
+    class Socket:   # the stream's later messages, then its close
+        def __init__(self, *chunks: bytes) -> None:
+            self.messages = [aiohttp.WSMessage(aiohttp.WSMsgType.BINARY, c, None)
+                             for c in chunks]
+
+        async def receive(self) -> aiohttp.WSMessage:
+            return (self.messages.pop(0) if self.messages
+                    else aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, None, None))
+
+    async def everything(reader: ConsoleReader) -> bytes:
+        out = b""
+        while chunk := await reader.read():
+            out += chunk
+        return out
+
+    log = b"Booting from DVD/CD...\n\nQO-CD-BOOTED\n"   # as the compute API gives it
+    reader = ConsoleReader(Socket(b"BOOTED\r\n", b"\x1b[0mnext\r\n"), log,
+                           first=b"\r\n\r\nQO-CD-")
+    assert asyncio.run(everything(reader)) == (
+        b"Booting from DVD/CD...\r\n\r\nQO-CD-BOOTED\r\n\x1b[0mnext\r\n")

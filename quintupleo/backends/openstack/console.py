@@ -6,8 +6,11 @@ restarting the proxy accepts the WebSocket and closes it at once (nothing listen
 port): the caller reconnects, paced here, so a console follows the node through reboots and
 rescues. What the guest wrote before the connection (a QEMU's serial port keeps nothing for a
 late client) comes first, from the compute API's console log: libvirt's Nova starts that log
-afresh with each QEMU (append off), so it holds this boot's output so far. The few bytes both
-hold (written between the connection and the log read) are sent once.
+afresh with each QEMU (append off), so it holds this boot's output so far. The compute API
+removes control characters from that log (all below 0x20 but tab and newline: carriage returns,
+escape sequences' ESC); the replay puts carriage returns back before newlines, as a terminal
+needs them. The few bytes both hold (written between the connection and the log read) are
+sent once: they are matched as the log holds them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ NOT_IMPLEMENTED = 501  # the hypervisor driver has none
 PROBE = 16             # fewest bytes that must agree for an overlap (unless the data is shorter)
 RUN_ON = 6             # ... or that run on from the log's very end
 OVERLAP_WINDOW = 4096  # the log's tail searched: ~0.35 s of output at 115200 baud
+LOG_STRIPS = bytes(range(0x09)) + bytes(range(0x0B, 0x20))   # what the compute API's log drops
 
 
 class ConsoleReader:
@@ -38,7 +42,7 @@ class ConsoleReader:
         self._socket = socket
         self._replay: bytes | None = replay or None   # until the overlap is known
         self._repeat = b""                             # stream bytes the replay already sent
-        self._pending = replay + (self._fresh(first) if first else b"")
+        self._pending = terminal(replay) + (self._fresh(first) if first else b"")
 
     async def read(self, size: int = 4096) -> bytes:
         while not self._pending:
@@ -57,13 +61,17 @@ class ConsoleReader:
         if self._replay is not None:   # the first stream bytes: where are they in the log?
             replay, self._replay = self._replay, None
             self._repeat = overlap(replay, data)
-        if self._repeat:
-            same = 0
-            limit = min(len(data), len(self._repeat))
-            while same < limit and data[same] == self._repeat[same]:
-                same += 1
-            self._repeat = self._repeat[same:] if same == limit else b""
-            data = data[same:]
+        if self._repeat:   # skip it, with the control bytes the log does not hold
+            at = held = 0
+            while at < len(data) and held < len(self._repeat):
+                if data[at] in LOG_STRIPS:
+                    at += 1
+                elif data[at] == self._repeat[held]:
+                    at, held = at + 1, held + 1
+                else:
+                    break
+            self._repeat = self._repeat[held:] if at == len(data) else b""
+            data = data[at:]
         return data
 
 
@@ -93,9 +101,16 @@ class ConsoleWriter:
             await self._session.close()
 
 
+def terminal(log_text: bytes) -> bytes:
+    """The compute API's console log as a terminal needs it: CR LF line ends."""
+    return log_text.replace(b"\n", b"\r\n")
+
+
 def overlap(replay: bytes, data: bytes) -> bytes:
-    """The longest tail of `replay` the stream's first bytes `data` repeat (or run on from)."""
+    """The longest tail of the console log `replay` that the stream's first bytes `data` repeat
+    (or run on from), compared as the log holds them (without control bytes)."""
     window = replay[-OVERLAP_WINDOW:]
+    data = data.translate(None, LOG_STRIPS)
     need = min(PROBE, len(data))
     at = window.find(data[:1])
     while data and at >= 0:
