@@ -30,6 +30,7 @@ from pathlib import Path
 
 from common import PY, ms, pct, print_table, rss_mib, serve, stop, venv_with, wait_ready
 
+from quintupleo.backends.fake import FakeBackend
 from quintupleo.bmc.ipmi.server import IpmiEndpoint
 from quintupleo.bmc.service import BmcService
 from quintupleo.bmc.settings import BmcSettings
@@ -138,7 +139,7 @@ def inside_server(nodes: int, port_base: int, tmp: Path, clients: int, duration:
     ports = list(range(port_base, port_base + nodes))
 
     async def run():
-        service = BmcService(settings)
+        service = BmcService(settings, FakeBackend(nodes))
         await service.start()
         try:
             load = await asyncio.to_thread(pyghmi_load, ports, clients, duration)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from quintupleo.backends.base import Backend
-from quintupleo.backends.fake import FakeBackend
 from quintupleo.bmc.controller import NodeController, Refresher
 from quintupleo.bmc.ipmi.server import IpmiEndpoint, listen
 from quintupleo.bmc.redfish.app import RedfishService
@@ -26,21 +25,6 @@ from quintupleo.model import Credentials
 log = logging.getLogger(__name__)
 
 
-def build_backend(settings: BmcSettings) -> Backend:
-    if settings.backend == "fake":
-        return FakeBackend(settings.fake_nodes, settings.fake_delay,
-                           staged=settings.fake_staged)
-    if settings.backend == "qemu":
-        from quintupleo.backends.qemu import QemuBackend
-        from quintupleo.lab.layout import Lab
-        return QemuBackend(Lab.load(str(settings.lab)),
-                           media_max_bytes=settings.media_max_mb * 1024 * 1024)
-    from quintupleo.backends.openstack import OpenStackBackend  # openstacksdk is slow to import
-    return OpenStackBackend(settings.cloud, settings.prefix, settings.servers,
-                            strategy=settings.boot_strategy, images=settings.pxe_images,
-                            media_max_bytes=settings.media_max_mb * 1024 * 1024)
-
-
 def _raise_open_files_limit(needed: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed + 64:
@@ -50,8 +34,10 @@ def _raise_open_files_limit(needed: int) -> None:
 
 @dataclass
 class BmcService:
+    """Serves `backend`'s nodes (built by the caller from the settings: a lab, a cloud, fakes)."""
+
     settings: BmcSettings
-    backend: Backend | None = None
+    backend: Backend
     controllers: list[NodeController] = field(default_factory=list)
     endpoints: list[InventoryNode] = field(default_factory=list)
     refresher: Refresher | None = None
@@ -62,7 +48,6 @@ class BmcService:
 
     async def start(self) -> None:
         settings = self.settings
-        self.backend = build_backend(settings)
         infos = await self.backend.discover()
         self._store = BootStore(settings.state_dir / "boot.sqlite")
         saved = self._store.load_all()
@@ -142,8 +127,7 @@ class BmcService:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.backend is not None:
-            await self.backend.close()
+        await self.backend.close()
         if self._store is not None:
             self._store.close()
 

@@ -7,6 +7,7 @@ port 623 unless it names a port; the others listen on `ipmi_address`, port `ipmi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,11 @@ class BmcSettings:
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, path: Path | None, **overrides: Any) -> BmcSettings:
-        """Read `path` (if any), then apply every override that is not None; validate."""
+    def load(cls, path: Path | None,
+             environment_settings: Callable[[str], dict[str, Any]] | None = None,
+             **overrides: Any) -> BmcSettings:
+        """Read `path` (if any), then apply every override that is not None; validate. Settings
+        that name an environment start from `environment_settings(name)` (its BMC's)."""
         values: dict[str, Any] = {}
         if path is not None:
             try:
@@ -77,8 +81,10 @@ class BmcSettings:
             values.update(loaded)
         values.update({k: v for k, v in overrides.items() if v is not None and v != []})
         if values.get("environment"):   # an environment's BMC: its settings are the base layer
-            from quintupleo.environments.store import bmc_settings
-            values = {**bmc_settings(values["environment"]), **values}
+            if environment_settings is None:
+                raise ConfigError("environment: not known here (serve it with "
+                                  "`quintupleo bmc serve --environment NAME`)")
+            values = {**environment_settings(values["environment"]), **values}
         for key in ("state_dir", "inventory_out", "tls_cert", "tls_key"):
             if values.get(key) is not None:
                 values[key] = Path(values[key]).expanduser()

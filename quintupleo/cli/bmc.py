@@ -1,4 +1,5 @@
-"""`quintupleo bmc`: the virtual BMC service (IPMI 2.0 today, Redfish next)."""
+"""`quintupleo bmc`: the virtual BMC service (IPMI 2.0 and Redfish), over the nodes of a lab,
+an environment, Nova servers or fakes."""
 
 from __future__ import annotations
 
@@ -12,14 +13,34 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
+from quintupleo.backends.base import Backend
+from quintupleo.backends.fake import FakeBackend
 from quintupleo.bmc.service import BmcService
 from quintupleo.bmc.settings import BmcSettings
+from quintupleo.environments.store import bmc_settings
 from quintupleo.errors import QuintupleOError
 
 app = typer.Typer(help="Virtual BMCs: IPMI 2.0 (lanplus) and Redfish for many nodes from one "
                        "process.",
                   no_args_is_help=True)
 console = Console(stderr=True)
+
+
+def backend_for(settings: BmcSettings) -> Backend:
+    """The nodes the settings name: a lab's QEMU machines, Nova servers, or fakes."""
+    media_max_bytes = settings.media_max_mb * 1024 * 1024
+    if settings.backend == "fake":
+        return FakeBackend(settings.fake_nodes, settings.fake_delay,
+                           staged=settings.fake_staged)
+    if settings.backend == "qemu":
+        from quintupleo.backends.qemu import QemuBackend
+        from quintupleo.lab.layout import Lab
+        from quintupleo.lab.machines import machine_specs
+        return QemuBackend(machine_specs(Lab.load(str(settings.lab))), media_max_bytes)
+    from quintupleo.backends.openstack import OpenStackBackend  # openstacksdk is slow to import
+    return OpenStackBackend(settings.cloud, settings.prefix, settings.servers,
+                            strategy=settings.boot_strategy, images=settings.pxe_images,
+                            media_max_bytes=media_max_bytes)
 
 
 @app.command()
@@ -86,14 +107,14 @@ def serve(
     logging.getLogger("keystoneauth").setLevel(logging.WARNING)
     try:
         settings = BmcSettings.load(
-            config, environment=environment, backend=backend, lab=lab, fake_nodes=fake_nodes,
-            fake_delay=fake_delay, cloud=cloud, boot_strategy=boot_strategy,
+            config, bmc_settings, environment=environment, backend=backend, lab=lab,
+            fake_nodes=fake_nodes, fake_delay=fake_delay, cloud=cloud, boot_strategy=boot_strategy,
             prefix=prefix, servers=server, ipmi_address=ipmi_address,
             ipmi_port_base=ipmi_port_base, username=username, password=password,
             refresh_interval=refresh_interval, redfish=redfish, redfish_address=redfish_address,
             redfish_port=redfish_port, tls=tls, tls_cert=tls_cert, tls_key=tls_key,
             state_dir=state_dir, inventory_out=inventory_out, inventory_driver=inventory_driver)
-        asyncio.run(BmcService(settings).run())
+        asyncio.run(BmcService(settings, backend_for(settings)).run())
     except QuintupleOError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None

@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from quintupleo.environments.spec import load as load_spec
 from quintupleo.errors import ConfigError, QuintupleOError
 from quintupleo.lab import manager
-from quintupleo.lab.layout import Addresses, Role, Shape, check_shape, parse_roles, roles_from_spec
+from quintupleo.lab.layout import Addresses, Role, Shape, check_shape, parse_roles
 
 app = typer.Typer(help="A lab of QEMU nodes with a real network and a virtual BMC.",
                   no_args_is_help=True)
@@ -25,6 +26,16 @@ Name = Annotated[str, typer.Option("--name", help="The lab's name.")]
 def _fail(exc: Exception) -> typer.Exit:
     err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
     return typer.Exit(1)
+
+
+def roles_from_spec(path: Path, shape: Shape) -> tuple[list[Role], Addresses]:
+    """An environment spec's roles (made as `shape`: a flavor means nothing here), and its
+    provisioning CIDR and BMC ports for the lab."""
+    spec = load_spec(path)   # validated as `env` validates it
+    roles = [Role(r.name, r.count, shape, r.profile) for r in spec.roles]
+    return roles, Addresses(spec.networks[0].cidr, spec.bmc.ipmi_port_base,
+                            spec.bmc.redfish_port)
+
 
 
 @app.command("up")

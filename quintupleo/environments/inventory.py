@@ -19,7 +19,7 @@ from quintupleo.inventory.metal3 import metal3_document
 
 
 def environment_nodes(name: str) -> tuple[BmcSettings, list[InventoryNode]]:
-    settings = BmcSettings.load(None, environment=name)
+    settings = BmcSettings.load(None, store.bmc_settings, environment=name)
     journal = store.open_journal(name)
     try:
         spec = store.stored_spec(journal)

@@ -17,7 +17,6 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from quintupleo.environments.spec import load as load_spec
 from quintupleo.errors import ConfigError
 from quintupleo.paths import state_dir
 
@@ -175,15 +174,6 @@ class Addresses:
     cidr: str = "192.168.24.0/24"
     ipmi_port_base: int = 6230
     redfish_port: int = 8000
-
-
-def roles_from_spec(path: Path, shape: Shape) -> tuple[list[Role], Addresses]:
-    """An environment spec's roles (made as `shape`: a flavor means nothing here), and its
-    provisioning CIDR and BMC ports for the lab."""
-    spec = load_spec(path)   # validated as `env` validates it
-    roles = [Role(r.name, r.count, shape, r.profile) for r in spec.roles]
-    return roles, Addresses(spec.networks[0].cidr, spec.bmc.ipmi_port_base,
-                            spec.bmc.redfish_port)
 
 
 def check_name(name: str) -> str:

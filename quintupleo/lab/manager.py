@@ -19,11 +19,12 @@ from pathlib import Path
 
 import psutil
 
-from quintupleo.backends.qemu.machine import Machine, find_processes
+from quintupleo.backends.qemu.machine import find_processes
 from quintupleo.errors import ConfigError
 from quintupleo.lab import network
 from quintupleo.lab.accel import choose as choose_accel
 from quintupleo.lab.layout import Lab, Role, check_name, labs_dir, new_nodes
+from quintupleo.lab.machines import machine
 from quintupleo.reaping import wait_gone
 
 BMC_READY_TIMEOUT = 60.0
@@ -68,7 +69,7 @@ def up(name: str, roles: int | list[Role], cidr: str = "192.168.24.0/24",
                   tftp_root=str(Path(tftp_root).resolve()) if tftp_root else None,
                   bootfile=bootfile, inventory_driver=inventory_driver)
     for node in lab.nodes:
-        Machine(lab, node).create_disk()
+        machine(lab, node).create_disk()
     if lab.netns and not network.exists(lab.netns):
         network.create(lab)
     lab.save()
@@ -122,7 +123,7 @@ def bmc_pid(lab: Lab) -> int | None:
 
 def status(name: str) -> tuple[Lab, list[NodeStatus], int | None, bool]:
     lab = Lab.load(name)
-    nodes = [NodeStatus(n.name, n.mac, "on" if Machine(lab, n).running() else "off",
+    nodes = [NodeStatus(n.name, n.mac, "on" if machine(lab, n).running() else "off",
                         lab.ipmi_port_base + n.index,
                         f"{n.cpus} CPU, {n.memory_mb} MiB, {n.firmware}") for n in lab.nodes]
     return lab, nodes, bmc_pid(lab), bool(lab.netns and network.exists(lab.netns))

@@ -68,13 +68,11 @@ def delete(netns: str) -> bool:
     return True
 
 
-def qemu_netdev(lab: Lab, node: LabNode, bootindex: int) -> list[str]:
-    """QEMU arguments for the node's one NIC (id `nic`) on the lab network."""
-    device = ["-device", f"virtio-net-pci,netdev=net0,mac={node.mac},id=nic,bootindex={bootindex}"]
+def qemu_netdev(lab: Lab, node: LabNode) -> str:
+    """QEMU's -netdev (id net0) for the node's one NIC on the lab network."""
     if lab.netns:
-        return ["-netdev", f"tap,id=net0,ifname={tap_name(node)},script=no,downscript=no",
-                *device]
-    return ["-netdev", f"socket,id=net0,mcast={lab.mcast},localaddr=127.0.0.1", *device]
+        return f"tap,id=net0,ifname={tap_name(node)},script=no,downscript=no"
+    return f"socket,id=net0,mcast={lab.mcast},localaddr=127.0.0.1"
 
 
 def server_argv(lab: Lab) -> list[str]:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from quintupleo.backends.fake import FakeBackend
-from quintupleo.backends.qemu.machine import Machine, boot_order
+from quintupleo.backends.qemu.machine import boot_order
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import commands
 from quintupleo.bmc.ipmi.sol import SolConsole
@@ -17,6 +17,7 @@ from quintupleo.bmc.store import BootStore
 from quintupleo.errors import ConfigError
 from quintupleo.images.marker import boot_sector
 from quintupleo.lab.layout import Lab, Role, Shape, check_name, new_nodes, parse_roles
+from quintupleo.lab.machines import machine
 from quintupleo.model import BootDevice, BootMode, BootOverride
 
 
@@ -34,7 +35,7 @@ def test_boot_order_follows_the_override(override, expected):
 
 def test_boot_order_is_each_devices_bootindex():
     lab = Lab("t", new_nodes("t", [Role(None, 1, Shape(firmware="uefi"))]), mcast="230.0.0.1:1")
-    argv = " ".join(Machine(lab, lab.nodes[0]).argv(("cd", "disk", "nic"), "/x/media.iso"))
+    argv = " ".join(machine(lab, lab.nodes[0]).argv(("cd", "disk", "nic"), "/x/media.iso"))
     assert "id=cd,bootindex=1" in argv and "id=disk,bootindex=2" in argv
     assert "id=nic,bootindex=3" in argv and "file=/x/media.iso" in argv
     assert "OVMF_CODE" in argv and "-boot" not in argv.split()

@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from quintupleo.backends.base import Backend
-from quintupleo.backends.qemu.machine import USUAL_ORDER, Machine, boot_order
+from quintupleo.backends.qemu.machine import USUAL_ORDER, Machine, MachineSpec, boot_order
 from quintupleo.backends.qemu.monitor import Monitor
 from quintupleo.errors import BackendError, NotInPresentState
 from quintupleo.images.media import fetch
-from quintupleo.lab.layout import Lab
 from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction, PowerState
 
 log = logging.getLogger(__name__)
@@ -44,9 +43,8 @@ class QemuBackend(Backend):
     settle_poll = 0.0
     has_console = True
 
-    def __init__(self, lab: Lab, media_max_bytes: int = 4 << 30) -> None:
-        self.lab = lab
-        self.machines = {node.name: Machine(lab, node) for node in lab.nodes}
+    def __init__(self, machines: list[MachineSpec], media_max_bytes: int = 4 << 30) -> None:
+        self.machines = {spec.name: Machine(spec) for spec in machines}
         self.media_max_bytes = media_max_bytes
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qemu")
         self._monitors: dict[str, Monitor] = {}           # running nodes' QMP connections
@@ -57,9 +55,8 @@ class QemuBackend(Backend):
     async def discover(self) -> list[NodeInfo]:
         return [NodeInfo(id=n.name, name=n.name, uuid=n.uuid, macs=(n.mac,), cpus=n.cpus,
                          memory_mb=n.memory_mb, local_gb=n.disk_gb,
-                         extra={"lab": self.lab.name, "boot_mode": n.firmware,
-                                **({"profile": n.profile or n.role} if n.role else {})})
-                for n in self.lab.nodes]
+                         extra={**n.extra, "boot_mode": n.firmware})
+                for n in (machine.node for machine in self.machines.values())]
 
     async def observe(self) -> dict[str, Observation]:
         running = await self._blocking(   # PID files and /proc: off the event loop

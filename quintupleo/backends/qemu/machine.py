@@ -1,4 +1,7 @@
-"""One lab node as a QEMU process: off means no process, on means a running one.
+"""One machine as a QEMU process: off means no process, on means a running one.
+
+A machine is described by what made it (a lab: `MachineSpec`); the backend knows machines, not
+labs.
 
 QEMU runs daemonized (a BMC restart leaves running nodes running), found again by its PID file
 and its `-name`. Its serial port is a Unix socket for a live console that also logs everything
@@ -17,13 +20,12 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 from quintupleo.errors import BackendError
-from quintupleo.lab.layout import Lab, LabNode
-from quintupleo.lab.network import qemu_netdev, qemu_prefix
 from quintupleo.model import BootDevice, BootOverride
 
 log = logging.getLogger(__name__)
@@ -47,11 +49,29 @@ def boot_order(override: BootOverride) -> tuple[str, ...]:
     return (first, *(device for device in USUAL_ORDER if device != first))
 
 
+@dataclass(frozen=True)
+class MachineSpec:
+    """A machine as the QEMU backend needs to know it."""
+
+    name: str
+    uuid: str
+    mac: str
+    dir: Path                      # its disk, UEFI variables, sockets, logs
+    tag: str                       # in its QEMU's -name: finds its process without a PID file
+    netdev: str                    # QEMU's -netdev of its one NIC (id net0): a tap, a socket
+    cpus: int = 1
+    memory_mb: int = 512
+    disk_gb: int = 2
+    firmware: str = "bios"         # bios (SeaBIOS) or uefi (OVMF)
+    accel: str = "tcg"
+    runs_under: tuple[str, ...] = ()   # a command QEMU runs under (`ip netns exec NS`)
+    extra: dict[str, str] = field(default_factory=dict)   # what inventories add (profile)
+
+
 class Machine:
-    def __init__(self, lab: Lab, node: LabNode) -> None:
-        self.lab = lab
+    def __init__(self, node: MachineSpec) -> None:
         self.node = node
-        self.dir = lab.node_dir(node)
+        self.dir = node.dir
         self.qmp_socket = self.dir / "qmp.sock"
         self.console_socket = self.dir / "console.sock"
         self.serial_log = self.dir / "serial.log"
@@ -60,7 +80,7 @@ class Machine:
 
     @property
     def tag(self) -> str:
-        return f"{self.lab.process_tag}{self.node.name}"
+        return self.node.tag
 
     def argv(self, order: tuple[str, ...], media: str | None = None) -> list[str]:
         node = self.node
@@ -68,8 +88,8 @@ class Machine:
         cd = "if=none,id=cd0,media=cdrom,readonly=on" + (f",file={media},format=raw"
                                                           if media else "")
         return [
-            *qemu_prefix(self.lab), QEMU, "-name", f"{self.tag},process={self.tag}",
-            "-accel", self.lab.accel, "-machine", "pc", "-m", str(node.memory_mb),
+            *node.runs_under, QEMU, "-name", f"{self.tag},process={self.tag}",
+            "-accel", node.accel, "-machine", "pc", "-m", str(node.memory_mb),
             "-smp", str(node.cpus), "-uuid", node.uuid,
             "-nodefaults", "-no-user-config", "-display", "none",
             "-S",   # paused until the backend says cont: a console can attach first
@@ -82,7 +102,9 @@ class Machine:
             "-drive", f"file={self.disk},if=none,id=disk0,format=qcow2,cache=unsafe",
             "-device", f"virtio-blk-pci,drive=disk0,id=disk,bootindex={index['disk']}",
             "-drive", cd, "-device", f"ide-cd,drive=cd0,id=cd,bootindex={index['cd']}",
-            *qemu_netdev(self.lab, node, index["nic"]),
+            "-netdev", node.netdev,
+            "-device", f"virtio-net-pci,netdev=net0,mac={node.mac},id=nic,"
+                       f"bootindex={index['nic']}",
         ]
 
     def firmware_args(self) -> list[str]:
