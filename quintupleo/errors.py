@@ -61,6 +61,13 @@ class NotSupported(BmcError):
     http_status = 400
 
 
+class ConsoleInUse(BmcError):
+    """The node's one serial console already has a client (SOL or the WebSocket)."""
+
+    ipmi_code = 0x80     # Activate Payload: payload already active on another session
+    http_status = 409
+
+
 class InvalidRequest(BmcError):
     """The request's data is wrong (e.g. a virtual media URL that is not http/https)."""
 

@@ -47,10 +47,6 @@ class BootDevice(StrEnum):
     HTTP = "http"    # UEFI HTTP boot
 
 
-#: how a cloud backend does network and CD boots (backends/openstack/boot.py)
-BOOT_STRATEGIES = ("none", "rescue", "rebuild")
-
-
 class BootMode(StrEnum):
     LEGACY = "legacy"
     UEFI = "uefi"

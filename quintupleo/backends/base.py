@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from quintupleo.errors import NotSupported
-from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction
+from quintupleo.model import BootDevice, BootOverride, NodeInfo, Observation, PowerAction
 
 
 class Backend(ABC):
@@ -20,6 +20,10 @@ class Backend(ABC):
     name: str
     #: whether nodes have a serial console (open_console)
     has_console: bool = False
+    #: whether nodes have a virtual CD (insert_media)
+    has_media: bool = False
+    #: the devices a boot override may name
+    boot_devices: frozenset[BootDevice] = frozenset(BootDevice)
     #: how long after starting an action a new observation is worth making (batches actions
     #: that arrive together into one cloud call); 0 for backends whose reads cost nothing
     settle_poll: float = 0.5

@@ -41,6 +41,7 @@ class FakeBackend(Backend):
     """
 
     name = "fake"
+    has_media = True
 
     def __init__(self, count: int, delay: float = 0.0, prefix: str = "fake-",
                  staged: bool = False) -> None:

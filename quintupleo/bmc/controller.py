@@ -21,11 +21,18 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from quintupleo.backends.base import Backend
+from quintupleo.bmc.console import Deliver, NodeConsole
 from quintupleo.bmc.store import BootStore
-from quintupleo.errors import BackendError, BmcError, NodeBusy, NotInPresentState, NotSupported
+from quintupleo.errors import (
+    BackendError,
+    BmcError,
+    ConsoleInUse,
+    NodeBusy,
+    NotInPresentState,
+    NotSupported,
+)
 from quintupleo.images.media import check_url
 from quintupleo.model import (
     BootDevice,
@@ -64,6 +71,7 @@ class NodeController:
         self._awaiting: PowerState | None = None       # target an in-flight action waits for
         self._issued_at = 0.0                          # when the last backend call returned
         self._on_action = on_action                    # asks the refresher to look soon
+        self._console: NodeConsole | None = None       # the console's one client
 
     # ---- reads -------------------------------------------------------------------------
     def power_state(self) -> PowerState:
@@ -77,23 +85,52 @@ class NodeController:
     def pending(self) -> bool:
         return bool(self._queue)
 
-    # ---- serial console: the front ends' one way to it ----------------------------------
+    # ---- what the node can do: the front ends ask here, never the backend -------------
+    @property
+    def kind(self) -> str:
+        """What the node is (the backend's name): `openstack`, `qemu`, `fake`."""
+        return self.backend.name
+
+    def supports(self, action: PowerAction) -> bool:
+        return self.backend.supports(action)
+
+    @property
+    def boot_devices(self) -> frozenset[BootDevice]:
+        return self.backend.boot_devices
+
+    @property
+    def has_media(self) -> bool:
+        return self.backend.has_media
+
     @property
     def has_console(self) -> bool:
         return self.backend.has_console
 
-    async def open_console(self) -> tuple[Any, Any]:
-        """The node's serial console as (reader, writer); waits while the node has none."""
-        return await self.backend.open_console(self.info.id)
+    # ---- serial console: one client at a time --------------------------------------------
+    def attach_console(self, client: str, deliver: Deliver, chunk: int = 4096) -> NodeConsole:
+        """Give the node's console to `client` (its output to `deliver`, once started) until
+        it is closed; ConsoleInUse while another client has it."""
+        if not self.has_console:
+            raise NotSupported(f"node {self.info.name} has no serial console")
+        if self._console is not None:
+            raise ConsoleInUse(f"node {self.info.name}: its serial console is in use "
+                               f"({self._console.client})")
+        self._console = NodeConsole(
+            self.info.name, client, lambda: self.backend.open_console(self.info.id), deliver,
+            chunk, self._console_closed)
+        self.backend.want_console(self.info.id, True)
+        return self._console
 
-    def want_console(self, wanted: bool) -> None:
-        self.backend.want_console(self.info.id, wanted)
+    def _console_closed(self, console: NodeConsole) -> None:
+        if self._console is console:
+            self._console = None
+            self.backend.want_console(self.info.id, False)
 
     # ---- actions -----------------------------------------------------------------------
     def request(self, action: PowerAction, source: str = "") -> None:
         """Accept a power action (or refuse it at once with a BmcError); it runs in background."""
         current = self.power_state()
-        if not self.backend.supports(action):
+        if not self.supports(action):
             raise NotSupported(f"{self.backend.name} nodes have no {action.value}")
         if self._queue and self._queue[-1] is action:
             return   # coalesce a repeat (clients retry)
@@ -120,6 +157,8 @@ class NodeController:
             self._worker = asyncio.get_running_loop().create_task(self._work())
 
     def set_boot_override(self, override: BootOverride) -> None:
+        if override.active and override.device not in self.boot_devices:
+            raise NotSupported(f"node {self.info.name} cannot boot {override.device.value}")
         if override != self.override:
             self.override = override
             self.store.save(self.key, override)
@@ -128,6 +167,9 @@ class NodeController:
 
     async def insert_media(self, url: str) -> None:
         """Fetch and attach a virtual CD (replacing one already inserted)."""
+        if not self.has_media:
+            raise NotSupported(f"node {self.info.name} has no virtual media ({self.kind} "
+                               "nodes have none, or not with these settings)")
         check_url(url)
         media = await self.backend.insert_media(self.info.id, url)
         if self.media is not None and self.media != media:

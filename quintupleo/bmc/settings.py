@@ -14,9 +14,10 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
+from quintupleo.backends.openstack.boot import STRATEGIES as BOOT_STRATEGIES
 from quintupleo.errors import ConfigError
 from quintupleo.inventory import BmcAccess
-from quintupleo.model import BOOT_STRATEGIES, Credentials, NodeInfo
+from quintupleo.model import Credentials, NodeInfo
 from quintupleo.paths import state_dir
 
 BACKENDS = ("fake", "openstack", "qemu")

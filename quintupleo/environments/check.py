@@ -18,7 +18,7 @@ from openstack import exceptions as os_exc
 from quintupleo.backends.openstack.driver import microversion
 from quintupleo.environments.plan import Kind, plan
 from quintupleo.environments.spec import EnvironmentSpec
-from quintupleo.images.glance import ipxe_image_name
+from quintupleo.images.ipxe import ipxe_image_name
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
+from quintupleo.backends.openstack.boot import STRATEGIES as BOOT_STRATEGIES
 from quintupleo.errors import ConfigError
-from quintupleo.model import BOOT_STRATEGIES
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 PROVISIONING = "provisioning"

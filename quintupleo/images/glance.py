@@ -14,7 +14,7 @@ from typing import Any
 from openstack import exceptions as os_exc
 
 from quintupleo.errors import BackendError
-from quintupleo.images.ipxe import BuiltImage
+from quintupleo.images.ipxe import BuiltImage, ipxe_image_name
 
 CHUNK = 1024 * 1024
 
@@ -84,6 +84,3 @@ def publish_ipxe(conn: Any, image: BuiltImage) -> Published:
     return publish(conn, image.path, ipxe_image_name(image.firmware), "raw",
                    ipxe_properties(image.firmware))
 
-
-def ipxe_image_name(firmware: str) -> str:
-    return f"quintupleo-ipxe-{firmware}"

@@ -64,6 +64,11 @@ class BuiltImage:
     size: int
 
 
+def ipxe_image_name(firmware: str) -> str:
+    """The image's one name: its file (`.img`) and its Glance image."""
+    return f"quintupleo-ipxe-{firmware}"
+
+
 def ipxe_script(options: IpxeOptions) -> str:
     """The BIOS variant's script: every NIC in turn, MTU first, forever or `rounds` times."""
     mtu = f"set net${{idx}}/mtu {options.mtu} ||\n" if options.mtu else ""
@@ -126,7 +131,7 @@ def build(out_dir: Path, options: IpxeOptions = IpxeOptions(),
     with tempfile.TemporaryDirectory(prefix="qo-image-") as tmp:
         work = Path(tmp)
         for firmware in firmwares:
-            path = out_dir / f"quintupleo-ipxe-{firmware}.img"
+            path = out_dir / f"{ipxe_image_name(firmware)}.img"
             partial = path.with_suffix(".partial")
             partial.unlink(missing_ok=True)
             (_bios if firmware == "bios" else _uefi)(partial, work, options)

@@ -12,6 +12,10 @@ the controller learns from its observations when the node is really up.
 | rebuild | rebuild with the iPXE image, start | start / hard reboot | nothing (disk rewritten) |
 
 A CD boot (virtual media) is a rescue into the inserted ISO under every strategy but `none`.
+Every power action goes through the strategy: on -> start (or unrescue), off and soft off ->
+stop (Nova has no hard power-off; its stop is a graceful shutdown that becomes a hard one after
+the compute's timeout), reset and cycle -> hard reboot, graceful restart -> soft reboot,
+diagnostic interrupt -> trigger crash dump.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from abc import ABC
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from quintupleo.model import BootDevice
+from quintupleo.model import BootDevice, PowerAction, PowerState
 
 
 class Nova(Protocol):
@@ -63,6 +67,17 @@ class BootStrategy(ABC):  # noqa: B024 - the base class is the "none" strategy's
     def resolve(self, wanted: Boot) -> Boot:
         """The boot this strategy will really do for `wanted`."""
         return wanted if self.boots_images and wanted.image else DISK
+
+    async def power(self, nova: Nova, server: Any, action: PowerAction, boot: Boot) -> None:
+        """Start `action` on the server as it is now (read just before, with no task)."""
+        if action is PowerAction.DIAG_INTERRUPT:
+            await nova.call(f"crash dump {server.id}",
+                            lambda: nova.compute.trigger_server_crash_dump(server.id))
+        elif action.target is PowerState.OFF:
+            await self.power_off(nova, server)
+        else:
+            await self.power_on(nova, server, boot, restart=action is not PowerAction.ON,
+                                soft=action is PowerAction.SOFT_RESET)
 
     async def power_on(self, nova: Nova, server: Any, boot: Boot, restart: bool,
                        soft: bool = False) -> None:

@@ -1,11 +1,9 @@
 """Nova servers as nodes: power through the compute API, one server list per refresh.
 
-Power mapping: on -> start, off and soft off -> stop (Nova has no hard power-off; its stop is a
-graceful shutdown that becomes a hard one after the compute's timeout), reset and cycle ->
-hard reboot, graceful restart -> soft reboot, diagnostic interrupt -> trigger crash dump.
 A node is on when its vm_state is active/rescued, or stopped with task powering-on (in error,
-when its power state says running); any task_state means "busy". With a boot strategy
-(boot.py), boots go through the strategy: network and CD boots become rescues or rebuilds.
+when its power state says running); any task_state means "busy". Power goes through the boot
+strategy (boot.py: the Nova calls of each action; network and CD boots become rescues or
+rebuilds), on the server as a read just before shows it.
 """
 
 from __future__ import annotations
@@ -21,9 +19,10 @@ from openstack import exceptions as os_exc
 
 from quintupleo.backends.base import Backend
 from quintupleo.backends.openstack import console
-from quintupleo.backends.openstack.boot import STRATEGIES, Boot, BootStrategy, NoStrategy
+from quintupleo.backends.openstack.boot import STRATEGIES, Boot, BootStrategy
 from quintupleo.errors import BackendError, ConfigError, NodeBusy, NotSupported
 from quintupleo.images.glance import file_hash, publish
+from quintupleo.images.ipxe import ipxe_image_name
 from quintupleo.images.media import fetch
 from quintupleo.model import (
     BootDevice,
@@ -38,7 +37,6 @@ from quintupleo.model import (
 log = logging.getLogger(__name__)
 
 ON_VM_STATES = {"active", "rescued", "resized"}
-CONFLICT_ATTEMPTS = 3   # 409s with no task running, before an action is given up
 RUNNING = 1             # Nova's power_state for a running guest
 SETTLE_POLL = 0.5       # between reads while a strategy waits for a step's task to end
 SETTLE_TIMEOUT = 600.0
@@ -153,8 +151,8 @@ class OpenStackBackend(Backend):
                               f"({strategy.needs}); cloud {self.cloud} offers "
                               f"{'.'.join(map(str, offered))}: choose another strategy")
         for mode in BootMode:
-            wanted = self.image_names.get(mode.value, f"quintupleo-ipxe-"
-                                          f"{'uefi' if mode is BootMode.UEFI else 'bios'}")
+            wanted = self.image_names.get(mode.value, ipxe_image_name(
+                "uefi" if mode is BootMode.UEFI else "bios"))
             self.pxe_images[mode] = await self._image_id(conn, wanted)
 
     async def _image_id(self, conn: Any, name_or_id: str) -> str:
@@ -187,8 +185,6 @@ class OpenStackBackend(Backend):
 
     async def insert_media(self, node_id: str, url: str) -> str:
         """Fetch the ISO, put it in Glance (an identical one is reused): its image ID."""
-        if not self.strategy.boots_images:
-            raise NotSupported("virtual media needs a boot strategy (rescue or rebuild)")
         conn = await self._connection()
         path = await fetch(url, self.media_max_bytes)
         try:
@@ -270,51 +266,24 @@ class OpenStackBackend(Backend):
         self._seen = {s.id: observation(s) for s in await self._list() if s.id in self._ids}
         return self._seen
 
+    @property
+    def has_media(self) -> bool:   # a CD boot is a rescue into the ISO
+        return self.strategy.boots_images
+
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
                     media: str | None = None) -> None:
         conn = await self._connection()
-        if not isinstance(self.strategy, NoStrategy) and action is not \
-                PowerAction.DIAG_INTERRUPT:
-            await self._through_strategy(conn, node_id, action, self.boot_for(boot, media))
-            return
-        calls = {
-            PowerAction.ON: lambda: conn.compute.start_server(node_id),
-            PowerAction.OFF: lambda: conn.compute.stop_server(node_id),
-            PowerAction.SOFT_OFF: lambda: conn.compute.stop_server(node_id),
-            PowerAction.RESET: lambda: conn.compute.reboot_server(node_id, "HARD"),
-            PowerAction.SOFT_RESET: lambda: conn.compute.reboot_server(node_id, "SOFT"),
-            PowerAction.CYCLE: lambda: conn.compute.reboot_server(node_id, "HARD"),
-            PowerAction.DIAG_INTERRUPT: lambda: conn.compute.trigger_server_crash_dump(node_id),
-        }
-        for attempt in range(CONFLICT_ATTEMPTS):
-            try:
-                await self._run(f"{action.value} {node_id}", calls[action])
-                return
-            except os_exc.ConflictException:
-                if await self._already_done(conn, node_id, action):
-                    return
-                if attempt + 1 < CONFLICT_ATTEMPTS:
-                    await asyncio.sleep(1.0)
-        raise BackendError(f"{action.value} {node_id}: Nova keeps refusing it (409)")
-
-    async def _through_strategy(self, conn: Any, node_id: str, action: PowerAction,
-                                boot: Boot) -> None:
         server = await self._run(f"get {node_id}", conn.compute.get_server, node_id)
         if server.task_state is not None:
             raise NodeBusy(f"server {node_id} has task {server.task_state}")
-        nova = _Steps(self, conn)
+        resolved = self.boot_for(boot, media)
         try:
-            if action.target is PowerState.OFF:
-                await self.strategy.power_off(nova, server)
-            else:
-                await self.strategy.power_on(nova, server, boot,
-                                             restart=action is not PowerAction.ON,
-                                             soft=action is PowerAction.SOFT_RESET)
+            await self.strategy.power(_Steps(self, conn), server, action, resolved)
         except os_exc.ConflictException as exc:   # a task began between our read and call
             raise NodeBusy(f"server {node_id}: {exc.details or 'conflict'}") from None
-        if boot.image is not None and action.boots:
+        if resolved.image is not None and action.boots:
             log.info("server %s: %s boot through %s with image %s", node_id,
-                     boot.device.value, self.strategy.name, boot.image)
+                     resolved.device.value, self.strategy.name, resolved.image)
 
     async def settle(self, node_id: str) -> Any:
         conn = await self._connection()
@@ -330,18 +299,6 @@ class OpenStackBackend(Backend):
             if loop.time() > deadline:
                 raise BackendError(f"server {node_id}: task {server.task_state} did not end")
             await asyncio.sleep(SETTLE_POLL)
-
-    async def _already_done(self, conn: Any, node_id: str, action: PowerAction) -> bool:
-        """After a 409: busy with a task (NodeBusy: the controller retries), already in the
-        target state (done), or neither -- a task that ended between our call and this read,
-        so the caller tries again a few times before giving up."""
-        server = await self._run(f"get {node_id}", conn.compute.get_server, node_id)
-        seen = observation(server)
-        if seen.busy:
-            raise NodeBusy(f"server {node_id} has task {server.task_state}")
-        if action is PowerAction.ON or (action.target is not None and not action.boots):
-            return seen.power is action.target
-        return False
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -42,6 +42,7 @@ class QemuBackend(Backend):
     name = "qemu"
     settle_poll = 0.0
     has_console = True
+    has_media = True
 
     def __init__(self, machines: list[MachineSpec], media_max_bytes: int = 4 << 30) -> None:
         self.machines = {spec.name: Machine(spec) for spec in machines}

@@ -2,29 +2,27 @@
 
 One SOL payload instance per node. Once activated, console output travels to the client in
 SOL packets (sequence 1..15, one outstanding, retried until acknowledged); the client's
-keystrokes are written to the console and acknowledged. The console comes from the backend
-(a QEMU node's serial socket) and is reconnected while the node is off or restarting, so
+keystrokes are written to the console and acknowledged. The console is the controller's
+(bmc/console.py: one client per node, reconnected while the node is off or restarting), so
 `sol activate` before `power on` shows the whole boot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
+from quintupleo.bmc.console import NodeConsole
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import session as rmcp
 from quintupleo.bmc.ipmi import wire
-from quintupleo.errors import BmcError
 
 log = logging.getLogger(__name__)
 
 PAYLOAD_SIZE = 200        # characters per SOL packet, both ways (told in Activate Payload)
 RETRIES = 7               # SOL parameter 4: retry count ...
 RETRY_INTERVAL = 0.5      # ... and interval (the parameter says 50 x 10 ms)
-RECONNECT = 0.5           # after a failed attempt to reach the console
 DEACTIVATING = 0x10       # BMC -> console status: SOL is being deactivated
 
 # SOL configuration parameters (IPMI v2.0 table 26-5), as Get SOL Configuration answers them
@@ -49,8 +47,7 @@ class SolConsole:
         self._send = send                       # a sealed datagram to the client's address
         self.session: rmcp.Session | None = None
         self.address: tuple | None = None
-        self._task: asyncio.Task | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._console: NodeConsole | None = None
         self._sequence = 0
         self._acked = asyncio.Event()
         self._outstanding = 0
@@ -60,18 +57,17 @@ class SolConsole:
         return self.session is not None
 
     def activate(self, session: rmcp.Session, address: tuple) -> None:
+        """ConsoleInUse when another client (the Redfish WebSocket) has the console."""
+        self._console = self.controller.attach_console(f"SOL from {address[0]}", self._deliver,
+                                                       PAYLOAD_SIZE)
         self.session, self.address = session, address
-        self.controller.want_console(True)
-        self._task = asyncio.get_running_loop().create_task(self._pump())
+        self._console.start()
         log.info("node %s: SOL activated by %s", self.controller.info.name, address[0])
 
     def deactivate(self) -> None:
-        self.controller.want_console(False)
-        if self._task is not None:
-            self._task.cancel()
-        if self._writer is not None:
-            self._writer.close()
-        self.session = self.address = self._task = self._writer = None
+        if self._console is not None:
+            self._console.close()
+        self.session = self.address = self._console = None
         log.info("node %s: SOL deactivated", self.controller.info.name)
 
     def session_closed(self, bmc_id: int) -> None:
@@ -89,31 +85,11 @@ class SolConsole:
         data = payload[4:]
         if sequence == 0:
             return None     # an acknowledgement only
-        if data and self._writer is not None:
-            self._writer.write(data)
+        if self._console is not None:
+            self._console.type(data)
         return bytes([0, sequence, len(data), 0])
 
     # ---- BMC -> client -------------------------------------------------------------------
-    async def _pump(self) -> None:
-        while True:
-            try:
-                reader, self._writer = await self.controller.open_console()
-            except (OSError, BmcError):
-                await asyncio.sleep(RECONNECT)
-                continue
-            log.debug("node %s: SOL connected to the console", self.controller.info.name)
-            writer = self._writer
-            try:
-                while chunk := await reader.read(PAYLOAD_SIZE):
-                    await self._deliver(chunk)
-            except OSError:
-                pass
-            finally:
-                with contextlib.suppress(OSError):
-                    writer.close()
-                self._writer = None
-            # the node went off or restarts: open_console waits for it to run again
-
     async def _deliver(self, data: bytes) -> None:
         self._sequence = self._sequence % 15 + 1
         self._outstanding = self._sequence

@@ -217,8 +217,15 @@ class RedfishService:
             raise RedfishError(404, f"{controller.info.name} has no serial console.",
                                "ResourceNotFound", ("SerialConsole", controller.info.id))
         socket = web.WebSocketResponse(heartbeat=30)
-        await socket.prepare(request)
-        await serve_console(socket, controller)
+        console = controller.attach_console(f"WebSocket from {request.remote}",
+                                            socket.send_bytes)   # 409 while SOL has it
+        try:
+            await socket.prepare(request)
+        except BaseException:
+            console.close()
+            raise
+        console.start()
+        await serve_console(socket, console)
         return socket
 
     async def nics(self, request, match):

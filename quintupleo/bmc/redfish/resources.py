@@ -77,7 +77,7 @@ def power_state(controller: NodeController) -> str | None:
 
 
 def reset_types(controller: NodeController) -> list[str]:
-    return [name for name, action in RESET_TYPES.items() if controller.backend.supports(action)]
+    return [name for name, action in RESET_TYPES.items() if controller.supports(action)]
 
 
 def system(controller: NodeController) -> dict[str, Any]:
@@ -89,13 +89,15 @@ def system(controller: NodeController) -> dict[str, Any]:
     return odata(
         "ComputerSystem.v1_27_0.ComputerSystem", path, Id=info.id, Name=info.name,
         UUID=info.uuid, SystemType="Virtual", Manufacturer="QuintupleO",
-        Model=f"{controller.backend.name} node", PowerState=power_state(controller),
+        Model=f"{controller.kind} node", PowerState=power_state(controller),
         Status=_status(controller),
         ProcessorSummary={"Count": info.cpus},
         MemorySummary={"TotalSystemMemoryGiB": round(info.memory_mb / 1024, 2)},
         Boot={
             "BootSourceOverrideTarget": target,
-            "BootSourceOverrideTarget@Redfish.AllowableValues": list(BOOT_TARGETS),
+            "BootSourceOverrideTarget@Redfish.AllowableValues": [
+                name for name, device in BOOT_TARGETS.items()
+                if device is BootDevice.NONE or device in controller.boot_devices],
             "BootSourceOverrideEnabled": enabled,
             "BootSourceOverrideEnabled@Redfish.AllowableValues": list(BOOT_ENABLED),
             "BootSourceOverrideMode": "UEFI" if override.mode is BootMode.UEFI else "Legacy",
