@@ -21,8 +21,10 @@ setup:
 devcloud:
 	$(QO) devcloud up
 
+## lint: ruff, and mypy (strict on quintupleo/; pyproject.toml [tool.mypy])
 lint:
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit

@@ -66,7 +66,7 @@ class NodeController:
         self.transition: PowerState | None = None      # target of a staged action under way
         self.fault: str | None = None                  # the backend says the node failed
         self._queue: deque[PowerAction] = deque()
-        self._worker: asyncio.Task | None = None
+        self._worker: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()
         self._awaiting: PowerState | None = None       # target an in-flight action waits for
         self._issued_at = 0.0                          # when the last backend call returned

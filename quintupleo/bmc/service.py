@@ -42,7 +42,7 @@ class BmcService:
     endpoints: list[InventoryNode] = field(default_factory=list)
     refresher: Refresher | None = None
     _transports: list[asyncio.BaseTransport] = field(default_factory=list)
-    _tasks: list[asyncio.Task] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _store: BootStore | None = None
     _runner: web.AppRunner | None = None
 

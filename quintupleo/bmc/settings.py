@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from quintupleo.backends.openstack.boot import STRATEGIES as BOOT_STRATEGIES
 from quintupleo.errors import ConfigError

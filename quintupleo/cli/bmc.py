@@ -37,7 +37,7 @@ def backend_for(settings: BmcSettings) -> Backend:
         from quintupleo.lab.layout import Lab
         from quintupleo.lab.machines import machine_specs
         return QemuBackend(machine_specs(Lab.load(str(settings.lab))), media_max_bytes)
-    from quintupleo.backends.openstack import OpenStackBackend  # openstacksdk is slow to import
+    from quintupleo.backends.openstack.driver import OpenStackBackend  # slow to import
     return OpenStackBackend(settings.cloud, settings.prefix, settings.servers,
                             strategy=settings.boot_strategy, images=settings.pxe_images,
                             media_max_bytes=media_max_bytes)

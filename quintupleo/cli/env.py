@@ -7,12 +7,12 @@ import json
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from quintupleo.environments import apply, store
@@ -52,7 +52,7 @@ def _ops(spec: EnvironmentSpec, journal: Journal | None = None) -> CloudOps:
 def _progress() -> tuple[Progress, apply.Progress]:
     bars = Progress(TextColumn("{task.description:>11}"), BarColumn(), MofNCompleteColumn(),
                     console=errors, transient=False)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def report(phase: str, done: int, total: int) -> None:
         if phase not in tasks:
@@ -101,7 +101,7 @@ def create(spec_file: Annotated[Path, typer.Argument(help="The environment spec 
                   f"{running}, {ops.calls} API calls, {time.monotonic() - started:.1f} s")
 
 
-def _ensure_ipxe_images(conn) -> None:
+def _ensure_ipxe_images(conn: Any) -> None:
     """The images network boots need: shared by every environment, kept when one is deleted."""
     from quintupleo.cli.image import default_dir
     from quintupleo.images.glance import publish_ipxe
@@ -112,7 +112,7 @@ def _ensure_ipxe_images(conn) -> None:
                       f"({done.id})")
 
 
-def _raw(spec_file: Path):
+def _raw(spec_file: Path) -> Any:
     from ruamel.yaml import YAML
     return YAML(typ="safe").load(spec_file.read_text())
 
@@ -163,7 +163,7 @@ def show(name: str) -> None:
                       soft_wrap=True)
 
 
-def _role(server: dict) -> str:
+def _role(server: dict[str, Any]) -> str:
     if server["baremetal"]:
         return f"{server['role']} (node)"
     if server["role"] == "undercloud":

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import openstack.connection
 
@@ -110,7 +111,7 @@ def _run_chain(layout: Layout, service: str, chain: list[list[str]], env: dict[s
                                     service=service, log=log)
 
 
-def admin_connection(state: State) -> openstack.connection.Connection:
+def admin_connection(state: State) -> Any:
     return openstack.connection.Connection(
         auth_url=state.auth_url, username="admin", password=state.admin_password,
         project_name="admin", user_domain_name="Default", project_domain_name="Default",
@@ -118,7 +119,7 @@ def admin_connection(state: State) -> openstack.connection.Connection:
     )
 
 
-def create_identities(conn: openstack.connection.Connection, state: State) -> None:
+def create_identities(conn: Any, state: State) -> None:
     """Service users and endpoints, and a member user with a project of its own."""
     identity = conn.identity
     service_project = identity.create_project(name="service", domain_id="default")
@@ -142,7 +143,7 @@ def create_identities(conn: openstack.connection.Connection, state: State) -> No
     identity.assign_project_role_to_user(project, member, member_role)
 
 
-def create_flavors(conn: openstack.connection.Connection) -> None:
+def create_flavors(conn: Any) -> None:
     for name, ram, vcpus, disk in FLAVORS:
         conn.compute.create_flavor(name=name, ram=ram, vcpus=vcpus, disk=disk, is_public=True)
 
@@ -157,7 +158,7 @@ def tiny_image() -> bytes:
     return marker_disk(IMAGE_MARKER)
 
 
-def upload_image(conn: openstack.connection.Connection) -> None:
+def upload_image(conn: Any) -> None:
     """The tiny public raw image, replacing an older one of that name (clouds made before the
     image booted)."""
     data = tiny_image()
@@ -171,7 +172,7 @@ def upload_image(conn: openstack.connection.Connection) -> None:
         conn.image.delete_image(image, ignore_missing=True)
 
 
-def ensure_public_network(conn: openstack.connection.Connection) -> None:
+def ensure_public_network(conn: Any) -> None:
     """The external network a cloud offers (clouds made before it existed get it too)."""
     if conn.network.find_network(PUBLIC_NETWORK) is not None:
         return
@@ -188,7 +189,7 @@ def ensure_public_network(conn: openstack.connection.Connection) -> None:
 ZONES = {FAKE_HOST: ("devcloud-fake", DEFAULT_ZONE), REAL_HOST: ("devcloud-qemu", VM_ZONE)}
 
 
-def ensure_zones(conn: openstack.connection.Connection, vms: bool) -> None:
+def ensure_zones(conn: Any, vms: bool) -> None:
     for host in (FAKE_HOST, REAL_HOST) if vms else (FAKE_HOST,):
         name, zone = ZONES[host]
         aggregate = next((a for a in conn.compute.aggregates() if a.name == name), None)

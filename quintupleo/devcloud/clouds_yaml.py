@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 
@@ -26,18 +27,18 @@ def admin_name(member: str) -> str:
     return f"{member}-admin"
 
 
-def _load(path: Path):
+def _load(path: Path) -> tuple[YAML, Any]:
     yaml = YAML()  # round-trip: comments, order and quoting of the rest survive
     document = yaml.load(path.read_text()) if path.exists() else None
     return yaml, document if document is not None else {}
 
 
-def _owner(clouds: dict, name: str, state: State) -> str | None:
+def _owner(clouds: dict[str, Any], name: str, state: State) -> str | None:
     """The auth URL of another running cloud that entry NAME points at, if any."""
     entry = clouds.get(name) or {}
     url = (entry.get("auth") or {}).get("auth_url") if isinstance(entry, dict) else None
     if url and url != state.auth_url and answers_http(url):
-        return url
+        return str(url)
     return None
 
 
@@ -72,10 +73,10 @@ def clouds_yaml_path() -> Path:
     return Path.home() / ".config" / "openstack" / "clouds.yaml"
 
 
-def entries(state: State) -> dict[str, dict]:
+def entries(state: State) -> dict[str, dict[str, Any]]:
     member = state.cloud_name or MEMBER_CLOUD
 
-    def cloud(user: str, project: str, password: str) -> dict:
+    def cloud(user: str, project: str, password: str) -> dict[str, Any]:
         return {
             "auth": {
                 "auth_url": state.auth_url,

@@ -65,7 +65,7 @@ def _common(layout: Layout, service: str) -> dict[str, dict[str, object]]:
 
 
 def keystone(layout: Layout, state: State) -> dict[str, str]:
-    conf = {
+    conf: dict[str, dict[str, object]] = {
         "DEFAULT": {"use_stderr": True},
         "database": {"connection": layout.db_url("keystone")},
         "token": {"provider": "fernet", "expiration": 86400},
@@ -78,7 +78,7 @@ def keystone(layout: Layout, state: State) -> dict[str, str]:
 
 
 def placement(layout: Layout, state: State) -> dict[str, str]:
-    conf = {
+    conf: dict[str, dict[str, object]] = {
         "DEFAULT": {"use_stderr": True},
         "placement_database": {"connection": layout.db_url("placement")},
         "api": {"auth_strategy": "keystone"},
@@ -89,7 +89,7 @@ def placement(layout: Layout, state: State) -> dict[str, str]:
 
 
 def glance(layout: Layout, state: State) -> dict[str, str]:
-    conf = {
+    conf: dict[str, dict[str, object]] = {
         "DEFAULT": {"use_stderr": True, "enabled_backends": "fs:file"},
         "database": {"connection": layout.db_url("glance")},
         "glance_store": {"default_backend": "fs"},
@@ -106,7 +106,7 @@ def glance(layout: Layout, state: State) -> dict[str, str]:
 
 
 def neutron(layout: Layout, state: State) -> dict[str, str]:
-    conf = {
+    conf: dict[str, dict[str, object]] = {
         "DEFAULT": {
             "use_stderr": True,
             "core_plugin": "ml2",

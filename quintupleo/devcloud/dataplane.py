@@ -41,7 +41,7 @@ class Namespace:
     bridge: str
 
 
-def _ip(*args: str) -> subprocess.CompletedProcess:
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise DevcloudError(f"ip {' '.join(args)} failed: {result.stderr.strip()}")

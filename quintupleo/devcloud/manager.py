@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from keystoneauth1.exceptions import ClientException
 from openstack.exceptions import SDKException
@@ -172,7 +173,7 @@ class Devcloud:
             ))
         return rows
 
-    def find_network(self, name_or_id: str):
+    def find_network(self, name_or_id: str) -> Any:
         """A network of any project, by name or ID, through the admin API."""
         state = State.load(self.layout)
         if state is None or not state.bootstrapped:
@@ -364,6 +365,6 @@ class _Step:
         self.started = time.monotonic()
         return self
 
-    def __exit__(self, exc_type, *_: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None:
             self.progress(f"{self.what} ({time.monotonic() - self.started:.1f} s)")

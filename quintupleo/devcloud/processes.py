@@ -96,7 +96,7 @@ def stop(layout: Layout, name: str, timeout: float = 15.0) -> bool:
 
 def _name(proc: psutil.Process) -> str:
     try:
-        return proc.name()
+        return str(proc.name())
     except psutil.Error:
         return "?"
 

@@ -39,7 +39,7 @@ def answers_http(port_or_url: int | str) -> bool:
     url = port_or_url if isinstance(port_or_url, str) else f"http://{HOST}:{port_or_url}/"
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status < 500
+            return bool(response.status < 500)
     except urllib.error.HTTPError as exc:
         return exc.code < 500
     except (OSError, ValueError, urllib.error.URLError):

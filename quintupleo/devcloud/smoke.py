@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import openstack.compute.v2.server
 import openstack.connection
@@ -23,8 +24,8 @@ class SmokeError(QuintupleOError):
     pass
 
 
-def settle(conn: openstack.connection.Connection, server_id: str, status: str,
-           timeout: float = STEP_TIMEOUT) -> openstack.compute.v2.server.Server:
+def settle(conn: Any, server_id: str, status: str,
+           timeout: float = STEP_TIMEOUT) -> Any:
     """Wait for STATUS with no task in progress (Nova 409s actions on a busy server)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -40,7 +41,7 @@ def settle(conn: openstack.connection.Connection, server_id: str, status: str,
 
 
 @contextmanager
-def scratch_servers(conn: openstack.connection.Connection, names: list[str],
+def scratch_servers(conn: Any, names: list[str],
                     flavor: str = "qo.tiny", image: str = IMAGE_NAME,
                     ) -> Iterator[list[openstack.compute.v2.server.Server]]:
     """ACTIVE servers with these names, each on its own port (no port security) of a network
@@ -68,7 +69,7 @@ def scratch_servers(conn: openstack.connection.Connection, names: list[str],
         conn.network.delete_network(network, ignore_missing=True)
 
 
-def run(conn: openstack.connection.Connection, flavor: str = "qo.tiny",
+def run(conn: Any, flavor: str = "qo.tiny",
         image: str = IMAGE_NAME) -> list[tuple[str, float]]:
     """Returns (step, seconds) for each step."""
     name = f"qo-smoke-{uuid.uuid4().hex[:8]}"
@@ -81,7 +82,7 @@ def run(conn: openstack.connection.Connection, flavor: str = "qo.tiny",
         return result
 
     network = conn.network.create_network(name=name)
-    server_id = None
+    server_id: Any = None
     try:
         conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="192.0.2.0/24",
                                    enable_dhcp=False, gateway_ip=None, name=name)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from quintupleo.environments.cloud import CloudOps
-from quintupleo.environments.journal import Journal
+from quintupleo.environments.journal import Entry, Journal
 from quintupleo.environments.plan import Kind, Planned
 
 log = logging.getLogger(__name__)
@@ -113,18 +113,19 @@ def delete(ops: CloudOps, journal: Journal,
             todo = [e for e in entries if e.kind is kind]
             progress(kind.value, 0, len(todo))
 
-            def remove(entry, kind=kind) -> str | None:
+            def remove(entry: Entry, kind: Kind = kind) -> str | None:
                 journal.deleting(entry.name)
                 cloud_id = entry.cloud_id
                 if cloud_id is None:
                     found = ops.find(kind, entry.name)
-                    cloud_id = found.id if found else None
+                    cloud_id = str(found.id) if found else None
                 if cloud_id is not None:
                     ops.delete(kind, cloud_id)
                 return cloud_id
 
             futures = [pool.submit(remove, e) for e in todo]
-            removed = {future.result() for future in futures} - {None}
+            removed = {cloud_id for future in futures
+                       if (cloud_id := future.result()) is not None}
             if kind in (Kind.SERVER, Kind.BMC_HOST):
                 ops.wait_gone(removed)    # the servers' ports are freed only then
             for done, entry in enumerate(todo, 1):

@@ -69,7 +69,9 @@ class BmcHost:
                   cloud: dict[str, Any]) -> str:
         served = self.addresses(port, item.params["nodes"])
         cert, key = self_signed(self.journal.path.parent / "bmc", served["address"])
-        prefix = ipaddress.ip_network(self.spec.network(BMC_NETWORK).cidr).prefixlen
+        network = self.spec.network(BMC_NETWORK)
+        assert network is not None   # a spec with a BMC host has its network (spec.py)
+        prefix = ipaddress.ip_network(network.cidr).prefixlen
         return render(self.spec, item, served, credential_id, self.credential_secret(), cloud,
                       self.password, cert.read_text(), key.read_text(), prefix)
 

@@ -7,6 +7,7 @@ end, whatever happens) and read the API's own limits and microversions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -76,7 +77,7 @@ class CloudCheck:
                     ("router", routed, "the BMC host in the cloud, the undercloud's floating "
                                        "IP")):
                 self._add(f"Neutron extension {alias}", must, disables,
-                          lambda alias=alias: _present(alias, extensions))
+                          functools.partial(_present, alias, extensions))
             network = self._keep(net.delete_network,
                                  net.create_network(name=f"qo-check-{uuid.uuid4().hex[:8]}"))
             self._add("subnet without DHCP or gateway", True, "provisioning networks",

@@ -98,8 +98,9 @@ class CloudOps:
     def _create(self, item: Planned, ids: dict[str, str], adopt: bool) -> str:
         existing = self.find(item.kind, item.name) if adopt else None
         fresh = existing is None
-        if fresh:
+        if existing is None:
             existing = getattr(self, f"_create_{item.kind.name.lower()}")(item, ids)
+        assert existing is not None
         if item.kind is Kind.ROUTER:
             self._attach(existing, ids[item.params["subnet"]])
         if item.kind is Kind.CREDENTIAL:
@@ -113,7 +114,7 @@ class CloudOps:
             # cloud has; the journal holds the exact name meanwhile.
             self._count()
             self.conn.network.add_tag(existing, self.tag)
-        return existing.id
+        return str(existing.id)
 
     def _create_network(self, item: Planned, ids: dict[str, str]) -> Any:
         self._count()
@@ -201,7 +202,7 @@ class CloudOps:
     def _create_port(self, item: Planned, ids: dict[str, str]) -> Any:
         # A bare-metal node's ports stay administratively down until its first boot (which
         # Nova cannot skip) is over and the node is off: nothing on the network sees it.
-        down = {"admin_state_up": False} if item.params.get("node") else {}
+        down: dict[str, Any] = {"admin_state_up": False} if item.params.get("node") else {}
         addresses = item.params.get("addresses", 1)
         if addresses != 1:    # none (the user's DHCP), or a BMC host's per-node addresses
             subnet = ids[f"{item.params['network']}-subnet"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 import openstack
 
-from quintupleo.backends.openstack import OpenStackBackend
+from quintupleo.backends.openstack.driver import OpenStackBackend
 from quintupleo.bmc.redfish.tls import self_signed
 from quintupleo.bmc.settings import BmcSettings
 from quintupleo.environments import store
@@ -16,6 +17,7 @@ from quintupleo.inventory import InventoryNode
 from quintupleo.inventory.instackenv import instackenv_document
 from quintupleo.inventory.ironic import ironic_document
 from quintupleo.inventory.metal3 import metal3_document
+from quintupleo.model import NodeInfo
 
 
 def environment_nodes(name: str) -> tuple[BmcSettings, list[InventoryNode]]:
@@ -29,7 +31,7 @@ def environment_nodes(name: str) -> tuple[BmcSettings, list[InventoryNode]]:
     conn = openstack.connect(cloud=settings.cloud)
     backend = OpenStackBackend(settings.cloud, servers=settings.servers, connection=conn)
 
-    async def discover():
+    async def discover() -> list[NodeInfo]:
         try:
             return await backend.discover()
         finally:
@@ -50,7 +52,7 @@ def environment_nodes(name: str) -> tuple[BmcSettings, list[InventoryNode]]:
     return settings, nodes
 
 
-def boot_mode(conn, image: str) -> str:
+def boot_mode(conn: Any, image: str) -> str:
     """A node's firmware is its image's (`hw_firmware_type`; Nova's default is BIOS), also
     through a rescue: the inventory tells the provisioning tool so (Ironic assumes UEFI)."""
     found = conn.image.find_image(image)

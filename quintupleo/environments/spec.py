@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from quintupleo.backends.openstack.boot import STRATEGIES as BOOT_STRATEGIES
 from quintupleo.errors import ConfigError
@@ -151,7 +152,8 @@ class _Reader:
     def fail(self, key: str, message: str) -> SpecError:
         return SpecError(self.source, key, message)
 
-    def mapping(self, value: Any, key: str, allowed: set[str], required: set[str] = frozenset()):
+    def mapping(self, value: Any, key: str, allowed: set[str],
+                required: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(key, "expected a mapping")
         unknown = set(value) - allowed

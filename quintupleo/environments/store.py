@@ -46,10 +46,11 @@ def node_ids(journal: Journal, spec: EnvironmentSpec) -> list[tuple[str, Planned
     nodes = []
     for item in plan(spec):
         if item.kind is Kind.SERVER and item.params["baremetal"]:
-            if not created.get(item.name):
+            node_id = created.get(item.name)
+            if not node_id:
                 raise ConfigError(f"environment {spec.name} has no node {item.name} yet: run "
                                   "`quintupleo env create` again")
-            nodes.append((created[item.name], item))
+            nodes.append((node_id, item))
     return nodes
 
 

@@ -31,7 +31,8 @@ def tap_name(node: LabNode) -> str:
     return f"tap{node.index}"
 
 
-def _ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def _ip(*args: str, netns: str | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
     command = ["ip", *(["-n", netns] if netns else []), *args]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:

@@ -153,9 +153,9 @@ async def _live(socket: aiohttp.ClientWebSocketResponse) -> bytes:
     except TimeoutError:
         return b""
     if message.type is aiohttp.WSMsgType.BINARY:
-        return message.data
+        return bytes(message.data)
     if message.type is aiohttp.WSMsgType.TEXT:
-        return message.data.encode()
+        return str(message.data).encode()
     raise ConnectionError("serial console: the guest's port is not there (off or restarting)")
 
 

@@ -69,6 +69,7 @@ class OpenStackBackend(Backend):
             raise ConfigError(f"boot strategy {strategy!r}: choose one of "
                               f"{', '.join(STRATEGIES)}")
         self.strategy: BootStrategy = STRATEGIES[strategy]()
+        self.has_media = self.strategy.boots_images   # a CD boot is a rescue into the ISO
         self.image_names = dict(images or {})     # boot mode -> iPXE image name or ID
         self.pxe_images: dict[BootMode, str] = {}   # boot mode -> iPXE image ID
         self.media_max_bytes = media_max_bytes
@@ -105,8 +106,9 @@ class OpenStackBackend(Backend):
     async def _list(self) -> list[Any]:
         conn = await self._connection()
         query = {"name": f"^{re.escape(self.prefix)}"} if self.prefix else {}
-        return await self._run("list servers",
-                               lambda: list(conn.compute.servers(details=True, **query)))
+        servers: list[Any] = await self._run(
+            "list servers", lambda: list(conn.compute.servers(details=True, **query)))
+        return servers
 
     async def discover(self) -> list[NodeInfo]:
         conn = await self._connection()
@@ -196,7 +198,7 @@ class OpenStackBackend(Backend):
         finally:
             path.unlink(missing_ok=True)
         self.remember_media(node_id, image.id)
-        return image.id
+        return str(image.id)
 
     def remember_media(self, node_id: str, media: str) -> None:
         self._media_users.setdefault(media, set()).add(node_id)
@@ -265,10 +267,6 @@ class OpenStackBackend(Backend):
     async def observe(self) -> dict[str, Observation]:
         self._seen = {s.id: observation(s) for s in await self._list() if s.id in self._ids}
         return self._seen
-
-    @property
-    def has_media(self) -> bool:   # a CD boot is a rescue into the ISO
-        return self.strategy.boots_images
 
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
                     media: str | None = None) -> None:

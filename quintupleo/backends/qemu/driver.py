@@ -160,7 +160,7 @@ class QemuBackend(Backend):
         if await self._blocking(machine.running):
             await self._qmp(machine, "blockdev-change-medium", id="cd", filename=media,
                             format="raw")
-        return media
+        return str(media)
 
     async def eject_media(self, node_id: str, media: str) -> None:
         machine = self.machines[node_id]

@@ -31,7 +31,7 @@ class Monitor:
         self.socket = socket
         self.status: str | None = None     # QMP's run state: running, paused, shutdown, ...
         self._client = QMPClient(node)
-        self._follower: asyncio.Task | None = None
+        self._follower: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import session as rmcp
-from quintupleo.bmc.ipmi import sol
+from quintupleo.bmc.ipmi import sol, wire
 from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.errors import BmcError
 from quintupleo.model import BootDevice, BootMode, BootOverride, PowerAction, PowerState
@@ -74,7 +74,7 @@ class Context:
     close_session: Callable[[int], None]
     peer: str
     sol: SolConsole | None = None
-    address: tuple | None = None        # the client's (host, port), where SOL packets go
+    address: wire.Address | None = None  # the client's (host, port), where SOL packets go
     port: int = 623                     # our UDP port, told in Activate Payload
 
 

@@ -44,14 +44,14 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         self.boot_parameters = commands.BootParameters()
         self.transport: asyncio.DatagramTransport | None = None
         self.sol = SolConsole(controller, self._sendto)
-        self._address: tuple | None = None    # the sender of the datagram being handled
+        self._address: wire.Address | None = None    # the sender of the datagram being handled
         self.dropped = 0
         self._last_drop_log = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def _sendto(self, datagram: bytes, addr: tuple) -> None:
+    def _sendto(self, datagram: bytes, addr: wire.Address) -> None:
         if self.transport is not None:
             self.transport.sendto(datagram, addr)
 
@@ -59,7 +59,7 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         self.sol.session_closed(bmc_id)
         self.handshake.close(bmc_id)
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
+    def datagram_received(self, data: bytes, addr: wire.Address) -> None:
         self._address = addr
         try:
             answer = self.handle(data, f"{addr[0]}:{addr[1]}")
@@ -77,7 +77,7 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         log.warning("node %s: session setup from %s refused: %s", self.controller.info.name,
                     peer.rsplit(":", 1)[0], reason)
 
-    def _drop(self, addr: tuple, reason: str) -> None:
+    def _drop(self, addr: wire.Address, reason: str) -> None:
         self.dropped += 1
         now = time.monotonic()
         if now - self._last_drop_log > 10:   # a flood must not flood the log too

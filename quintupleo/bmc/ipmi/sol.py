@@ -42,11 +42,11 @@ class SolConsole:
     """The SOL payload of one node's IPMI endpoint."""
 
     def __init__(self, controller: NodeController,
-                 send: Callable[[bytes, tuple], None]) -> None:
+                 send: Callable[[bytes, wire.Address], None]) -> None:
         self.controller = controller
         self._send = send                       # a sealed datagram to the client's address
         self.session: rmcp.Session | None = None
-        self.address: tuple | None = None
+        self.address: wire.Address | None = None
         self._console: NodeConsole | None = None
         self._sequence = 0
         self._acked = asyncio.Event()
@@ -56,7 +56,7 @@ class SolConsole:
     def active(self) -> bool:
         return self.session is not None
 
-    def activate(self, session: rmcp.Session, address: tuple) -> None:
+    def activate(self, session: rmcp.Session, address: wire.Address) -> None:
         """ConsoleInUse when another client (the Redfish WebSocket) has the console."""
         self._console = self.controller.attach_console(f"SOL from {address[0]}", self._deliver,
                                                        PAYLOAD_SIZE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 RMCP_VERSION = 0x06
 CLASS_ASF = 0x06
@@ -28,6 +29,8 @@ PAYLOAD_RAKP3 = 0x14
 PAYLOAD_RAKP4 = 0x15
 
 BMC_ADDRESS = 0x20
+
+Address = tuple[Any, ...]   # a UDP peer as asyncio gives it: (host, port[, flow, scope])
 
 
 class Malformed(ValueError):
@@ -86,7 +89,7 @@ def parse_asf_ping(datagram: bytes) -> int:
     iana, kind, tag = struct.unpack_from(">IBB", datagram, 4)
     if iana != ASF_IANA or kind != ASF_PING:
         raise Malformed("not an ASF presence ping")
-    return tag
+    return int(tag)
 
 
 def build_asf_pong(tag: int) -> bytes:

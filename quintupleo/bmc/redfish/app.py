@@ -30,7 +30,8 @@ from quintupleo.model import Credentials
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.Response]]
+Match = dict[str, str]   # the route's named groups
+Handler = Callable[[web.Request, Match], Awaitable[web.StreamResponse]]
 PUBLIC = {("GET", "/redfish"), ("GET", "/redfish/v1"), ("GET", "/redfish/v1/odata"),
           ("GET", "/redfish/v1/$metadata"), ("POST", "/redfish/v1/SessionService/Sessions")}
 MAX_SESSIONS = 64
@@ -115,7 +116,7 @@ class RedfishService:
             response.headers.update(headers)
         return response
 
-    async def _dispatch(self, request: web.Request) -> web.Response:
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         for pattern, methods in self.routes:
             match = pattern.match(path)
@@ -190,27 +191,27 @@ class RedfishService:
         return body
 
     # ---- resources -----------------------------------------------------------------------
-    async def version(self, request, _):
+    async def version(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json({"v1": "/redfish/v1/"})
 
-    async def root(self, request, _):
+    async def root(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json(rf.service_root())
 
-    async def odata(self, request, _):
+    async def odata(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json(rf.odata_service_document(list(self.controllers.values())))
 
-    async def metadata(self, request, _):
+    async def metadata(self, request: web.Request, _: Match) -> web.StreamResponse:
         return web.Response(text=metadata_document(), content_type="application/xml")
 
-    async def systems(self, request, _):
+    async def systems(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json(rf.collection("ComputerSystemCollection", "/redfish/v1/Systems",
                                         "Systems", [f"/redfish/v1/Systems/{n}"
                                                     for n in self.controllers]))
 
-    async def system(self, request, match):
+    async def system(self, request: web.Request, match: Match) -> web.StreamResponse:
         return self._json(rf.system(self._node(match["node"])))
 
-    async def console(self, request, match):
+    async def console(self, request: web.Request, match: Match) -> web.StreamResponse:
         """The node's serial console as a WebSocket: output as binary messages, input typed."""
         controller = self._node(match["node"])
         if not controller.has_console:
@@ -228,10 +229,10 @@ class RedfishService:
         await serve_console(socket, console)
         return socket
 
-    async def nics(self, request, match):
+    async def nics(self, request: web.Request, match: Match) -> web.StreamResponse:
         return self._json(rf.ethernet_interfaces(self._node(match["node"])))
 
-    async def nic(self, request, match):
+    async def nic(self, request: web.Request, match: Match) -> web.StreamResponse:
         controller = self._node(match["node"])
         index = int(match["index"])
         if index >= len(controller.info.macs):
@@ -239,42 +240,42 @@ class RedfishService:
                                ("EthernetInterface", str(index)))
         return self._json(rf.ethernet_interface(controller, index))
 
-    async def managers(self, request, _):
+    async def managers(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json(rf.collection("ManagerCollection", "/redfish/v1/Managers", "Managers",
                                         [f"/redfish/v1/Managers/{n}" for n in self.controllers]))
 
-    async def manager(self, request, match):
+    async def manager(self, request: web.Request, match: Match) -> web.StreamResponse:
         return self._json(rf.manager(self._node(match["node"])))
 
-    async def virtual_media(self, request, match):
+    async def virtual_media(self, request: web.Request, match: Match) -> web.StreamResponse:
         return self._json(rf.virtual_media_collection(self._node(match["node"])))
 
-    async def virtual_cd(self, request, match):
+    async def virtual_cd(self, request: web.Request, match: Match) -> web.StreamResponse:
         return self._json(rf.virtual_cd(self._node(match["node"])))
 
-    async def chassis_collection(self, request, _):
+    async def chassis_collection(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json(rf.collection("ChassisCollection", "/redfish/v1/Chassis", "Chassis",
                                         [f"/redfish/v1/Chassis/{n}" for n in self.controllers]))
 
-    async def chassis(self, request, match):
+    async def chassis(self, request: web.Request, match: Match) -> web.StreamResponse:
         return self._json(rf.chassis(self._node(match["node"])))
 
-    async def account_service(self, request, _):
+    async def account_service(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json(rf.account_service())
 
-    async def accounts(self, request, _):
+    async def accounts(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json(rf.collection("ManagerAccountCollection",
                                         "/redfish/v1/AccountService/Accounts", "Accounts",
                                         ["/redfish/v1/AccountService/Accounts/1"]))
 
-    async def account(self, request, _):
+    async def account(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json(rf.account(self.credentials.username))
 
     # ---- sessions ------------------------------------------------------------------------
-    async def session_service(self, request, _):
+    async def session_service(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json(rf.session_service(self.session_timeout))
 
-    async def session_list(self, request, _):
+    async def session_list(self, request: web.Request, _: Match) -> web.StreamResponse:
         self._expire()
         return self._json(rf.collection(
             "SessionCollection", "/redfish/v1/SessionService/Sessions", "Sessions",
@@ -288,11 +289,11 @@ class RedfishService:
         raise RedfishError(404, f"No session {session_id}.", "ResourceNotFound",
                            ("Session", session_id))
 
-    async def session_get(self, request, match):
+    async def session_get(self, request: web.Request, match: Match) -> web.StreamResponse:
         session = self._session(match["id"])
         return self._json(rf.session(session.id, session.username))
 
-    async def login(self, request, _):
+    async def login(self, request: web.Request, _: Match) -> web.StreamResponse:
         body = await self._body(request)
         user, password = body.get("UserName"), body.get("Password")
         if not isinstance(user, str) or not isinstance(password, str):
@@ -311,14 +312,14 @@ class RedfishService:
         return self._json(rf.session(session.id, user), 201,
                           {"X-Auth-Token": token, "Location": location})
 
-    async def logout(self, request, match):
+    async def logout(self, request: web.Request, match: Match) -> web.StreamResponse:
         session = self._session(match["id"])
         for token in [t for t, s in self.sessions.items() if s is session]:
             del self.sessions[token]
         return web.Response(status=204)
 
     # ---- actions and changes -------------------------------------------------------------
-    async def reset(self, request, match):
+    async def reset(self, request: web.Request, match: Match) -> web.StreamResponse:
         controller = self._node(match["node"])
         body = await self._body(request)
         reset_type = body.get("ResetType")
@@ -333,7 +334,7 @@ class RedfishService:
         controller.request(rf.RESET_TYPES[reset_type], source=f"Redfish {request.remote}")
         return web.Response(status=204)
 
-    async def insert_media(self, request, match):
+    async def insert_media(self, request: web.Request, match: Match) -> web.StreamResponse:
         controller = self._node(match["node"])
         body = await self._body(request)
         image = body.get("Image")
@@ -348,11 +349,11 @@ class RedfishService:
         await controller.insert_media(image)
         return web.Response(status=204)
 
-    async def eject_media(self, request, match):
+    async def eject_media(self, request: web.Request, match: Match) -> web.StreamResponse:
         await self._node(match["node"]).eject_media()
         return web.Response(status=204)
 
-    async def patch_virtual_cd(self, request, match):
+    async def patch_virtual_cd(self, request: web.Request, match: Match) -> web.StreamResponse:
         """Older clients insert and eject by PATCHing Image and Inserted."""
         controller = self._node(match["node"])
         body = await self._body(request)
@@ -366,7 +367,7 @@ class RedfishService:
             await controller.insert_media(body["Image"])
         return self._json(rf.virtual_cd(controller))
 
-    async def patch_system(self, request, match):
+    async def patch_system(self, request: web.Request, match: Match) -> web.StreamResponse:
         controller = self._node(match["node"])
         resource = rf.system(controller)
         if_match = request.headers.get("If-Match")

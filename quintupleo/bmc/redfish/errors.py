@@ -40,7 +40,7 @@ class RedfishError(Exception):
 
 
 def error_response(error: RedfishError, headers: dict[str, str] | None = None) -> web.Response:
-    info = {
+    info: dict[str, object] = {
         "@odata.type": "#Message.v1_1_1.Message",
         "MessageId": f"{REGISTRY}.{error.message_id}",
         "Message": error.message,

@@ -207,7 +207,7 @@ def account(username: str) -> dict[str, Any]:
 
 def patched_boot_override(current: BootOverride, boot: dict[str, Any]) -> BootOverride:
     """The override after a PATCH of Boot (only the three override properties are writable)."""
-    writable = {"BootSourceOverrideTarget": BOOT_TARGETS,
+    writable: dict[str, dict[str, Any]] = {"BootSourceOverrideTarget": BOOT_TARGETS,
                 "BootSourceOverrideEnabled": dict.fromkeys(BOOT_ENABLED),
                 "BootSourceOverrideMode": BOOT_MODES}
     for key, value in boot.items():

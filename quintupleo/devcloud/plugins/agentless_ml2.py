@@ -20,7 +20,7 @@ class AgentlessMechanismDriver(api.MechanismDriver):
     @property
     def connectivity(self) -> str:
         # As OVS's driver says: L2 ports, so Neutron binds ports with no fixed IP.
-        return portbindings.CONNECTIVITY_L2
+        return str(portbindings.CONNECTIVITY_L2)
 
     def bind_port(self, context: api.PortContext) -> None:
         l2 = {portbindings.VIF_DETAILS_CONNECTIVITY: portbindings.CONNECTIVITY_L2}

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .names import BRIDGE_PREFIX, TAP_PREFIX, bridge_name, tap_name
 
@@ -33,12 +34,13 @@ RESYNC_SECONDS = 2.0
 EMPTY_SECONDS = 5.0    # a bridge empty this long goes (not one `devcloud netns` is joining)
 
 
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
-def links() -> list[dict]:
-    return json.loads(ip("-j", "-d", "link", "show").stdout or "[]")
+def links() -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = json.loads(ip("-j", "-d", "link", "show").stdout or "[]")
+    return found
 
 
 def no_ipv6(dev: str) -> None:
@@ -88,7 +90,7 @@ def _set(items: list[str]) -> str:
     return "{ " + ", ".join(items) + " }"
 
 
-def port_rules(tap: str, port: Port) -> list[str]:
+def port_rules(tap: str, port: Port) -> tuple[list[str], str]:
     """What a port with port security may send: its own and its pairs' MACs and addresses."""
     macs = sorted({port.mac, *(mac or port.mac for mac, _ in port.pairs)})
     addresses = [ipaddress.ip_network(a, strict=False) for a in
@@ -109,7 +111,8 @@ def port_rules(tap: str, port: Port) -> list[str]:
 
 
 def ruleset(table: str, guarded: dict[str, Port]) -> str:
-    chains, jumps = [], []
+    chains: list[str] = []
+    jumps: list[str] = []
     for tap, port in sorted(guarded.items()):
         body, chain = port_rules(tap, port)
         chains += body
@@ -173,12 +176,14 @@ class Agent:
     def run(self) -> None:
         monitor = subprocess.Popen(["ip", "-o", "monitor", "link"], stdout=subprocess.PIPE,
                                    text=True, bufsize=1)
+        events = monitor.stdout
+        assert events is not None
         self.log("started")
         next_sync = 0.0
         while True:
             timeout = max(0.0, next_sync - time.monotonic())
-            ready, _, _ = select.select([monitor.stdout], [], [], timeout)
-            if ready and not monitor.stdout.readline():
+            ready, _, _ = select.select([events], [], [], timeout)
+            if ready and not events.readline():
                 raise SystemExit("ip monitor ended")
             try:
                 self.sync()
