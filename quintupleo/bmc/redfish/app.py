@@ -1,19 +1,15 @@
-"""The Redfish service: routing, authentication (Basic and sessions), ETags, errors.
+"""The Redfish service: routing, ETags, errors, and the handlers of each resource.
 
-Every handler reads node controllers, never a cloud; actions are queued like IPMI's.
+Every handler reads node controllers, never a cloud; actions are queued like IPMI's. Who may
+call is auth.py's.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 import logging
 import re
-import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +18,7 @@ from aiohttp import web
 
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.redfish import resources as rf
+from quintupleo.bmc.redfish.auth import Sessions, unauthorized
 from quintupleo.bmc.redfish.console import serve_console
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.metadata import metadata_document
@@ -34,14 +31,6 @@ Match = dict[str, str]   # the route's named groups
 Handler = Callable[[web.Request, Match], Awaitable[web.StreamResponse]]
 PUBLIC = {("GET", "/redfish"), ("GET", "/redfish/v1"), ("GET", "/redfish/v1/odata"),
           ("GET", "/redfish/v1/$metadata"), ("POST", "/redfish/v1/SessionService/Sessions")}
-MAX_SESSIONS = 64
-
-
-@dataclass
-class WebSession:
-    id: str
-    username: str
-    last_used: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -49,10 +38,10 @@ class RedfishService:
     controllers: dict[str, NodeController]
     credentials: Credentials
     session_timeout: int = 1800
-    sessions: dict[str, WebSession] = field(default_factory=dict)   # token -> session
     routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.sessions = Sessions(self.credentials, self.session_timeout)
         system = r"/redfish/v1/Systems/(?P<node>[^/]+)"
         self._route(r"/redfish", GET=self.version)
         self._route(r"/redfish/v1", GET=self.root)
@@ -96,16 +85,11 @@ class RedfishService:
         try:
             response = await self._dispatch(request)
         except RedfishError as exc:
-            if exc.status == 405:
-                headers["Allow"] = exc.message_args[0] if exc.message_args else ""
-                exc.message_args = ()
-            if exc.status == 401:
-                headers["WWW-Authenticate"] = 'Basic realm="QuintupleO"'
             response = error_response(exc, headers)
         except BmcError as exc:
-            if isinstance(exc, NodeBusy):
-                headers["Retry-After"] = str(exc.retry_after)
-            response = error_response(RedfishError(exc.http_status, str(exc)), headers)
+            busy = {"Retry-After": str(exc.retry_after)} if isinstance(exc, NodeBusy) else {}
+            response = error_response(RedfishError(exc.http_status, str(exc), headers=busy),
+                                      headers)
         except web.HTTPException as exc:   # raised by aiohttp itself, e.g. a body too large
             response = error_response(RedfishError(exc.status, exc.reason), headers)
         except Exception:
@@ -126,42 +110,12 @@ class RedfishService:
             handler = methods.get(method)
             if handler is None:
                 raise RedfishError(405, f"{request.method} is not allowed on {path}",
-                                   args=(", ".join(methods),))
+                                   headers={"Allow": ", ".join(methods)})
             if (method, path) not in PUBLIC:
-                self._authenticate(request)
+                self.sessions.authenticate(request.headers.get("X-Auth-Token"),
+                                           request.headers.get("Authorization", ""))
             return await handler(request, match.groupdict())
         raise RedfishError(404, f"{path} does not exist", "ResourceMissingAtURI", (path,))
-
-    # ---- authentication ------------------------------------------------------------------
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for token in [t for t, s in self.sessions.items()
-                      if now - s.last_used > self.session_timeout]:
-            del self.sessions[token]
-
-    def _authenticate(self, request: web.Request) -> str:
-        token = request.headers.get("X-Auth-Token")
-        if token:
-            self._expire()
-            session = self.sessions.get(token)
-            if session is None:
-                raise RedfishError(401, "The session token is not valid or has expired.")
-            session.last_used = time.monotonic()
-            return session.username
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Basic "):
-            try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                raise RedfishError(401, "Malformed Basic credentials.") from None
-            if self._valid(user, password):
-                return user
-        raise RedfishError(401, "Authentication required: Basic or X-Auth-Token.")
-
-    def _valid(self, user: str, password: str) -> bool:
-        expected = self.credentials
-        return hmac.compare_digest(user.encode(), expected.username.encode()) & \
-            hmac.compare_digest(password.encode(), expected.password.encode())
 
     # ---- helpers -------------------------------------------------------------------------
     @staticmethod
@@ -276,21 +230,12 @@ class RedfishService:
         return self._json(rf.session_service(self.session_timeout))
 
     async def session_list(self, request: web.Request, _: Match) -> web.StreamResponse:
-        self._expire()
         return self._json(rf.collection(
             "SessionCollection", "/redfish/v1/SessionService/Sessions", "Sessions",
-            [f"/redfish/v1/SessionService/Sessions/{s.id}" for s in self.sessions.values()]))
-
-    def _session(self, session_id: str) -> WebSession:
-        self._expire()
-        for session in self.sessions.values():
-            if session.id == session_id:
-                return session
-        raise RedfishError(404, f"No session {session_id}.", "ResourceNotFound",
-                           ("Session", session_id))
+            [f"/redfish/v1/SessionService/Sessions/{s.id}" for s in self.sessions.listed()]))
 
     async def session_get(self, request: web.Request, match: Match) -> web.StreamResponse:
-        session = self._session(match["id"])
+        session = self.sessions.find(match["id"])
         return self._json(rf.session(session.id, session.username))
 
     async def login(self, request: web.Request, _: Match) -> web.StreamResponse:
@@ -299,23 +244,16 @@ class RedfishService:
         if not isinstance(user, str) or not isinstance(password, str):
             raise RedfishError(400, "UserName and Password are required.",
                                "ActionParameterMissing", ("Sessions", "UserName, Password"))
-        if not self._valid(user, password):
+        if not self.sessions.valid(user, password):
             log.warning("redfish: failed login for user %r from %s", user, request.remote)
-            raise RedfishError(401, "Invalid user name or password.")
-        self._expire()
-        if len(self.sessions) >= MAX_SESSIONS:
-            oldest = min(self.sessions, key=lambda t: self.sessions[t].last_used)
-            del self.sessions[oldest]
-        token, session = secrets.token_urlsafe(24), WebSession(secrets.token_hex(8), user)
-        self.sessions[token] = session
+            raise unauthorized("Invalid user name or password.")
+        token, session = self.sessions.login(user)
         location = f"/redfish/v1/SessionService/Sessions/{session.id}"
         return self._json(rf.session(session.id, user), 201,
                           {"X-Auth-Token": token, "Location": location})
 
     async def logout(self, request: web.Request, match: Match) -> web.StreamResponse:
-        session = self._session(match["id"])
-        for token in [t for t, s in self.sessions.items() if s is session]:
-            del self.sessions[token]
+        self.sessions.logout(self.sessions.find(match["id"]))
         return web.Response(status=204)
 
     # ---- actions and changes -------------------------------------------------------------

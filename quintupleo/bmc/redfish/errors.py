@@ -30,13 +30,17 @@ RESOLUTIONS = {
 
 
 class RedfishError(Exception):
+    """An error answer: its status, message (Base registry ID and arguments) and the headers it
+    needs (Allow with a 405, WWW-Authenticate with a 401, Retry-After with a 503)."""
+
     def __init__(self, status: int, message: str, message_id: str | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.message_id = message_id or STATUS_MESSAGES.get(status, "GeneralError")
         self.message_args = args
+        self.headers = dict(headers or {})
 
 
 def error_response(error: RedfishError, headers: dict[str, str] | None = None) -> web.Response:
@@ -52,4 +56,5 @@ def error_response(error: RedfishError, headers: dict[str, str] | None = None) -
     body = {"error": {"code": f"{REGISTRY}.GeneralError", "message": error.message,
                       "@Message.ExtendedInfo": [info]}}
     return web.Response(status=error.status, text=json.dumps(body),
-                        content_type="application/json", headers=headers)
+                        content_type="application/json", headers={**(headers or {}),
+                                                                   **error.headers})

@@ -1,0 +1,90 @@
+"""Who may use the Redfish service (DSP0266 13.3): HTTP Basic, or a session's X-Auth-Token.
+
+Sessions are created by a login (POST to the Sessions collection) and end by a logout (DELETE)
+or after `timeout` seconds unused; the oldest gives way when there are MAX_SESSIONS. A token is
+never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from quintupleo.bmc.redfish.errors import RedfishError
+from quintupleo.model import Credentials
+
+MAX_SESSIONS = 64
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="QuintupleO"'}
+
+
+def unauthorized(message: str) -> RedfishError:
+    return RedfishError(401, message, headers=CHALLENGE)
+
+
+@dataclass
+class WebSession:
+    id: str
+    username: str
+    last_used: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Sessions:
+    credentials: Credentials
+    timeout: int = 1800
+    by_token: dict[str, WebSession] = field(default_factory=dict)
+
+    def authenticate(self, token: str | None, authorization: str) -> str:
+        """The user a request's X-Auth-Token or Authorization header names; 401 otherwise."""
+        if token:
+            session = self._live().get(token)
+            if session is None:
+                raise unauthorized("The session token is not valid or has expired.")
+            session.last_used = time.monotonic()
+            return session.username
+        if authorization.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise unauthorized("Malformed Basic credentials.") from None
+            if self.valid(user, password):
+                return user
+        raise unauthorized("Authentication required: Basic or X-Auth-Token.")
+
+    def valid(self, user: str, password: str) -> bool:
+        expected = self.credentials   # both compared, always: no timing tells which was wrong
+        return hmac.compare_digest(user.encode(), expected.username.encode()) & \
+            hmac.compare_digest(password.encode(), expected.password.encode())
+
+    def login(self, user: str) -> tuple[str, WebSession]:
+        """A new session for a user whose credentials were checked: (token, session)."""
+        live = self._live()
+        if len(live) >= MAX_SESSIONS:
+            del live[min(live, key=lambda t: live[t].last_used)]
+        token, session = secrets.token_urlsafe(24), WebSession(secrets.token_hex(8), user)
+        live[token] = session
+        return token, session
+
+    def listed(self) -> list[WebSession]:
+        return list(self._live().values())
+
+    def find(self, session_id: str) -> WebSession:
+        for session in self._live().values():
+            if session.id == session_id:
+                return session
+        raise RedfishError(404, f"No session {session_id}.", "ResourceNotFound",
+                           ("Session", session_id))
+
+    def logout(self, session: WebSession) -> None:
+        for token in [t for t, s in self.by_token.items() if s is session]:
+            del self.by_token[token]
+
+    def _live(self) -> dict[str, WebSession]:
+        now = time.monotonic()
+        for token in [t for t, s in self.by_token.items() if now - s.last_used > self.timeout]:
+            del self.by_token[token]
+        return self.by_token
