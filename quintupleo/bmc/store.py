@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from quintupleo.model import BootDevice, BootMode, BootOverride
+from quintupleo.sqlite import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS boot_override (
@@ -25,15 +25,10 @@ class BootStore:
     """One row per node key ("backend:node-id"); writes are tiny and committed at once."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # Writes happen in the event loop: no fsync per commit (WAL + NORMAL never corrupts;
-        # a power loss can lose the last override, a process kill cannot).
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        # Writes happen in the event loop: no fsync per commit (a power loss can lose the last
+        # override, a process kill cannot).
+        self._db = open_database(path, _SCHEMA, fsync=False)
 
     def load_all(self) -> dict[str, BootOverride]:
         rows = self._db.execute("SELECT node, device, persistent, mode FROM boot_override")

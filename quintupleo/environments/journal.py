@@ -3,12 +3,11 @@ so `delete` finds everything even after a crash in the middle of `create`."""
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from quintupleo.environments.plan import Kind
+from quintupleo.sqlite import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,13 +30,8 @@ class Entry:
 
 class Journal:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
-        os.chmod(path, 0o600)   # it holds the environment's BMC password
+        self._db = open_database(path, _SCHEMA, private=True)   # it holds the BMC's password
 
     def close(self) -> None:
         self._db.close()
@@ -70,8 +64,3 @@ class Journal:
     def entries(self) -> list[Entry]:
         rows = self._db.execute("SELECT name, kind, cloud_id, status FROM resource")
         return [Entry(name, Kind(kind), cloud_id, status) for name, kind, cloud_id, status in rows]
-
-    def get(self, name: str) -> Entry | None:
-        row = self._db.execute("SELECT name, kind, cloud_id, status FROM resource WHERE name = ?",
-                               (name,)).fetchone()
-        return Entry(row[0], Kind(row[1]), row[2], row[3]) if row else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +18,9 @@ from quintupleo.errors import BackendError, InvalidRequest
 
 CHUNK = 1024 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=1800, sock_connect=15, sock_read=60)
+# Disk writes of downloads, off the event loop; two at once are enough to keep up with a network
+# that one process shares among all of its nodes.
+_WRITER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="media")
 
 
 def where(url: str) -> str:
@@ -55,7 +59,7 @@ async def fetch(url: str, limit: int, directory: Path | None = None) -> Path:
                     if size > limit:
                         raise BackendError(f"virtual media: the image is larger than the "
                                            f"limit of {limit} bytes")
-                    await loop.run_in_executor(None, handle.write, chunk)   # not in the loop
+                    await loop.run_in_executor(_WRITER, handle.write, chunk)
         if size == 0:
             raise BackendError(f"virtual media: {where(url)} sent an empty image")
         return path

@@ -12,6 +12,7 @@ from quintupleo.backends.fake import FakeBackend
 from quintupleo.backends.qemu.machine import boot_order
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import commands
+from quintupleo.bmc.ipmi.completion import Cc
 from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import ConfigError
@@ -106,4 +107,4 @@ def test_sol_acknowledges_what_it_receives_and_answers_its_parameters(tmp_path):
     assert commands.get_sol_configuration(ctx, bytes([0x81, 1, 0, 0])) == bytes([0x11])
     with pytest.raises(commands.Completion) as unknown:
         commands.get_sol_configuration(ctx, bytes([1, 42, 0, 0]))
-    assert unknown.value.code == commands.CC_PARAMETER_NOT_SUPPORTED
+    assert unknown.value.code == Cc.PARAMETER_NOT_SUPPORTED

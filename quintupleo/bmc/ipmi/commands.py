@@ -14,27 +14,14 @@ from dataclasses import dataclass
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import session as rmcp
 from quintupleo.bmc.ipmi import sol, wire
+from quintupleo.bmc.ipmi.completion import Cc
 from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.errors import BmcError
 from quintupleo.model import BootDevice, BootMode, BootOverride, PowerAction, PowerState
 
 log = logging.getLogger(__name__)
 
-# Completion codes (IPMI v2.0 table 5-2)
-CC_OK = 0x00
-CC_NODE_BUSY = 0xC0
-CC_INVALID_COMMAND = 0xC1
-CC_REQUEST_LENGTH = 0xC7
-CC_PARAMETER_OUT_OF_RANGE = 0xC9
-CC_INVALID_DATA = 0xCC
-CC_INSUFFICIENT_PRIVILEGE = 0xD4
-CC_NOT_IN_PRESENT_STATE = 0xD5
-CC_UNSPECIFIED = 0xFF
-CC_PARAMETER_NOT_SUPPORTED = 0x80
-
 NETFN_CHASSIS, NETFN_APP, NETFN_TRANSPORT = 0x00, 0x06, 0x0C
-CC_PAYLOAD_ACTIVE = 0x80          # Activate Payload: already active; Deactivate: not active
-CC_PAYLOAD_DISABLED = 0x81        # Activate Payload: this payload type is disabled
 
 CHASSIS_CONTROL = {0: PowerAction.OFF, 1: PowerAction.ON, 2: PowerAction.CYCLE,
                    3: PowerAction.RESET, 4: PowerAction.DIAG_INTERRUPT, 5: PowerAction.SOFT_OFF}
@@ -80,7 +67,7 @@ class Context:
 
 def _need(data: bytes, length: int) -> None:
     if len(data) < length:
-        raise Completion(CC_REQUEST_LENGTH)
+        raise Completion(Cc.REQUEST_LENGTH)
 
 
 # ---- App (netfn 0x06) --------------------------------------------------------------------
@@ -96,7 +83,7 @@ def get_system_guid(ctx: Context, data: bytes) -> bytes:
 def get_channel_auth_capabilities(ctx: Context, data: bytes) -> bytes:
     _need(data, 2)
     if data[0] & 0x0F not in (0x0E, 0x01):
-        raise Completion(CC_INVALID_DATA)
+        raise Completion(Cc.INVALID_DATA)
     v2 = 0x80 if data[0] & 0x80 else 0x00
     # No IPMI 1.5 auth types; non-null user names only; IPMI 2.0 connections supported.
     return bytes([0x01, v2, 0x04, 0x02, 0, 0, 0, 0])
@@ -104,13 +91,13 @@ def get_channel_auth_capabilities(ctx: Context, data: bytes) -> bytes:
 
 def get_session_challenge(ctx: Context, data: bytes) -> bytes:
     # IPMI 1.5 sessions (MD5/password auth) are not offered: use -I lanplus.
-    raise Completion(CC_INVALID_DATA)
+    raise Completion(Cc.INVALID_DATA)
 
 
 def get_channel_cipher_suites(ctx: Context, data: bytes) -> bytes:
     _need(data, 3)
     if data[0] & 0x0F not in (0x0E, 0x01):
-        raise Completion(CC_INVALID_DATA)
+        raise Completion(Cc.INVALID_DATA)
     if data[1] != 0x00:   # only the IPMI payload has cipher suites
         return bytes([0x01])
     index = data[2] & 0x3F
@@ -124,9 +111,9 @@ def set_session_privilege(ctx: Context, data: bytes) -> bytes:
     if level == 0:
         return bytes([ctx.session.privilege])
     if level > rmcp.ADMINISTRATOR or level == rmcp.CALLBACK:
-        raise Completion(0x80)   # requested level not available for this user
+        raise Completion(Cc.PRIVILEGE_NOT_AVAILABLE)
     if level > ctx.session.max_privilege:
-        raise Completion(0x81)   # requested level exceeds the session's limit
+        raise Completion(Cc.PRIVILEGE_OVER_LIMIT)
     ctx.session.privilege = level
     return bytes([level])
 
@@ -136,7 +123,7 @@ def close_session(ctx: Context, data: bytes) -> bytes:
     assert ctx.session is not None
     bmc_id = struct.unpack_from("<I", data)[0]
     if bmc_id != ctx.session.bmc_id:
-        raise Completion(0x87)   # invalid session ID in request
+        raise Completion(Cc.INVALID_SESSION_ID)
     ctx.close_session(bmc_id)
     return b""
 
@@ -152,7 +139,7 @@ def chassis_control(ctx: Context, data: bytes) -> bytes:
     _need(data, 1)
     action = CHASSIS_CONTROL.get(data[0] & 0x0F)
     if action is None:
-        raise Completion(CC_INVALID_DATA)
+        raise Completion(Cc.INVALID_DATA)
     ctx.controller.request(action, source=f"IPMI {ctx.peer}")
     return b""
 
@@ -164,9 +151,9 @@ def set_system_boot_options(ctx: Context, data: bytes) -> bytes:
     if parameter == 0:
         _need(value, 1)
         if value[0] & 0x03 == 0x03:
-            raise Completion(CC_INVALID_DATA)
+            raise Completion(Cc.INVALID_DATA)
         if value[0] & 0x03 == 0x01 and params.set_in_progress == 0x01:
-            raise Completion(0x81)   # set in progress by someone else
+            raise Completion(Cc.SET_IN_PROGRESS)
         params.set_in_progress = value[0] & 0x03 if value[0] & 0x03 != 0x02 else 0
     elif parameter == 3:
         _need(value, 1)
@@ -177,10 +164,8 @@ def set_system_boot_options(ctx: Context, data: bytes) -> bytes:
     elif parameter == 5:
         _need(value, 5)
         ctx.controller.set_boot_override(decode_boot_flags(value))
-    elif parameter in (1, 2, 6, 7):
-        raise Completion(CC_PARAMETER_NOT_SUPPORTED)
     else:
-        raise Completion(CC_PARAMETER_NOT_SUPPORTED)
+        raise Completion(Cc.PARAMETER_NOT_SUPPORTED)
     return b""
 
 
@@ -188,7 +173,7 @@ def decode_boot_flags(value: bytes) -> BootOverride:
     valid, persistent, efi = value[0] & 0x80, value[0] & 0x40, value[0] & 0x20
     device = SELECTOR_TO_DEVICE.get((value[1] >> 2) & 0x0F)
     if device is None:
-        raise Completion(CC_INVALID_DATA)   # floppy, diagnostic partition, remote HDD
+        raise Completion(Cc.INVALID_DATA)   # floppy, diagnostic partition, remote HDD
     mode = BootMode.UEFI if efi else BootMode.LEGACY
     if not valid:
         device = BootDevice.NONE
@@ -212,7 +197,7 @@ def get_system_boot_options(ctx: Context, data: bytes) -> bytes:
     elif parameter in values:
         value = values[parameter]
     else:
-        raise Completion(CC_PARAMETER_NOT_SUPPORTED)
+        raise Completion(Cc.PARAMETER_NOT_SUPPORTED)
     return bytes([0x01, parameter]) + value
 
 
@@ -220,11 +205,11 @@ def get_system_boot_options(ctx: Context, data: bytes) -> bytes:
 def activate_payload(ctx: Context, data: bytes) -> bytes:
     _need(data, 6)
     if data[0] & 0x3F != 0x01 or data[1] != 1 or ctx.sol is None:
-        raise Completion(CC_INVALID_DATA)          # only SOL, instance 1
+        raise Completion(Cc.INVALID_DATA)          # only SOL, instance 1
     if not ctx.controller.has_console:             # e.g. a cloud without serial consoles
-        raise Completion(CC_PAYLOAD_DISABLED)
+        raise Completion(Cc.PAYLOAD_DISABLED)
     if ctx.sol.active:
-        raise Completion(CC_PAYLOAD_ACTIVE)
+        raise Completion(Cc.PAYLOAD_ACTIVE)
     assert ctx.session is not None and ctx.address is not None
     ctx.sol.activate(ctx.session, ctx.address)
     return struct.pack("<IHHHH", 0, sol.PAYLOAD_SIZE, sol.PAYLOAD_SIZE, ctx.port, 0xFFFF)
@@ -233,7 +218,7 @@ def activate_payload(ctx: Context, data: bytes) -> bytes:
 def deactivate_payload(ctx: Context, data: bytes) -> bytes:
     _need(data, 2)
     if data[0] & 0x3F != 0x01 or ctx.sol is None or not ctx.sol.active:
-        raise Completion(CC_PAYLOAD_ACTIVE)
+        raise Completion(Cc.PAYLOAD_ACTIVE)
     ctx.sol.deactivate()
     return b""
 
@@ -241,7 +226,7 @@ def deactivate_payload(ctx: Context, data: bytes) -> bytes:
 def get_payload_activation_status(ctx: Context, data: bytes) -> bytes:
     _need(data, 1)
     if data[0] & 0x3F != 0x01:
-        raise Completion(CC_INVALID_DATA)
+        raise Completion(Cc.INVALID_DATA)
     return bytes([1, 1 if ctx.sol is not None and ctx.sol.active else 0, 0])
 
 
@@ -254,7 +239,7 @@ def get_sol_configuration(ctx: Context, data: bytes) -> bytes:
     if data[1] == 1 and not ctx.controller.has_console:
         return bytes([0x11, 0x00])             # SOL disabled: the node has no serial console
     if data[1] not in sol.PARAMETERS:
-        raise Completion(CC_PARAMETER_NOT_SUPPORTED)
+        raise Completion(Cc.PARAMETER_NOT_SUPPORTED)
     return bytes([0x11]) + sol.PARAMETERS[data[1]]
 
 
@@ -293,13 +278,13 @@ def execute(ctx: Context, netfn: int, cmd: int, data: bytes) -> tuple[int, bytes
     """Run one command; always returns (completion code, data), never raises."""
     command = COMMANDS.get((netfn, cmd))
     if command is None:
-        return CC_INVALID_COMMAND, b""
+        return Cc.INVALID_COMMAND, b""
     if ctx.session is None and command.privilege:
-        return CC_INSUFFICIENT_PRIVILEGE, b""
+        return Cc.INSUFFICIENT_PRIVILEGE, b""
     if ctx.session is not None and ctx.session.privilege < command.privilege:
-        return CC_INSUFFICIENT_PRIVILEGE, b""
+        return Cc.INSUFFICIENT_PRIVILEGE, b""
     try:
-        return CC_OK, command.handler(ctx, data)
+        return Cc.OK, command.handler(ctx, data)
     except Completion as exc:
         return exc.code, b""
     except BmcError as exc:
@@ -308,4 +293,4 @@ def execute(ctx: Context, netfn: int, cmd: int, data: bytes) -> tuple[int, bytes
     except Exception:
         log.exception("node %s: command %#04x/%#04x failed", ctx.controller.info.name,
                       netfn, cmd)
-        return CC_UNSPECIFIED, b""
+        return Cc.UNSPECIFIED, b""

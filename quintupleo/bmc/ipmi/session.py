@@ -44,7 +44,8 @@ SUITES = {
 }
 CIPHER_SUITE_RECORDS = b"".join(suite.record for suite in SUITES.values())
 
-# Privilege levels (IPMI v2.0 table 22-?): a session starts at User and may be raised.
+# Privilege levels (IPMI v2.0 section 6.8; Set Session Privilege Level): a session starts at
+# User and may be raised.
 CALLBACK, USER, OPERATOR, ADMINISTRATOR = 1, 2, 3, 4
 
 # RMCP+ status codes (IPMI v2.0 table 13-15)
