@@ -11,17 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from quintupleo.errors import QuintupleOError
-from quintupleo.images.ipxe import DEFAULT_MTU, BuiltImage, IpxeOptions, build
-from quintupleo.paths import state_dir
+from quintupleo.images.ipxe import DEFAULT_MTU, BuiltImage, IpxeOptions, build, default_dir
 
 app = typer.Typer(help="iPXE boot images: build them, put them in Glance.",
                   no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
-
-
-def default_dir() -> Path:
-    return state_dir("images")
 
 
 OutDir = Annotated[Path | None, typer.Option("--out", help="Where the images go "

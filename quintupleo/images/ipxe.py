@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quintupleo.errors import ConfigError
+from quintupleo.paths import state_dir
 
 FIRMWARES = ("bios", "uefi")
 IPXE_LKRN = Path("/usr/lib/ipxe/ipxe.lkrn")
@@ -62,6 +63,11 @@ class BuiltImage:
     path: Path
     sha256: str
     size: int
+
+
+def default_dir() -> Path:
+    """Where built images are kept (`qo image build`, `env create`)."""
+    return state_dir("images")
 
 
 def ipxe_image_name(firmware: str) -> str:

@@ -1,0 +1,121 @@
+"""An environment's life on this machine: create (again), delete, audit, with its journal.
+
+The CLI, tests and benches go through here. A journal is opened for one step and closed after
+it; its `state` says where the last step got to (creating, created, deleting, deleted).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quintupleo.environments import apply, store
+from quintupleo.environments.bmc_host import BmcHost
+from quintupleo.environments.cloud import CloudOps
+from quintupleo.environments.journal import Journal
+from quintupleo.environments.plan import Kind, Planned, plan
+from quintupleo.environments.spec import EnvironmentSpec, load
+from quintupleo.errors import QuintupleOError
+
+Say = Callable[[str], None]   # a line for the user (which iPXE images were uploaded)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    spec: EnvironmentSpec
+    resources: int           # created or found, all of the plan (create); deleted (delete)
+    calls: int               # cloud API calls made
+    seconds: float
+    nodes: int = 0           # bare-metal nodes, powered off
+    booted: int = 0          # servers running from their image (`boot: image` roles)
+
+
+def connect(spec: EnvironmentSpec, journal: Journal | None = None) -> CloudOps:
+    """The cloud calls for `spec`; with the journal, also what a BMC host needs."""
+    import openstack
+    try:
+        conn = openstack.connect(cloud=spec.cloud)
+    except Exception as exc:   # openstacksdk raises several kinds for a bad clouds.yaml entry
+        raise QuintupleOError(f"cloud {spec.cloud!r}: {exc}") from None
+    host = None
+    if journal is not None and spec.bmc.host is not None:
+        host = BmcHost(spec, journal, store.bmc_password(journal))
+    return CloudOps(conn, spec, host)
+
+
+@contextmanager
+def opened(name: str, must_exist: bool = True) -> Iterator[Journal]:
+    journal = store.open_journal(name, must_exist=must_exist)
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+def create(spec_file: Path, progress: apply.Progress = lambda phase, done, total: None,
+           say: Say = lambda line: None) -> Outcome:
+    """Create what is missing of the environment `spec_file` describes. Refused when an
+    environment of that name exists with another spec."""
+    spec = load(spec_file)
+    planned = plan(spec)
+    raw = json.dumps(_raw(spec_file))
+    with opened(spec.name, must_exist=False) as journal:
+        recorded = journal.meta("spec")
+        if recorded is not None and recorded != raw and journal.entries():
+            raise QuintupleOError(f"environment {spec.name} exists with another spec; delete "
+                                  "it first or use another name")
+        journal.set_meta("spec", raw)
+        journal.set_meta("state", "creating")
+        ops = connect(spec, journal)
+        if spec.bmc.boot_strategy != "none":
+            ensure_ipxe_images(ops.conn, say)
+        started = time.monotonic()
+        ids = apply.create(ops, journal, planned, progress)
+        journal.set_meta("state", "created")
+    return Outcome(spec, len(ids), ops.calls, time.monotonic() - started,
+                   nodes=sum(1 for p in planned if _node(p)),
+                   booted=sum(1 for p in planned if p.kind is Kind.SERVER and not _node(p)
+                              and p.params["role"] != "undercloud"))
+
+
+def delete(name: str, progress: apply.Progress = lambda phase, done, total: None) -> Outcome:
+    """Delete everything the environment created, also after a crash during create."""
+    with opened(name) as journal:
+        spec = store.stored_spec(journal)
+        ops = connect(spec)
+        held = len(journal.entries())
+        journal.set_meta("state", "deleting")
+        started = time.monotonic()
+        apply.delete(ops, journal, progress)
+        journal.set_meta("state", "deleted")
+    return Outcome(spec, held, ops.calls, time.monotonic() - started)
+
+
+def audit(name: str) -> list[apply.Leak]:
+    """Resources tagged or named for the environment that its journal does not hold."""
+    with opened(name) as journal:
+        spec = store.stored_spec(journal)
+        return apply.audit(connect(spec), journal, plan(spec))
+
+
+def ensure_ipxe_images(conn: Any, say: Say = lambda line: None) -> None:
+    """The images network boots need: shared by every environment, kept when one is deleted."""
+    from quintupleo.images.glance import publish_ipxe
+    from quintupleo.images.ipxe import build, default_dir
+    for image in build(default_dir()):
+        done = publish_ipxe(conn, image)
+        say(f"iPXE image {done.name}: {'reused' if done.reused else 'uploaded'} ({done.id})")
+
+
+def _node(item: Planned) -> bool:
+    return item.kind is Kind.SERVER and bool(item.params["baremetal"])
+
+
+def _raw(spec_file: Path) -> Any:
+    from ruamel.yaml import YAML
+    return YAML(typ="safe").load(spec_file.read_text())
