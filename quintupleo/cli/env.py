@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,7 +16,7 @@ from rich.table import Table
 from quintupleo.environments import apply, lifecycle, store
 from quintupleo.environments.bmc_host import read_served
 from quintupleo.environments.inventory import inventory_text
-from quintupleo.environments.plan import Kind, plan
+from quintupleo.environments.plan import Kind, ServerParams, plan
 from quintupleo.environments.spec import load
 from quintupleo.errors import QuintupleOError
 from quintupleo.inventory import write_private
@@ -95,7 +95,7 @@ def show(name: str) -> None:
         _fail(exc)
     table = Table("kind", "name", "id", "status", "role", title=f"{name} on {spec.cloud} ({state})")
     order = list(Kind)
-    roles = {p.name: _role(p.params) for p in plan(spec) if p.kind is Kind.SERVER}
+    roles = {p.name: _role(p.server) for p in plan(spec) if p.server}
     for entry in sorted(entries, key=lambda e: (order.index(e.kind), e.name)):
         table.add_row(entry.kind.value, entry.name, entry.cloud_id or "-", entry.status,
                       roles.get(entry.name, ""))
@@ -111,12 +111,12 @@ def show(name: str) -> None:
                       soft_wrap=True)
 
 
-def _role(server: dict[str, Any]) -> str:
-    if server["baremetal"]:
-        return f"{server['role']} (node)"
-    if server["role"] == "undercloud":
+def _role(server: ServerParams) -> str:
+    if server.baremetal:
+        return f"{server.role} (node)"
+    if server.role == "undercloud":
         return "undercloud"
-    return f"{server['role']} (image)"      # boot: image, running, not behind the BMC
+    return f"{server.role} (image)"      # boot: image, running, not behind the BMC
 
 
 @app.command()

@@ -39,8 +39,8 @@ def create(ops: CloudOps, journal: Journal, planned: list[Planned],
             if kind is Kind.SERVER:
                 # A node made again (deleted out of band) on ports that are up: down they go,
                 # so its first boot stays as invisible as the others'.
-                ops.set_ports_up({ids[port] for p in todo if p.params.get("baremetal")
-                                  for port in p.params["ports"] if port not in made_now}, False)
+                ops.set_ports_up({ids[port] for p in todo if p.node and p.server
+                                  for port in p.server.ports if port not in made_now}, False)
             done = 0
             progress(kind.value, done, len(todo))
             for item in todo:
@@ -57,11 +57,11 @@ def create(ops: CloudOps, journal: Journal, planned: list[Planned],
                 progress(kind.value, done, len(todo))
     # Bare-metal nodes are handed over powered off, then their ports are brought up; a node
     # counts as handed over only when both are done (a crash in between is finished here).
-    waiting = [p for p in planned if p.kind is Kind.SERVER and p.params.get("baremetal")
-               and journal.meta(f"handed-over:{p.name}") is None]
+    waiting = [p for p in planned if p.node and journal.meta(f"handed-over:{p.name}") is None]
     if waiting:
         ops.power_off({ids[p.name] for p in waiting})
-        ops.set_ports_up({ids[port] for p in waiting for port in p.params["ports"]}, True)
+        ops.set_ports_up({ids[port] for p in waiting if p.server for port in p.server.ports},
+                         True)
         for item in waiting:
             journal.set_meta(f"handed-over:{item.name}", "yes")
     return ids
@@ -73,11 +73,10 @@ def _recheck(ops: CloudOps, journal: Journal, planned: list[Planned], ids: dict[
     credential): the old one is removed first."""
     kind_of = {e.name: e.kind for e in journal.entries()}
     # One tagged listing per kind of resource held (ports and VIPs are ports, hosts servers).
-    listed_as = {Kind.VIP: Kind.PORT, Kind.BMC_HOST: Kind.SERVER}
     present: dict[Kind, set[str]] = {}
     gone = set()
     for name, cloud_id in ids.items():
-        kind = listed_as.get(kind_of[name], kind_of[name])
+        kind = ops.kinds[kind_of[name]].listed_as or kind_of[name]
         if kind not in present:
             present[kind] = {r.id for r in ops.tagged(kind)}
         if cloud_id not in present[kind] and not ops.exists(kind, cloud_id):
@@ -95,7 +94,7 @@ def _recheck(ops: CloudOps, journal: Journal, planned: list[Planned], ids: dict[
         for name in replaced:
             log.warning("replacing %s %s: what it refers to was made again", kind.value, name)
             ops.delete(kind, ids[name])
-        if kind in (Kind.SERVER, Kind.BMC_HOST) and replaced:
+        if ops.kinds[kind].deleted_later and replaced:
             ops.wait_gone({ids[name] for name in replaced})
     for name in stale:
         journal.forget(name)
@@ -126,7 +125,7 @@ def delete(ops: CloudOps, journal: Journal,
             futures = [pool.submit(remove, e) for e in todo]
             removed = {cloud_id for future in futures
                        if (cloud_id := future.result()) is not None}
-            if kind in (Kind.SERVER, Kind.BMC_HOST):
+            if ops.kinds[kind].deleted_later:
                 ops.wait_gone(removed)    # the servers' ports are freed only then
             for done, entry in enumerate(todo, 1):
                 journal.forget(entry.name)
@@ -136,7 +135,7 @@ def delete(ops: CloudOps, journal: Journal,
     for leak in sorted(leaks, key=lambda leak: list(Kind).index(leak.kind), reverse=True):
         log.warning("removing %s %s (%s)", leak.kind.value, leak.name, leak.why)
         ops.delete(leak.kind, leak.cloud_id)
-        if leak.kind in (Kind.SERVER, Kind.BMC_HOST):
+        if ops.kinds[leak.kind].deleted_later:
             ops.wait_gone({leak.cloud_id})
 
 
@@ -147,8 +146,8 @@ def audit(ops: CloudOps, journal: Journal, planned: list[Planned]) -> list[Leak]
     names = {p.name for p in planned}
     leaks: dict[str, Leak] = {}
     for kind in Kind:
-        if kind in (Kind.VIP, Kind.BMC_HOST):
-            continue   # listed once, as ports and as servers
+        if ops.kinds[kind].listed_as is not None:
+            continue   # listed once, as what it is listed with
         for resource in ops.tagged(kind):
             if resource.id not in held:
                 leaks[resource.id] = Leak(kind, resource.name, resource.id,

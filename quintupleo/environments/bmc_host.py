@@ -22,7 +22,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from quintupleo import __version__
 from quintupleo.bmc.redfish.tls import self_signed
 from quintupleo.environments.journal import Journal
-from quintupleo.environments.plan import Planned
+from quintupleo.environments.plan import BmcHostParams
 from quintupleo.environments.spec import BMC_NETWORK, EnvironmentSpec
 from quintupleo.errors import ConfigError
 
@@ -65,23 +65,23 @@ class BmcHost:
         self.journal.set_meta("bmc_host", json.dumps(served))
         return served
 
-    def user_data(self, item: Planned, port: Any, credential_id: str,
+    def user_data(self, host: BmcHostParams, port: Any, credential_id: str,
                   cloud: dict[str, Any]) -> str:
-        served = self.addresses(port, item.params["nodes"])
+        served = self.addresses(port, host.nodes)
         cert, key = self_signed(self.journal.path.parent / "bmc", served["address"])
         network = self.spec.network(BMC_NETWORK)
         assert network is not None   # a spec with a BMC host has its network (spec.py)
         prefix = ipaddress.ip_network(network.cidr).prefixlen
-        return render(self.spec, item, served, credential_id, self.credential_secret(), cloud,
+        return render(self.spec, host, served, credential_id, self.credential_secret(), cloud,
                       self.password, cert.read_text(), key.read_text(), prefix)
 
 
-def settings(spec: EnvironmentSpec, item: Planned, served: dict[str, Any],
+def settings(spec: EnvironmentSpec, host: BmcHostParams, served: dict[str, Any],
              password: str) -> dict[str, Any]:
     """`bmc serve` settings for the host: its nodes by name (stable if one is re-created)."""
     bmc = spec.bmc
     return {
-        "backend": "openstack", "cloud": "quintupleo", "servers": list(item.params["nodes"]),
+        "backend": "openstack", "cloud": "quintupleo", "servers": list(host.nodes),
         "ipmi_address": served["address"], "ipmi_port_base": bmc.ipmi_port_base,
         "redfish_address": served["address"], "redfish_port": bmc.redfish_port,
         "tls": bmc.tls, "tls_cert": f"{ETC}/redfish-cert.pem", "tls_key": f"{ETC}/redfish-key.pem",
@@ -125,13 +125,13 @@ def address_script(served: dict[str, Any], prefix: int) -> str:
             f'for ip in {ips}; do ip addr replace "$ip" dev "$dev"; done\n')
 
 
-def render(spec: EnvironmentSpec, item: Planned, served: dict[str, Any], credential_id: str,
+def render(spec: EnvironmentSpec, host: BmcHostParams, served: dict[str, Any], credential_id: str,
            secret: str, cloud: dict[str, Any], password: str, cert_pem: str, key_pem: str,
            prefix: int) -> str:
     install = spec.bmc.install or f"quintupleo=={__version__}"
     files = [
         _file(f"{ETC}/clouds.yaml", _yaml(clouds_yaml(credential_id, secret, cloud)), "0600"),
-        _file(f"{ETC}/bmc.yaml", _yaml(settings(spec, item, served, password)), "0600",
+        _file(f"{ETC}/bmc.yaml", _yaml(settings(spec, host, served, password)), "0600",
               compress=True),
         _file(f"{ETC}/redfish-cert.pem", cert_pem, "0644"),
         _file(f"{ETC}/redfish-key.pem", key_pem, "0600"),

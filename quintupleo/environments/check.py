@@ -17,7 +17,8 @@ from typing import Any
 from openstack import exceptions as os_exc
 
 from quintupleo.backends.openstack.driver import microversion
-from quintupleo.environments.plan import Kind, plan
+from quintupleo.environments.kinds import kinds
+from quintupleo.environments.plan import plan
 from quintupleo.environments.spec import EnvironmentSpec
 from quintupleo.images.ipxe import ipxe_image_name
 
@@ -233,12 +234,11 @@ class CloudCheck:
             return f"{free_instances} instances, {limits.total_cores - limits.total_cores_used} " \
                    "cores free (give --spec to check an environment)"
         wanted = Counter(instances=0)
+        described = kinds(self.spec.resource_name(""))
         for item in plan(self.spec):
-            kind = {Kind.SERVER: "instances", Kind.BMC_HOST: "instances", Kind.PORT: "ports",
-                    Kind.VIP: "ports", Kind.NETWORK: "networks", Kind.SUBNET: "subnets",
-                    Kind.ROUTER: "routers", Kind.FLOATING_IP: "floating_ips"}.get(item.kind)
-            if kind:
-                wanted[kind] += 1
+            quota = described[item.kind].quota
+            if quota:
+                wanted[quota] += 1
         free = {"instances": free_instances}
         quota = self.conn.network.get_quota(self.conn.current_project_id, details=True)
         for kind in wanted.keys() - {"instances"}:

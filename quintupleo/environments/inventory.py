@@ -40,15 +40,15 @@ def environment_nodes(name: str) -> tuple[BmcSettings, list[InventoryNode]]:
     infos = asyncio.run(discover())
     # MACs in NIC order (the first one PXE-boots), from the ports the plan named.
     macs = {p.name: p.mac_address for p in conn.network.ports(tags=spec.tag)}
-    modes = {image: boot_mode(conn, image) for image in {i.params["image"]
-                                                         for i in planned.values()}}
+    servers = {node_id: item.server for node_id, item in planned.items() if item.server}
+    modes = {image: boot_mode(conn, image) for image in {s.image for s in servers.values()}}
     nodes = []
     for index, info in enumerate(infos):
-        item = planned[info.id]
-        ordered = tuple(macs[port] for port in item.params["ports"] if port in macs)
+        server = servers[info.id]
+        ordered = tuple(macs[port] for port in server.ports if port in macs)
         nodes.append(InventoryNode(replace(info, macs=ordered or info.macs),
-                                   settings.access(info, index), item.params["profile"],
-                                   modes[item.params["image"]]))
+                                   settings.access(info, index), server.profile,
+                                   modes[server.image]))
     return settings, nodes
 
 

@@ -18,7 +18,7 @@ from quintupleo.environments import apply, store
 from quintupleo.environments.bmc_host import BmcHost
 from quintupleo.environments.cloud import CloudOps
 from quintupleo.environments.journal import Journal
-from quintupleo.environments.plan import Kind, Planned, plan
+from quintupleo.environments.plan import plan
 from quintupleo.environments.spec import EnvironmentSpec, load
 from quintupleo.errors import QuintupleOError
 
@@ -78,9 +78,9 @@ def create(spec_file: Path, progress: apply.Progress = lambda phase, done, total
         ids = apply.create(ops, journal, planned, progress)
         journal.set_meta("state", "created")
     return Outcome(spec, len(ids), ops.calls, time.monotonic() - started,
-                   nodes=sum(1 for p in planned if _node(p)),
-                   booted=sum(1 for p in planned if p.kind is Kind.SERVER and not _node(p)
-                              and p.params["role"] != "undercloud"))
+                   nodes=sum(1 for p in planned if p.node),
+                   booted=sum(1 for p in planned if p.server and not p.node
+                              and p.server.role != "undercloud"))
 
 
 def delete(name: str, progress: apply.Progress = lambda phase, done, total: None) -> Outcome:
@@ -110,10 +110,6 @@ def ensure_ipxe_images(conn: Any, say: Say = lambda line: None) -> None:
     for image in build(default_dir()):
         done = publish_ipxe(conn, image)
         say(f"iPXE image {done.name}: {'reused' if done.reused else 'uploaded'} ({done.id})")
-
-
-def _node(item: Planned) -> bool:
-    return item.kind is Kind.SERVER and bool(item.params["baremetal"])
 
 
 def _raw(spec_file: Path) -> Any:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from quintupleo.environments.spec import BMC_NETWORK, EnvironmentSpec
 
@@ -23,12 +22,98 @@ class Kind(StrEnum):
     BMC_HOST = "bmc-host"        # a server running `bmc serve` for the nodes above
 
 
+# What each kind of resource is made with. Names of other resources are their plan names
+# (the cloud IDs are known only when they exist).
+@dataclass(frozen=True)
+class NetworkParams:
+    network: str                 # the spec's name of it
+
+
+@dataclass(frozen=True)
+class SubnetParams:
+    network: str
+    cidr: str
+    routed: bool                 # the BMC network: DHCP and a gateway; else neither
+
+
+@dataclass(frozen=True)
+class RouterParams:
+    external: str                # the external network's name
+    subnet: str
+
+
+@dataclass(frozen=True)
+class VipParams:
+    network: str
+    ip: str | None               # None: Neutron chooses
+    security: bool
+
+
+@dataclass(frozen=True)
+class PortParams:
+    network: str
+    security: bool
+    pairs: tuple[str, ...] = ()  # VIPs the port may answer for (allowed address pairs)
+    node: bool = False           # a bare-metal node's: down until it is handed over
+    addresses: int = 1           # fixed IPs: 0 (the user's DHCP), 1, or a BMC host's many
+
+
+@dataclass(frozen=True)
+class ServerParams:
+    role: str
+    index: int
+    flavor: str
+    image: str
+    ports: tuple[str, ...]       # in NIC order
+    profile: str | None = None
+    baremetal: bool = False      # a node behind the BMC (else it runs from its image)
+    key: str | None = None
+    availability_zone: str | None = None
+    user_data: str | None = None   # base64
+
+
+@dataclass(frozen=True)
+class FloatingIpParams:
+    external: str
+    port: str
+
+
+@dataclass(frozen=True)
+class CredentialParams:
+    pass
+
+
+@dataclass(frozen=True)
+class BmcHostParams:
+    flavor: str
+    image: str
+    ports: tuple[str, ...]
+    credential: str
+    nodes: tuple[str, ...]       # the nodes it serves, by name
+    key: str | None = None
+    availability_zone: str | None = None
+
+
+Params = (NetworkParams | SubnetParams | RouterParams | VipParams | PortParams | ServerParams
+          | FloatingIpParams | CredentialParams | BmcHostParams)
+
+
 @dataclass(frozen=True)
 class Planned:
     kind: Kind
     name: str                                   # the cloud name, unique in the environment
-    params: dict[str, Any] = field(default_factory=dict, compare=False)
+    params: Params
     needs: tuple[str, ...] = ()                 # names of resources whose IDs params refer to
+
+    @property
+    def server(self) -> ServerParams | None:
+        """The server's parameters, if it is a server (a node, the undercloud, a plain one)."""
+        return self.params if isinstance(self.params, ServerParams) else None
+
+    @property
+    def node(self) -> bool:
+        """A bare-metal node: behind the BMC, in the inventory, handed over powered off."""
+        return self.server is not None and self.server.baremetal
 
 
 def plan(spec: EnvironmentSpec) -> list[Planned]:
@@ -37,22 +122,21 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
     addressless = {net.name for net in spec.networks if not net.fixed_ips}
     for net in spec.networks:
         name = spec.resource_name(net.name)
-        resources.append(Planned(Kind.NETWORK, name, {"network": net.name}))
+        resources.append(Planned(Kind.NETWORK, name, NetworkParams(net.name)))
         # No DHCP and no gateway: the user's own DHCP/PXE server answers on these networks.
         resources.append(Planned(Kind.SUBNET, f"{name}-subnet",
-                                 {"cidr": net.cidr, "network": name, "routed": net.routed},
-                                 needs=(name,)))
+                                 SubnetParams(name, net.cidr, net.routed), needs=(name,)))
     if spec.external is not None:
         subnet = f"{spec.resource_name(BMC_NETWORK)}-subnet"
-        resources.append(Planned(Kind.ROUTER, spec.resource_name("router"), {
-            "external": spec.external, "subnet": subnet}, needs=(subnet,)))
+        resources.append(Planned(Kind.ROUTER, spec.resource_name("router"),
+                                 RouterParams(spec.external, subnet), needs=(subnet,)))
     vips: dict[str, list[str]] = {}
     for vip in spec.vips:
         name = spec.resource_name("vip", vip.name)
         vips.setdefault(vip.network, []).append(name)
-        resources.append(Planned(Kind.VIP, name, {
-            "network": spec.resource_name(vip.network), "ip": vip.ip,
-            "security": vip.network in secured}, needs=_on(spec, vip.network)))
+        resources.append(Planned(Kind.VIP, name, VipParams(
+            spec.resource_name(vip.network), vip.ip, vip.network in secured),
+            needs=_on(spec, vip.network)))
 
     def ports_for(owner: str, networks: tuple[str, ...], node: bool,
                   addresses: int = 1) -> tuple[str, ...]:
@@ -63,10 +147,9 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             # Without port security the nodes' DHCP, PXE and VIP traffic is not filtered;
             # with it, the network's VIPs are the node's allowed address pairs.
             pairs = tuple(vips.get(net, [])) if net in secured else ()
-            resources.append(Planned(Kind.PORT, port, {
-                "network": spec.resource_name(net), "security": net in secured,
-                "pairs": pairs, "node": node,
-                "addresses": 0 if node and net in addressless else addresses},
+            resources.append(Planned(Kind.PORT, port, PortParams(
+                spec.resource_name(net), net in secured, pairs, node,
+                0 if node and net in addressless else addresses),
                 needs=(*_on(spec, net), *pairs)))
         return tuple(names)
 
@@ -80,40 +163,33 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             if baremetal:
                 nodes.append(node)
             ports = ports_for(node, role.networks, node=baremetal)
-            resources.append(Planned(Kind.SERVER, node, {
-                "role": role.name, "index": index, "flavor": role.flavor, "image": role.image,
-                "profile": role.profile, "ports": ports, "baremetal": baremetal, "key": None,
-                **_zone(role.availability_zone)}, needs=ports))
+            resources.append(Planned(Kind.SERVER, node, ServerParams(
+                role.name, index, role.flavor, role.image, ports, role.profile, baremetal,
+                availability_zone=role.availability_zone), needs=ports))
     if spec.undercloud is not None:
         host = spec.resource_name("undercloud")
         ports = ports_for(host, spec.undercloud.networks, node=False)
-        resources.append(Planned(Kind.SERVER, host, {
-            "role": "undercloud", "index": 0, "flavor": spec.undercloud.flavor,
-            "image": spec.undercloud.image, "profile": None, "ports": ports,
-            "baremetal": False, "key": spec.undercloud.key,
-            **_zone(spec.undercloud.availability_zone)}, needs=ports))
+        resources.append(Planned(Kind.SERVER, host, ServerParams(
+            "undercloud", 0, spec.undercloud.flavor, spec.undercloud.image, ports,
+            key=spec.undercloud.key, availability_zone=spec.undercloud.availability_zone),
+            needs=ports))
         if spec.undercloud.floating_ip:
             port = f"{host}-{BMC_NETWORK}"
-            resources.append(Planned(Kind.FLOATING_IP, f"{host}-fip", {
-                "external": spec.external, "port": port},
-                needs=(port, spec.resource_name("router"))))
+            assert spec.external is not None   # spec.py: a floating IP needs one
+            resources.append(Planned(Kind.FLOATING_IP, f"{host}-fip",
+                                     FloatingIpParams(spec.external, port),
+                                     needs=(port, spec.resource_name("router"))))
     if spec.bmc.host is not None:
         host, credential = spec.resource_name("bmc-host"), spec.resource_name("bmc-credential")
-        resources.append(Planned(Kind.CREDENTIAL, credential))
+        resources.append(Planned(Kind.CREDENTIAL, credential, CredentialParams()))
         # Per-node addresses: the host's port holds one fixed IP for itself and one per node.
         many = 1 + len(nodes) if spec.bmc.addressing == "addresses" else 1
         ports = ports_for(host, (BMC_NETWORK,), node=False, addresses=many)
-        resources.append(Planned(Kind.BMC_HOST, host, {
-            "flavor": spec.bmc.host.flavor, "image": spec.bmc.host.image,
-            "key": spec.bmc.host.key, "ports": ports, "credential": credential,
-            "nodes": tuple(nodes), **_zone(spec.bmc.host.availability_zone)},
+        resources.append(Planned(Kind.BMC_HOST, host, BmcHostParams(
+            spec.bmc.host.flavor, spec.bmc.host.image, ports, credential, tuple(nodes),
+            spec.bmc.host.key, spec.bmc.host.availability_zone),
             needs=(*ports, credential)))   # nodes: by name
     return resources
-
-
-def _zone(zone: str | None) -> dict[str, str]:
-    """Only a zone that is asked for is planned: a spec without one plans as it always did."""
-    return {"availability_zone": zone} if zone else {}
 
 
 def _on(spec: EnvironmentSpec, network: str) -> tuple[str, str]:

@@ -45,7 +45,7 @@ def node_ids(journal: Journal, spec: EnvironmentSpec) -> list[tuple[str, Planned
                if e.kind is Kind.SERVER and e.status == "created"}
     nodes = []
     for item in plan(spec):
-        if item.kind is Kind.SERVER and item.params["baremetal"]:
+        if item.node:
             node_id = created.get(item.name)
             if not node_id:
                 raise ConfigError(f"environment {spec.name} has no node {item.name} yet: run "

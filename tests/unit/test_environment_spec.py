@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from quintupleo.environments.plan import Kind, plan
+from quintupleo.environments.plan import Kind, RouterParams, plan
 from quintupleo.environments.spec import SpecError, parse
 
 GOOD = {
@@ -85,7 +85,7 @@ def test_plan_names_are_unique_and_ordered():
         assert set(item.needs) <= seen, item
         seen.add(item.name)
     controller = next(p for p in planned if p.name == "qo-lab1-controller-0")
-    assert controller.params["ports"] == ("qo-lab1-controller-0-provisioning",
+    assert controller.params.ports == ("qo-lab1-controller-0-provisioning",
                                           "qo-lab1-controller-0-storage")
     assert spec.tag == "quintupleo:lab1"
 
@@ -97,16 +97,15 @@ def test_a_bmc_host_plan():
     data["undercloud"] = {"image": "i", "flavor": "f", "networks": ["bmc", "provisioning"],
                           "floating_ip": True}
     planned = {p.name: p for p in plan(parse(data))}
-    assert planned["qo-lab1-bmc-subnet"].params["routed"] is True
-    assert planned["qo-lab1-provisioning-subnet"].params["routed"] is False
-    assert planned["qo-lab1-router"].params == {"external": "public",
-                                                "subnet": "qo-lab1-bmc-subnet"}
+    assert planned["qo-lab1-bmc-subnet"].params.routed is True
+    assert planned["qo-lab1-provisioning-subnet"].params.routed is False
+    assert planned["qo-lab1-router"].params == RouterParams("public", "qo-lab1-bmc-subnet")
     assert planned["qo-lab1-undercloud-fip"].needs == ("qo-lab1-undercloud-bmc", "qo-lab1-router")
     host = planned["qo-lab1-bmc-host"]
-    assert host.kind is Kind.BMC_HOST and host.params["nodes"] == (
+    assert host.kind is Kind.BMC_HOST and host.params.nodes == (
         "qo-lab1-controller-0", "qo-lab1-controller-1", "qo-lab1-compute-0")
     # one address for the host, one per node; the credential before the host
-    assert planned["qo-lab1-bmc-host-bmc"].params["addresses"] == 4
+    assert planned["qo-lab1-bmc-host-bmc"].params.addresses == 4
     assert host.needs == ("qo-lab1-bmc-host-bmc", "qo-lab1-bmc-credential")
     order = list(planned)
     assert order.index("qo-lab1-bmc-credential") < order.index("qo-lab1-bmc-host")
@@ -122,8 +121,8 @@ def test_bmc_host_user_data_holds_1000_nodes_within_novas_limit():
     item = next(p for p in plan(spec) if p.kind is Kind.BMC_HOST)
     served = {"address": "10.0.0.2", "mac": "fa:16:3e:00:00:01",
               "nodes": {name: f"10.0.{3 + i // 250}.{i % 250 + 1}"
-                        for i, name in enumerate(item.params["nodes"])}}
-    text = bmc_host.render(spec, item, served, "credential-id", "s3cret",
+                        for i, name in enumerate(item.params.nodes)}}
+    text = bmc_host.render(spec, item.params, served, "credential-id", "s3cret",
                            {"auth_url": "https://cloud:5000/v3"}, "bmc-password", "CERT", "KEY", 20)
     assert len(text) < bmc_host.USER_DATA_LIMIT * 3 // 4
     assert text.count("ip addr replace") == 1 and "10.0.6.250/20" in text
@@ -138,15 +137,15 @@ def test_availability_zones_reach_the_plan_only_where_asked():
     data = with_change("roles.compute.availability_zone", "qemu")
     data["undercloud"] = {"image": "i", "flavor": "f", "availability_zone": "qemu"}
     servers = {p.name: p for p in plan(parse(data)) if p.kind is Kind.SERVER}
-    assert servers["qo-lab1-compute-0"].params["availability_zone"] == "qemu"
-    assert servers["qo-lab1-undercloud"].params["availability_zone"] == "qemu"
-    assert "availability_zone" not in servers["qo-lab1-controller-0"].params   # plans unchanged
+    assert servers["qo-lab1-compute-0"].params.availability_zone == "qemu"
+    assert servers["qo-lab1-undercloud"].params.availability_zone == "qemu"
+    assert servers["qo-lab1-controller-0"].params.availability_zone is None   # none asked
 
 
 def test_a_role_booted_from_its_image_plans_plain_servers():
     data = with_change("roles.compute.boot", "image")
     servers = {p.name: p for p in plan(parse(data, "spec")) if p.kind is Kind.SERVER}
-    assert not servers["qo-lab1-compute-0"].params["baremetal"]
-    assert servers["qo-lab1-controller-0"].params["baremetal"]
+    assert not servers["qo-lab1-compute-0"].params.baremetal
+    assert servers["qo-lab1-controller-0"].params.baremetal
     ports = {p.name: p for p in plan(parse(data, "spec")) if p.kind is Kind.PORT}
-    assert ports["qo-lab1-compute-0-provisioning"].params["node"] is False   # up from the start
+    assert ports["qo-lab1-compute-0-provisioning"].params.node is False   # up from the start
