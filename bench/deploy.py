@@ -1,6 +1,6 @@
 """Part of bench/ironic.py: Ironic's ramdisk deploy of one real Nova VM (the devcloud's real host,
 strategy rescue, the undercloud in a `devcloud netns`) beside one lab node (QEMU without
-OpenStack), with the acceptance tier's parts (tests/acceptance/ironic/ironic_nodes.py).
+OpenStack), with the parts the acceptance tier uses too (harness/nodes.py).
 
 Timed for each, one after the other (one VM at a time): deploy until the ramdisk's marker is on
 the node's serial console (IPMI SOL through our BMC for the VM, the lab's serial log for the lab
@@ -18,11 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "acceptance" / "ironic"))
-from ironic_harness import Ironic, install  # the acceptance tier's parts, by path
-from ironic_nodes import HTTP, CloudNode, Lab, ramdisk_instance
-
+sys.path.insert(0, str(Path(__file__).parents[1]))   # the repository's harness/
+from harness.ironic import Ironic, install
+from harness.nodes import HTTP, CloudNode, Lab, ramdisk_instance
 from quintupleo.devcloud.bootstrap import IMAGE_MARKER
 from quintupleo.images.marker import boot_sector
 

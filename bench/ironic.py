@@ -29,8 +29,8 @@ from pathlib import Path
 
 from common import print_table, serve, stop, venv_with, wait_ready
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "acceptance" / "ironic"))
-from ironic_harness import Ironic, install  # the acceptance tier's harness, by path
+sys.path.insert(0, str(Path(__file__).parents[1]))   # the repository's harness/
+from harness.ironic import Ironic, install
 
 OVB = "openstack-virtual-baremetal==1.0.2.dev28"
 OURS_PORT, OVB_PORT = 18500, 18550

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import openstack
 import pytest
-from bmc_process import BmcProcess, ipmitool  # noqa: F401 - ipmitool: for tests' imports
 
+from harness.bmc_process import BmcProcess, ipmitool  # noqa: F401 - ipmitool: for tests' imports
 from quintupleo.devcloud.layout import default_home
 from quintupleo.devcloud.manager import Devcloud
 

@@ -12,9 +12,9 @@ import io
 import re
 
 import pytest
-from linux_guest import KERNEL, initramfs
 from wire import Capture, Dnsmasq, links, virsh, wait_until
 
+from harness.linux_guest import KERNEL, initramfs
 from quintupleo.devcloud.bootstrap import IMAGE_MARKER
 from quintupleo.devcloud.hypervisor import our_qemus
 from quintupleo.devcloud.plugins.names import bridge_name, tap_name

@@ -21,8 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 import sushy
-from bmc_process import SolClient
 
+from harness.bmc_process import SolClient
 from quintupleo.images.ipxe import build
 from quintupleo.images.marker import boot_sector
 

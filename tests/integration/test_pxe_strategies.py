@@ -18,10 +18,10 @@ import uuid
 import pytest
 import requests
 import sushy
-from bmc_process import SolClient
 from virt_events import VirtEvents
 from wire import Dnsmasq, wait_until
 
+from harness.bmc_process import SolClient
 from quintupleo.devcloud.bootstrap import IMAGE_MARKER
 from quintupleo.devcloud.smoke import settle
 from quintupleo.images.glance import publish

@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from ironic_harness import Ironic, install
 from ironic_report import Report
+
+from harness.ironic import Ironic, install
 
 REPORT_DIR = Path(os.environ.get("QUINTUPLEO_TEST_OUTPUT",
                                  Path(__file__).parents[3] / "test-output")) / "ironic"

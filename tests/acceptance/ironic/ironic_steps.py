@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import requests
-from ironic_harness import Ironic
 from ironic_report import Report
+
+from harness.ironic import Ironic
 
 
 class IpmiView:

@@ -14,10 +14,11 @@ import uuid
 
 import openstack
 import pytest
-from bmc_process import BmcProcess
-from ironic_harness import Ironic
 from ironic_steps import IpmiView, RedfishView, enroll, set_boot_mode, wait_for
 from virt_events import VirtEvents
+
+from harness.bmc_process import BmcProcess
+from harness.ironic import Ironic
 
 pytestmark = pytest.mark.devcloud
 PORT = 15700   # the environment's BMC: IPMI (UDP) and Redfish (TCP), as its spec says

@@ -8,9 +8,10 @@ import json
 
 import pytest
 import requests
-from ironic_harness import Ironic
 from ironic_report import Report
 from ironic_steps import IpmiView, RedfishView, enroll, set_boot_mode, wait_for
+
+from harness.ironic import Ironic
 
 
 def drive(ir: Ironic, report: Report, section: str, name: str, bmc) -> None:

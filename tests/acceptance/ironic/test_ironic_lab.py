@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ironic_nodes import Lab, ramdisk_instance
 
+from harness.nodes import Lab, ramdisk_instance
 from quintupleo.images.ipxe import build
 from quintupleo.images.marker import boot_sector
 

@@ -17,9 +17,9 @@ import time
 import uuid
 
 import pytest
-from ironic_nodes import HTTP, CloudNode, ramdisk_instance
 from ironic_steps import IpmiView, RedfishView, enroll, set_boot_mode
 
+from harness.nodes import HTTP, CloudNode, ramdisk_instance
 from quintupleo.devcloud.bootstrap import IMAGE_MARKER
 from quintupleo.images.glance import publish
 from quintupleo.images.marker import uefi_marker_disk

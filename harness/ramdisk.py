@@ -1,12 +1,12 @@
 """What Ironic boots a lab node into, built by the test (no downloads): an initramfs whose /init
 is a 150-byte static x86-64 program that prints a marker on the console and waits, written here
-as machine code, in a cpio archive (tests/linux_guest.py)."""
+as machine code, in a cpio archive (linux_guest.py)."""
 
 from __future__ import annotations
 
 import struct
 
-from linux_guest import cpio
+from harness.linux_guest import cpio
 
 BASE = 0x400000          # where the program is loaded
 HEADERS = 64 + 56        # ELF header and one program header

@@ -2,7 +2,8 @@
 no authentication, no message bus; the ipmi and redfish hardware types. Facts on running it so:
 ../shared/notes/ironic.md.
 
-Its venv is built once from `requirements.lock` (a pip freeze of a known-good install) and reused.
+Its venv is built once from `ironic-requirements.lock` (a pip freeze of a known-good install)
+and reused.
 Ironic is driven through its REST API with short polls (its CLI's --wait backs off to 10 s);
 enrollment goes through its own CLI, `baremetal create`, as a user would.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 import requests
 
-LOCK = Path(__file__).with_name("requirements.lock")
+LOCK = Path(__file__).with_name("ironic-requirements.lock")
 API_VERSION = "latest"
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import aiohttp
 import requests
-from bmc_process import BmcProcess, SolClient
-from ironic_harness import Ironic
-from ramdisk import initramfs
+
+from harness.bmc_process import BmcProcess, SolClient
+from harness.ironic import Ironic
+from harness.ramdisk import initramfs
 
 KERNEL = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quintupleo" / \
     "linux" / "vmlinuz"
