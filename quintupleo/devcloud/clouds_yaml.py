@@ -20,7 +20,6 @@ from quintupleo.devcloud.readiness import answers_http
 from quintupleo.errors import DevcloudError
 
 MEMBER_CLOUD = "devcloud"
-ADMIN_CLOUD = "devcloud-admin"
 
 
 def admin_name(member: str) -> str:

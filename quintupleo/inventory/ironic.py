@@ -7,8 +7,6 @@ from typing import Any
 
 from quintupleo.inventory import InventoryNode
 
-DRIVERS = ("ipmi", "redfish")
-
 
 def driver_info(node: InventoryNode, driver: str) -> dict[str, Any]:
     bmc = node.bmc

@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 PAYLOAD_SIZE = 200        # characters per SOL packet, both ways (told in Activate Payload)
 RETRIES = 7               # SOL parameter 4: retry count ...
 RETRY_INTERVAL = 0.5      # ... and interval (the parameter says 50 x 10 ms)
-DEACTIVATING = 0x10       # BMC -> console status: SOL is being deactivated
 
 # SOL configuration parameters (IPMI v2.0 table 26-5), as Get SOL Configuration answers them
 PARAMETERS = {

@@ -28,8 +28,6 @@ PAYLOAD_RAKP2 = 0x13
 PAYLOAD_RAKP3 = 0x14
 PAYLOAD_RAKP4 = 0x15
 
-BMC_ADDRESS = 0x20
-
 Address = tuple[Any, ...]   # a UDP peer as asyncio gives it: (host, port[, flow, scope])
 
 
