@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from openstack import exceptions as os_exc
 
-from quintupleo.environments.kinds import CloudError, Routers, kinds
-from quintupleo.environments.plan import BmcHostParams, Kind, Planned, RouterParams
+from quintupleo.environments.kinds import CloudError, kinds
+from quintupleo.environments.plan import BmcHostParams, Kind, Planned
 from quintupleo.environments.spec import EnvironmentSpec
 from quintupleo.errors import QuintupleOError
 
@@ -70,8 +70,7 @@ class CloudOps:
             fresh = existing is None
             if existing is None:
                 existing = described.create(self, item, ids)
-            if isinstance(described, Routers) and isinstance(item.params, RouterParams):
-                described.attach(self, existing, ids[item.params.subnet])
+            described.complete(self, existing, item, ids)
             described.tag(self, existing, fresh)
             return str(existing.id)
         except os_exc.SDKException as exc:

@@ -66,6 +66,9 @@ class ResourceKind:
     def create(self, cloud: Cloud, item: Planned, ids: dict[str, str]) -> Any:
         raise NotImplementedError
 
+    def complete(self, cloud: Cloud, resource: Any, item: Planned, ids: dict[str, str]) -> None:
+        """What a resource needs after it exists, also when it was adopted half-made."""
+
     def tag(self, cloud: Cloud, resource: Any, fresh: bool) -> None:
         # Neutron tags after creation: tags in the POST body need an extension not every cloud
         # has; the journal holds the exact name meanwhile.
@@ -156,8 +159,9 @@ class Routers(ResourceKind):
         return cloud.conn.network.create_router(
             name=item.name, external_gateway_info={"network_id": external.id})
 
-    def attach(self, cloud: Cloud, router: Any, subnet_id: str) -> None:
-        """The router's interface on the BMC subnet (also when adopting a half-made router)."""
+    def complete(self, cloud: Cloud, router: Any, item: Planned, ids: dict[str, str]) -> None:
+        """The router's interface on the BMC subnet."""
+        subnet_id = ids[params(item, RouterParams).subnet]
         cloud.count()
         for port in cloud.conn.network.ports(device_id=router.id):
             if any(fixed["subnet_id"] == subnet_id for fixed in port.fixed_ips):
