@@ -64,11 +64,11 @@ enabled_power_interfaces = ipmitool,redfish
 enabled_management_interfaces = ipmitool,redfish
 enabled_boot_interfaces = pxe,ipxe
 default_boot_interface = {boot}
-enabled_deploy_interfaces = ramdisk
+enabled_deploy_interfaces = ramdisk,direct
 default_deploy_interface = ramdisk
 enabled_network_interfaces = noop
 default_network_interface = noop
-enabled_inspect_interfaces = no-inspect
+enabled_inspect_interfaces = no-inspect,agent
 enabled_console_interfaces = no-console
 enabled_bios_interfaces = no-bios
 enabled_raid_interfaces = no-raid
@@ -77,7 +77,7 @@ enabled_vendor_interfaces = no-vendor
 enabled_firmware_interfaces = no-firmware
 
 [api]
-host_ip = 127.0.0.1
+host_ip = {host}
 port = {port}
 
 [database]
@@ -110,7 +110,24 @@ instance_master_path = {work}/images/master
 [deploy]
 http_root = {work}/http
 http_url = {http_url}
+{agent}"""
+
+
+# The real agent (Ironic Python Agent) reaches the API at `host`, its log on the serial console;
+# cleaning erases partition metadata only (the agent's fast step, as Metal3 configures it); fast
+# track keeps the agent running from inspection through cleaning to deployment
+AGENT = """\
+fast_track = true
+erase_devices_priority = 0
+erase_devices_metadata_priority = 10
+
+[service_catalog]
+endpoint_override = http://{host}:{port}
+
+[agent]
+deploy_logs_local_path = {work}/deploy-logs
 """
+AGENT_PXE = "kernel_append_params = nofb vga=normal console=ttyS0,115200n8 ipa-debug=1\n"
 
 
 class Ironic:
@@ -118,10 +135,12 @@ class Ironic:
 
     def __init__(self, venv: Path, work: Path, port: int, *, force_power_sync: bool = False,
                  sync_interval: int = 600, boot: str = "pxe", http_url: str = "http://127.0.0.1",
-                 pxe: str = "") -> None:
+                 pxe: str = "", host: str = "127.0.0.1", agent: bool = False) -> None:
+        """`agent`: for the real agent (`direct` deploy, `agent` inspection), which must reach
+        the API at `host` (an address on the nodes' network)."""
         self.venv, self.work, self.port = venv, work, port
         self.log = work / "ironic.log"
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{host}:{port}"
         self.process: subprocess.Popen | None = None
         self.sources = work / "sources"
         for sub in ("locks", "tftp/master", "images/master", "http", "sources"):
@@ -129,7 +148,9 @@ class Ironic:
         self.config = work / "ironic.conf"
         self.config.write_text(CONFIG.format(
             log=self.log, port=port, work=work, force=str(force_power_sync).lower(),
-            sync=sync_interval, boot=boot, http_url=http_url, pxe=pxe))
+            sync=sync_interval, boot=boot, http_url=http_url, host=host,
+            pxe=pxe + (AGENT_PXE if agent else ""),
+            agent=AGENT.format(host=host, port=port, work=work) if agent else ""))
 
     # ---- life -------------------------------------------------------------------------------
     def start(self, timeout: float = 90) -> Ironic:

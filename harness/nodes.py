@@ -54,6 +54,34 @@ def ramdisk_instance(ir: Ironic, name: str, marker: str) -> None:
                    "ramdisk_kernel_arguments": "console=ttyS0 quiet"}}])
 
 
+class UndercloudLink:
+    """A veth from the root namespace onto the nodes' bridge (in a lab's namespace, or the
+    devcloud's own), with an address on the nodes' network: the undercloud's NIC. Ironic's API
+    listens there for the real agent, and Ironic reaches the agent's API through it."""
+
+    def __init__(self, bridge: str, address: str, netns: str | None = None) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.name, peer = f"qouc{tag}", f"qoup{tag}"
+        self.address = address.split("/")[0]
+        inside = ["-n", netns] if netns else []
+        _ip("link", "add", self.name, "type", "veth", "peer", "name", peer,
+            *(["netns", netns] if netns else []))
+        for device, where in ((self.name, []), (peer, inside)):   # IPv4 only, no RA answers
+            subprocess.run(["ip", *where, "link", "set", device, "up"], check=True)
+        subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{self.name}.disable_ipv6=1"],
+                       check=True)
+        _ip(*inside, "link", "set", peer, "master", bridge)
+        _ip("addr", "add", address, "dev", self.name)
+
+    def close(self) -> None:
+        subprocess.run(["ip", "link", "delete", self.name], capture_output=True, check=False)
+
+
+def _ip(*args: str) -> None:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"ip {' '.join(args)}: {result.stderr}"
+
+
 class RedfishConsole:
     """The Redfish SerialConsole WebSocket, read in a thread as it runs."""
 

@@ -14,10 +14,12 @@ PYTHON=${PYTHON:-python3}
 # xorriso makes the tests' CD images; the lab's nodes need qemu-utils (qcow2), ipxe-qemu (the
 # NICs' PXE ROMs) and iproute2 (network namespaces); its tests run dnsmasq. The devcloud's
 # real-VM tests boot a Linux guest made of Debian's kernel and busybox-static, and watch the
-# wire with tcpdump.
+# wire with tcpdump. The agent ramdisk (`qo image build-agent`) is a Debian root made by
+# mmdebstrap, packed with cpio and zstd; the whole-disk image it deploys boots with GRUB
+# (grub-pc-bin for BIOS).
 APT_PACKAGES=(ipmitool ipxe syslinux syslinux-common mtools dosfstools grub-efi-amd64-bin
-              qemu-system-x86 ovmf xorriso qemu-utils ipxe-qemu iproute2 dnsmasq-base
-              busybox-static tcpdump)
+              grub-pc-bin qemu-system-x86 ovmf xorriso qemu-utils ipxe-qemu iproute2
+              dnsmasq-base busybox-static tcpdump mmdebstrap cpio zstd)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from quintupleo.errors import QuintupleOError
-from quintupleo.images.ipxe import DEFAULT_MTU, BuiltImage, IpxeOptions, build, default_dir
+from quintupleo.images.ipxe import (DEFAULT_MTU, BuiltImage, IpxeOptions, build, default_dir,
+                                   file_sha256)
 
 app = typer.Typer(help="iPXE boot images: build them, put them in Glance.",
                   no_args_is_help=True)
@@ -49,6 +50,31 @@ def build_command(out: OutDir = None, mtu: Mtu = DEFAULT_MTU, rounds: Rounds = 0
     for image in images:
         table.add_row(image.firmware, str(image.path), f"{image.size // 1024} KiB", image.sha256)
     console.print(table)
+
+
+@app.command("build-agent")
+def build_agent_command(
+    out: Annotated[Path, typer.Option("--out", help="Where ipa.kernel, ipa.initramfs and "
+                                      "disk.raw go.")] = Path("agent"),
+) -> None:
+    """Build Ironic Python Agent's kernel and ramdisk (Debian packages and the agent from the
+    Python index; cached by its inputs) and the whole-disk image to deploy (BIOS and UEFI)."""
+    from quintupleo.images.agent import build_agent
+    from quintupleo.images.marker import whole_disk_image
+
+    try:
+        with err.status("building the agent ramdisk (a few minutes the first time)") as status:
+            built = build_agent(out.expanduser(),
+                                log=lambda step: status.update(f"agent ramdisk: {step}"))
+            disk = whole_disk_image(out.expanduser() / "disk.raw")
+    except QuintupleOError as exc:
+        raise _fail(exc) from None
+    table = Table("file", "size", "sha256")
+    for path in (built.kernel, built.initramfs, disk):
+        table.add_row(str(path), f"{path.stat().st_size // 1024} KiB", file_sha256(path))
+    console.print(table)
+    err.print(f"agent ramdisk {'built' if built.built else 'from the cache'} in "
+              f"{built.seconds:.0f} s", highlight=False)
 
 
 @app.command("upload")

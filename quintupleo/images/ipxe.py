@@ -147,7 +147,15 @@ def build(out_dir: Path, options: IpxeOptions = IpxeOptions(),
     return built
 
 
-def _run(*argv: str | Path) -> None:
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_tool(*argv: str | Path) -> None:
     env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH, "MTOOLS_SKIP_CHECK": "1"}
     result = subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=env,
                             check=False)
@@ -168,9 +176,9 @@ def _bios(image: Path, work: Path, options: IpxeOptions) -> None:
     script = _file(work, "boot.ipxe", ipxe_script(options))
     config = _file(work, "syslinux.cfg",
                    "DEFAULT ipxe\nPROMPT 0\nLABEL ipxe\n  LINUX ipxe.lkrn\n  INITRD boot.ipxe\n")
-    _run("mkfs.fat", "-i", VOLUME_ID, "-C", image, "2048")
-    _run("syslinux", "--install", image)
-    _run("mcopy", "-m", "-i", image, IPXE_LKRN, script, config, "::/")
+    run_tool("mkfs.fat", "-i", VOLUME_ID, "-C", image, "2048")
+    run_tool("syslinux", "--install", image)
+    run_tool("mcopy", "-m", "-i", image, IPXE_LKRN, script, config, "::/")
 
 
 def _uefi(image: Path, work: Path, options: IpxeOptions) -> None:
@@ -182,25 +190,25 @@ def esp_disk(image: Path, work: Path, grub_cfg: str, files: dict[Path, str]) -> 
     media boot loader, and `files` at their ESP paths (under ::/EFI/quintupleo)."""
     config = _file(work, "grub.cfg", grub_cfg)
     loader = work / "bootx64.efi"
-    _run("grub-mkimage", "-O", "x86_64-efi", "-d", GRUB_EFI_MODULES, "-p", "/EFI/BOOT",
+    run_tool("grub-mkimage", "-O", "x86_64-efi", "-d", GRUB_EFI_MODULES, "-p", "/EFI/BOOT",
          "-c", config, "-o", loader, *GRUB_MODULES.split())
     os.utime(loader, (int(EPOCH), int(EPOCH)))
     size = 4 * 1024 * 1024
     with image.open("wb") as disk:
-        disk.write(_mbr(size))
+        disk.write(esp_mbr(size))
         disk.truncate(size)
-    _run("mkfs.fat", "-i", VOLUME_ID, "--offset", str(ESP_OFFSET // 512),
+    run_tool("mkfs.fat", "-i", VOLUME_ID, "--offset", str(ESP_OFFSET // 512),
          image, str((size - ESP_OFFSET) // 1024))
     esp = f"{image}@@{ESP_OFFSET}"
-    _run("mmd", "-i", esp, "::/EFI", "::/EFI/BOOT", "::/EFI/quintupleo")
-    _run("mcopy", "-m", "-i", esp, loader, "::/EFI/BOOT/BOOTX64.EFI")
+    run_tool("mmd", "-i", esp, "::/EFI", "::/EFI/BOOT", "::/EFI/quintupleo")
+    run_tool("mcopy", "-m", "-i", esp, loader, "::/EFI/BOOT/BOOTX64.EFI")
     for source, target in files.items():
-        _run("mcopy", "-m", "-i", esp, source, target)
+        run_tool("mcopy", "-m", "-i", esp, source, target)
 
 
-def _mbr(size: int) -> bytes:
+def esp_mbr(size: int, active: bool = False) -> bytes:
     """A DOS partition table with one EFI system partition (type 0xEF) from 1 MiB to the end."""
     start = ESP_OFFSET // 512
-    entry = struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", 0xEF, b"\xfe\xff\xff",
+    entry = struct.pack("<B3sB3sII", 0x80 if active else 0, b"\xfe\xff\xff", 0xEF, b"\xfe\xff\xff",
                         start, size // 512 - start)
     return bytes(446) + entry + bytes(48) + b"\x55\xaa"

@@ -1,5 +1,5 @@
 """A 512-byte x86 boot program that prints a marker on COM1 and halts (and a UEFI disk that does
-the same through GRUB).
+the same through GRUB; and a whole-disk image, GRUB for BIOS and UEFI, for deploys).
 
 Loaded at 0000:7C00 it works both as a disk's boot sector (the BIOS loads it) and as a PXE
 network boot program (the NIC's PXE ROM loads it there too): a node that boots one shows, on
@@ -11,7 +11,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from quintupleo.images.ipxe import esp_disk
+from quintupleo.images.ipxe import (ESP_OFFSET, GRUB_EFI_MODULES, VOLUME_ID, esp_disk, esp_mbr,
+                                   run_tool)
 
 ORIGIN = 0x7C00
 #: what the program does once the marker is out: wait forever (no CPU: interrupts are off), or
@@ -71,4 +72,53 @@ def uefi_marker_disk(marker: str, path: Path) -> Path:
     config = f'set timeout=0\necho "{marker}"\nsleep 86400\n'
     with tempfile.TemporaryDirectory(prefix="qo-marker-") as work:
         esp_disk(path, Path(work), config, {})
+    return path
+
+
+GRUB_PC_MODULES = Path("/usr/lib/grub/i386-pc")
+DISK_GRUB_MODULES = "part_msdos fat normal echo sleep test configfile"
+DISK_GRUB_CFG = """\
+set timeout=0
+if [ "$grub_platform" = "pc" ]; then
+    serial --unit=0 --speed=115200
+    terminal_output --append serial
+fi
+echo "{marker}"
+echo "QuintupleO whole-disk image: GRUB ($grub_platform) booted it from its own disk"
+sleep 86400
+"""
+
+
+DISK_MARKER = "QO-DEPLOYED-DISK-4c1a"
+
+
+def whole_disk_image(path: Path, marker: str = DISK_MARKER, size: int = 16 << 20) -> Path:
+    """A whole-disk image as provisioning tools deploy them, for BIOS and UEFI alike: a DOS
+    partition table with one EFI system partition (FAT), GRUB for BIOS (boot.img in the MBR,
+    core.img in the gap before the partition) and for UEFI (the removable-media loader), and
+    one grub.cfg on the file system that prints `marker` on the serial console and idles."""
+    with tempfile.TemporaryDirectory(prefix="qo-disk-") as scratch:
+        work = Path(scratch)
+        (work / "grub.cfg").write_text(DISK_GRUB_CFG.format(marker=marker))
+        core, loader = work / "core.img", work / "bootx64.efi"
+        run_tool("grub-mkimage", "-O", "i386-pc", "-d", GRUB_PC_MODULES,
+                 "-p", "(hd0,msdos1)/boot/grub", "-o", core,
+                 "biosdisk", "serial", "terminal", *DISK_GRUB_MODULES.split())
+        run_tool("grub-mkimage", "-O", "x86_64-efi", "-d", GRUB_EFI_MODULES, "-p", "/boot/grub",
+                 "-o", loader, *DISK_GRUB_MODULES.split())
+        gap = core.read_bytes()
+        if len(gap) > ESP_OFFSET - 512:
+            raise ValueError("GRUB's core image does not fit before the partition")
+        boot = (GRUB_PC_MODULES / "boot.img").read_bytes()
+        # boot.img loads core.img from sector 1, whose first sector (diskboot) lists the rest
+        with path.open("wb") as disk:
+            disk.write(boot[:440] + esp_mbr(size, active=True)[440:])
+            disk.write(gap)
+            disk.truncate(size)
+        run_tool("mkfs.fat", "-i", VOLUME_ID, "--offset", str(ESP_OFFSET // 512), path,
+                 str((size - ESP_OFFSET) // 1024))
+        esp = f"{path}@@{ESP_OFFSET}"
+        run_tool("mmd", "-i", esp, "::/EFI", "::/EFI/BOOT", "::/boot", "::/boot/grub")
+        run_tool("mcopy", "-m", "-i", esp, loader, "::/EFI/BOOT/BOOTX64.EFI")
+        run_tool("mcopy", "-m", "-i", esp, work / "grub.cfg", "::/boot/grub/grub.cfg")
     return path
