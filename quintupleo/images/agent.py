@@ -1,7 +1,7 @@
 """The Ironic Python Agent ramdisk (`ipa.kernel`, `ipa.initramfs`), assembled on this machine.
 
 A Debian userland from `mmdebstrap` (Debian's kernel and the tools the agent runs: util-linux,
-parted, gdisk, qemu-img, dmidecode, lshw, efibootmgr, mdadm, …), Ironic Python Agent from the
+parted, gdisk, qemu-img, dmidecode, lshw, efibootmgr, mdadm, fuser, …), Ironic Python Agent from the
 Python index into /opt/ipa (pinned, under the devcloud's upper constraints), trimmed (docs,
 locales, all kernel modules but storage, virtio, NICs and file systems) and packed as a zstd
 cpio. Its /init is a shell script, not systemd: udev, DHCP on every NIC, then the agent, with
@@ -36,7 +36,8 @@ HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 PACKAGES = (
     "linux-image-amd64", "python3", "udev", "kmod", "iproute2", "isc-dhcp-client",
     "util-linux", "mount", "fdisk", "parted", "gdisk", "dosfstools", "e2fsprogs", "qemu-utils",
-    "dmidecode", "lshw", "efibootmgr", "mdadm", "pciutils", "procps",
+    "dmidecode", "lshw", "efibootmgr", "mdadm", "pciutils", "procps", "psmisc", "file",
+    "bsdextrautils", "util-linux-extra", "hdparm", "smartmontools", "nvme-cli",
 )
 # kernel modules kept (relative to /lib/modules/VERSION/kernel): what a VM's disks, NICs and the
 # file systems the agent touches need; the rest (graphics, sound, wireless, …) is most of the size
