@@ -195,7 +195,7 @@ def esp_disk(image: Path, work: Path, grub_cfg: str, files: dict[Path, str]) -> 
     os.utime(loader, (int(EPOCH), int(EPOCH)))
     size = 4 * 1024 * 1024
     with image.open("wb") as disk:
-        disk.write(esp_mbr(size))
+        disk.write(_mbr(size))
         disk.truncate(size)
     run_tool("mkfs.fat", "-i", VOLUME_ID, "--offset", str(ESP_OFFSET // 512),
          image, str((size - ESP_OFFSET) // 1024))
@@ -206,9 +206,9 @@ def esp_disk(image: Path, work: Path, grub_cfg: str, files: dict[Path, str]) -> 
         run_tool("mcopy", "-m", "-i", esp, source, target)
 
 
-def esp_mbr(size: int, active: bool = False) -> bytes:
+def _mbr(size: int) -> bytes:
     """A DOS partition table with one EFI system partition (type 0xEF) from 1 MiB to the end."""
     start = ESP_OFFSET // 512
-    entry = struct.pack("<B3sB3sII", 0x80 if active else 0, b"\xfe\xff\xff", 0xEF, b"\xfe\xff\xff",
+    entry = struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", 0xEF, b"\xfe\xff\xff",
                         start, size // 512 - start)
     return bytes(446) + entry + bytes(48) + b"\x55\xaa"

@@ -11,8 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from quintupleo.images.ipxe import (ESP_OFFSET, GRUB_EFI_MODULES, VOLUME_ID, esp_disk, esp_mbr,
-                                   run_tool)
+from quintupleo.images.ipxe import GRUB_EFI_MODULES, VOLUME_ID, esp_disk, run_tool
 
 ORIGIN = 0x7C00
 #: what the program does once the marker is out: wait forever (no CPU: interrupts are off), or
@@ -76,7 +75,7 @@ def uefi_marker_disk(marker: str, path: Path) -> Path:
 
 
 GRUB_PC_MODULES = Path("/usr/lib/grub/i386-pc")
-DISK_GRUB_MODULES = "part_msdos fat normal echo sleep test configfile"
+DISK_GRUB_MODULES = "part_gpt fat normal echo sleep test configfile"
 DISK_GRUB_CFG = """\
 set timeout=0
 if [ "$grub_platform" = "pc" ]; then
@@ -92,32 +91,48 @@ sleep 86400
 DISK_MARKER = "QO-DEPLOYED-DISK-4c1a"
 
 
+BIOS_BOOT_LBA, ESP_LBA = 2048, 4096     # the BIOS boot partition (GRUB's core) at 1 MiB, the ESP at 2
+DISK_GUIDS = ("51a7e0b0-0000-4000-8000-000000000000", "51a7e0b0-0000-4000-8000-000000000001",
+              "51a7e0b0-0000-4000-8000-000000000002")   # fixed: reproducible images
+
+
 def whole_disk_image(path: Path, marker: str = DISK_MARKER, size: int = 16 << 20) -> Path:
-    """A whole-disk image as provisioning tools deploy them, for BIOS and UEFI alike: a DOS
-    partition table with one EFI system partition (FAT), GRUB for BIOS (boot.img in the MBR,
-    core.img in the gap before the partition) and for UEFI (the removable-media loader), and
-    one grub.cfg on the file system that prints `marker` on the serial console and idles."""
+    """A whole-disk image as provisioning tools deploy them, for BIOS and UEFI alike: GPT with a
+    BIOS boot partition (GRUB's core image; boot.img in the protective MBR) and an EFI system
+    partition (FAT: GRUB as the removable-media loader and one grub.cfg that prints `marker` on
+    the serial console and idles). GPT, not DOS: Ironic's agent finds an ESP by GPT only."""
     with tempfile.TemporaryDirectory(prefix="qo-disk-") as scratch:
         work = Path(scratch)
         (work / "grub.cfg").write_text(DISK_GRUB_CFG.format(marker=marker))
         core, loader = work / "core.img", work / "bootx64.efi"
         run_tool("grub-mkimage", "-O", "i386-pc", "-d", GRUB_PC_MODULES,
-                 "-p", "(hd0,msdos1)/boot/grub", "-o", core,
+                 "-p", "(hd0,gpt2)/boot/grub", "-o", core,
                  "biosdisk", "serial", "terminal", *DISK_GRUB_MODULES.split())
         run_tool("grub-mkimage", "-O", "x86_64-efi", "-d", GRUB_EFI_MODULES, "-p", "/boot/grub",
                  "-o", loader, *DISK_GRUB_MODULES.split())
-        gap = core.read_bytes()
-        if len(gap) > ESP_OFFSET - 512:
-            raise ValueError("GRUB's core image does not fit before the partition")
-        boot = (GRUB_PC_MODULES / "boot.img").read_bytes()
-        # boot.img loads core.img from sector 1, whose first sector (diskboot) lists the rest
+        grub_core = bytearray(core.read_bytes())
+        if len(grub_core) > (ESP_LBA - BIOS_BOOT_LBA) * 512:
+            raise ValueError("GRUB's core image does not fit its partition")
         with path.open("wb") as disk:
-            disk.write(boot[:440] + esp_mbr(size, active=True)[440:])
-            disk.write(gap)
             disk.truncate(size)
-        run_tool("mkfs.fat", "-i", VOLUME_ID, "--offset", str(ESP_OFFSET // 512), path,
-                 str((size - ESP_OFFSET) // 1024))
-        esp = f"{path}@@{ESP_OFFSET}"
+        disk_guid, bios_guid, esp_guid = DISK_GUIDS
+        run_tool("sgdisk", "-U", disk_guid,
+                 "-n", f"1:{BIOS_BOOT_LBA}:{ESP_LBA - 1}", "-t", "1:EF02", "-u", f"1:{bios_guid}",
+                 "-c", "1:BIOS boot", "-n", f"2:{ESP_LBA}:0", "-t", "2:EF00",
+                 "-u", f"2:{esp_guid}", "-c", "2:EFI system partition", path)
+        # boot.img loads the first sector of core.img (diskboot) from kernel_sector; diskboot's
+        # block list (the sector's last 12 bytes) names where the rest starts
+        boot = bytearray((GRUB_PC_MODULES / "boot.img").read_bytes())
+        boot[0x5C:0x64] = BIOS_BOOT_LBA.to_bytes(8, "little")
+        grub_core[0x1F4:0x1FC] = (BIOS_BOOT_LBA + 1).to_bytes(8, "little")
+        with path.open("r+b") as disk:
+            disk.write(bytes(boot[:440]))
+            disk.seek(BIOS_BOOT_LBA * 512)
+            disk.write(bytes(grub_core))
+        esp_offset = ESP_LBA * 512
+        run_tool("mkfs.fat", "-i", VOLUME_ID, "--offset", str(ESP_LBA), path,
+                 str((size - esp_offset - 34 * 512) // 1024))
+        esp = f"{path}@@{esp_offset}"
         run_tool("mmd", "-i", esp, "::/EFI", "::/EFI/BOOT", "::/boot", "::/boot/grub")
         run_tool("mcopy", "-m", "-i", esp, loader, "::/EFI/BOOT/BOOTX64.EFI")
         run_tool("mcopy", "-m", "-i", esp, work / "grub.cfg", "::/boot/grub/grub.cfg")
