@@ -107,6 +107,19 @@ class SolClient:
                     self.output += os.read(self.master, 4096)
         return self.output.count(text.encode()) >= count
 
+    def text(self) -> str:
+        """All the output so far, with what is waiting read first."""
+        import select
+        while select.select([self.master], [], [], 0)[0]:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.output += chunk
+        return self.output.decode(errors="replace")
+
     def close(self) -> int:
         os.write(self.master, b"~.")              # ipmitool's escape: deactivate and leave
         try:

@@ -127,7 +127,8 @@ endpoint_override = http://{host}:{port}
 [agent]
 deploy_logs_local_path = {work}/deploy-logs
 """
-AGENT_PXE = "kernel_append_params = nofb vga=normal console=ttyS0,115200n8 ipa-debug=1\n"
+# (add ipa-debug=1 for the agent's debug log)
+AGENT_PXE = "kernel_append_params = nofb vga=normal console=ttyS0,115200n8\n"
 
 
 class Ironic:

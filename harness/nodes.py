@@ -23,6 +23,8 @@ import requests
 from harness.bmc_process import BmcProcess, SolClient
 from harness.ironic import Ironic
 from harness.ramdisk import initramfs
+from quintupleo.devcloud.dataplane import namespaces
+from quintupleo.devcloud.layout import Layout, default_home
 
 KERNEL = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quintupleo" / \
     "linux" / "vmlinuz"
@@ -127,7 +129,8 @@ class RedfishConsole:
 class CloudNode:
     """An environment of one node in zone qemu, its BMC, and the netns where its DHCP/HTTP run."""
 
-    def __init__(self, work: Path, image: str, strategy: str, port: int) -> None:
+    def __init__(self, work: Path, image: str, strategy: str, port: int,
+                 flavor: str = "qo.tiny") -> None:
         self.name = f"nv{uuid.uuid4().hex[:6]}"
         self.env = dict(os.environ, XDG_STATE_HOME=str(work / "state"))
         self.work, self.port = work, port
@@ -135,7 +138,7 @@ class CloudNode:
         spec.write_text(
             f"name: {self.name}\ncloud: devcloud\n"
             f"networks: {{provisioning: {{cidr: {NET}.0/24}}}}\n"
-            f"roles: {{node: {{count: 1, flavor: qo.tiny, image: {image}, "
+            f"roles: {{node: {{count: 1, flavor: {flavor}, image: {image}, "
             "availability_zone: qemu}}\n"
             f"bmc: {{boot_strategy: {strategy}, ipmi_port_base: {port}, "
             f"redfish_port: {port}}}\n")
@@ -174,6 +177,12 @@ class CloudNode:
         self.services.append(self._in_netns(
             sys.executable, "-m", "http.server", "8089", "--bind", f"{NET}.1", "--directory",
             str(http_root), log=self.http_log))
+
+    def link(self, address: str) -> UndercloudLink:
+        """The undercloud's link onto the provisioning network's bridge (the one `devcloud
+        netns` joined)."""
+        [bridge] = [n.bridge for n in namespaces(Layout(default_home())) if n.name == self.netns]
+        return UndercloudLink(bridge, address)
 
     def _in_netns(self, *argv: str, log: Path) -> subprocess.Popen:
         return subprocess.Popen(["ip", "netns", "exec", self.netns, *argv],

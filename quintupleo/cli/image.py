@@ -11,8 +11,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from quintupleo.errors import QuintupleOError
-from quintupleo.images.ipxe import (DEFAULT_MTU, BuiltImage, IpxeOptions, build, default_dir,
-                                   file_sha256)
+from quintupleo.images.ipxe import (
+    DEFAULT_MTU,
+    BuiltImage,
+    IpxeOptions,
+    build,
+    default_dir,
+    file_sha256,
+)
 
 app = typer.Typer(help="iPXE boot images: build them, put them in Glance.",
                   no_args_is_help=True)

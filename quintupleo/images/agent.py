@@ -160,7 +160,8 @@ def _assemble(root: Path, out: Path, log) -> None:
     # bytecode made by the ramdisk's own Python, checked by hash: the agent starts faster under
     # TCG, and the files do not depend on when they were built
     _run(["chroot", str(root), "python3", "-m", "compileall", "-q", "-j0",
-          "--invalidation-mode", "checked-hash", "/opt/ipa", "/usr/lib/python3", "/usr/lib/python3.11"], env,
+          "--invalidation-mode", "checked-hash", "/opt/ipa", "/usr/lib/python3",
+          "/usr/lib/python3.11"], env,
          ok=(0, 1))
     log("trim, kernel, /init")
     kernels = sorted((root / "boot").glob("vmlinuz-*"))

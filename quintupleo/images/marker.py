@@ -91,7 +91,7 @@ sleep 86400
 DISK_MARKER = "QO-DEPLOYED-DISK-4c1a"
 
 
-BIOS_BOOT_LBA, ESP_LBA = 2048, 4096     # the BIOS boot partition (GRUB's core) at 1 MiB, the ESP at 2
+BIOS_BOOT_LBA, ESP_LBA = 2048, 4096   # BIOS boot partition (GRUB's core) at 1 MiB, the ESP at 2
 DISK_GUIDS = ("51a7e0b0-0000-4000-8000-000000000000", "51a7e0b0-0000-4000-8000-000000000001",
               "51a7e0b0-0000-4000-8000-000000000002")   # fixed: reproducible images
 

@@ -26,14 +26,18 @@ def ironic_node(node: InventoryNode, driver: str = "ipmi",
     capabilities = [f"boot_mode:{node.boot_mode}"]
     if node.profile:
         capabilities.append(f"profile:{node.profile}")
+    properties: dict[str, Any] = {
+        "cpus": info.cpus, "memory_mb": info.memory_mb, "local_gb": info.local_gb,
+        "cpu_arch": info.cpu_arch, "capabilities": ",".join(capabilities)}
+    if info.local_gb:
+        # the agent must write the node's own disk, not the one a rescue into iPXE adds
+        properties["root_device"] = {"size": info.local_gb}
     return {
         "name": info.name,
         "driver": driver,
         **{f"{kind}_interface": name for kind, name in (interfaces or {}).items()},
         "driver_info": driver_info(node, driver),
-        "properties": {"cpus": info.cpus, "memory_mb": info.memory_mb,
-                       "local_gb": info.local_gb, "cpu_arch": info.cpu_arch,
-                       "capabilities": ",".join(capabilities)},
+        "properties": properties,
         "extra": {"quintupleo_node_id": info.id, "system_uuid": info.uuid},
         "ports": [{"address": mac} for mac in info.macs],
     }

@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from harness import agent
-from harness.nodes import Lab, UndercloudLink
+from harness.nodes import HTTP, NET, CloudNode, Lab, UndercloudLink
 from quintupleo.images.marker import DISK_MARKER
 
 PORT = 17800
@@ -83,3 +83,54 @@ def test_ironic_direct_deploy_with_the_real_agent_on_a_lab_node(ironic, report, 
         lab.close()
         if link is not None:
             link.close()
+
+
+CLOUD_PORT = 15760
+CLOUD_UNDERCLOUD = f"{NET}.254"
+
+
+@pytest.mark.devcloud
+def test_ironic_direct_deploy_with_the_real_agent_on_a_nova_vm(ironic, report, conn, real_host,
+                                                               tmp_path, agent_dir):
+    """The same on the devcloud's real host: the BMC rescues the VM into the iPXE image to
+    network-boot it, so the agent sees two disks and must write the node's own (the
+    inventory's root device hint: the flavor's disk size); unrescued, the server boots what the
+    agent wrote."""
+    section = "devcloud real VM (Nova libvirt, SeaBIOS, ipmi, strategy rescue) · Ironic direct " \
+              "deploy with Ironic Python Agent"
+    node: CloudNode | None = None
+    link = sol = None
+    try:
+        with report.step(section, "env create: 1 node (qo.small: 2 GiB, 10 GiB disk) in zone "
+                                  "qemu, powered off; its BMC"):
+            node = CloudNode(tmp_path, "quintupleo-tiny", "rescue", CLOUD_PORT, "qo.small")
+        with report.step(section, "`devcloud netns` with dnsmasq and Ironic's HTTP; the "
+                                  "undercloud's link; Ironic (direct deploy, agent inspection)"):
+            link = node.link(f"{CLOUD_UNDERCLOUD}/24")
+            ir = ironic(boot="ipxe", http_url=HTTP, host=CLOUD_UNDERCLOUD, agent=True)
+            node.undercloud(ir.work / "http")
+        with report.step(section, "enroll (root device hint: the flavor's 10 GiB), manage; "
+                                  "set for the agent"):
+            ir.enroll(node.inventory["ipmi"])
+            name = node.node_name
+            assert ir.node(name)["properties"]["root_device"] == {"size": 10}
+            ir.provision(name, "manage", "manageable")
+            agent.prepare(ir, name, agent_dir, HTTP)
+
+        with report.step(section, f"{name}: open the BMC's console (SOL) while it is off"):
+            sol = node.console("ipmi")      # across the rescue, the agent, the unrescue
+        agent.deploy(ir, name, sol.text,
+                     lambda phase: report.step(section, f"{name}: {phase}"))
+        properties = ir.node(name)["properties"]
+        assert int(properties["local_gb"]) in (9, 10) and int(properties["cpus"]) == 1
+        assert int(properties["memory_mb"]) in range(1900, 2049), properties
+        assert conn.compute.get_server(node.server_id).status in ("ACTIVE", "RESCUE")
+        ir.power(name, "power off", timeout=180)
+    finally:
+        if sol is not None:
+            sol.close()
+        if node is not None:
+            node.close()
+        if link is not None:
+            link.close()
+
