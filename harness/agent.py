@@ -90,7 +90,7 @@ def deploy(ir: Ironic, name: str, console: Callable[[], str],
         wait_text(console, AGENT_LINE, agents + 1, 600)
     with phases.phase("inspect: the agent inspects the node (in-band)"):
         node = ir.wait(name, lambda n: n["provision_state"] in ("manageable", "inspect failed"),
-                       "inspection", 600)
+                       "inspection", 300)
         assert node["provision_state"] == "manageable", node["last_error"]
     with phases.phase("provide: automated cleaning, metadata erase (fast track: same agent)"):
         ir.provision(name, "provide", "available", timeout=600)

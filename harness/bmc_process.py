@@ -121,8 +121,11 @@ class SolClient:
         return self.output.decode(errors="replace")
 
     def close(self) -> int:
-        os.write(self.master, b"~.")              # ipmitool's escape: deactivate and leave
         try:
+            os.write(self.master, b"~.")          # ipmitool's escape: deactivate and leave
+            return self.process.wait(10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
             return self.process.wait(10)
         finally:
             os.close(self.master)

@@ -168,9 +168,7 @@ class CloudNode:
 
     def undercloud(self, http_root: Path) -> None:
         """`devcloud netns` on the provisioning network; dnsmasq and Ironic's HTTP in it."""
-        out = self.qo("devcloud", "netns", f"qo-{self.name}-provisioning", "--address",
-                      f"{NET}.1/24")
-        self.netns = out.strip().splitlines()[-1]
+        self._join()
         self.dhcp_log, self.http_log = self.work / "dnsmasq.log", self.work / "http.log"
         self.services.append(self._in_netns(*dnsmasq_argv("eth0", NET, HTTP),
                                             log=self.dhcp_log))
@@ -181,8 +179,15 @@ class CloudNode:
     def link(self, address: str) -> UndercloudLink:
         """The undercloud's link onto the provisioning network's bridge (the one `devcloud
         netns` joined)."""
+        self._join()
         [bridge] = [n.bridge for n in namespaces(Layout(default_home())) if n.name == self.netns]
         return UndercloudLink(bridge, address)
+
+    def _join(self) -> None:
+        if self.netns is None:
+            out = self.qo("devcloud", "netns", f"qo-{self.name}-provisioning", "--address",
+                          f"{NET}.1/24")
+            self.netns = out.strip().splitlines()[-1]
 
     def _in_netns(self, *argv: str, log: Path) -> subprocess.Popen:
         return subprocess.Popen(["ip", "netns", "exec", self.netns, *argv],

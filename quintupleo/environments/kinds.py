@@ -194,6 +194,8 @@ class Ports(ResourceKind):
         # A bare-metal node's ports stay administratively down until its first boot (which
         # Nova cannot skip) is over and the node is off: nothing on the network sees it.
         extra: dict[str, Any] = {"admin_state_up": False} if p.node else {}
+        if p.mac:
+            extra["mac_address"] = p.mac
         if p.addresses != 1:    # none (the user's DHCP), or a BMC host's per-node addresses
             extra["fixed_ips"] = [{"subnet_id": ids[f"{p.network}-subnet"]}] * p.addresses
         if not p.security:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -56,6 +57,15 @@ class PortParams:
     pairs: tuple[str, ...] = ()  # VIPs the port may answer for (allowed address pairs)
     node: bool = False           # a bare-metal node's: down until it is handed over
     addresses: int = 1           # fixed IPs: 0 (the user's DHCP), 1, or a BMC host's many
+    mac: str | None = None       # a node's: set, not Neutron's (see node_mac)
+
+
+def node_mac(port: str) -> str:
+    """A node's MAC: QEMU's and libvirt's prefix 52:54:00 and three bytes of the port's name.
+    Not Neutron's default fa:16:3e:…: Ironic Python Agent ignores every NIC whose MAC starts
+    with fa: (a locally assigned address, to it), so it could not find the node's own NIC."""
+    digest = hashlib.sha256(port.encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
 @dataclass(frozen=True)
@@ -149,7 +159,8 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             pairs = tuple(vips.get(net, [])) if net in secured else ()
             resources.append(Planned(Kind.PORT, port, PortParams(
                 spec.resource_name(net), net in secured, pairs, node,
-                0 if node and net in addressless else addresses),
+                0 if node and net in addressless else addresses,
+                node_mac(spec.resource_name(port)) if node else None),
                 needs=(*_on(spec, net), *pairs)))
         return tuple(names)
 

@@ -8,10 +8,11 @@ its serial console, which one it booted. Nothing is downloaded; a few bytes of m
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
-from quintupleo.images.ipxe import GRUB_EFI_MODULES, VOLUME_ID, esp_disk, run_tool
+from quintupleo.images.ipxe import EPOCH, GRUB_EFI_MODULES, VOLUME_ID, esp_disk, run_tool
 
 ORIGIN = 0x7C00
 #: what the program does once the marker is out: wait forever (no CPU: interrupts are off), or
@@ -133,6 +134,8 @@ def whole_disk_image(path: Path, marker: str = DISK_MARKER, size: int = 16 << 20
         run_tool("mkfs.fat", "-i", VOLUME_ID, "--offset", str(ESP_LBA), path,
                  str((size - esp_offset - 34 * 512) // 1024))
         esp = f"{path}@@{esp_offset}"
+        for copied in (loader, work / "grub.cfg"):     # mcopy -m keeps the files' times
+            os.utime(copied, (int(EPOCH), int(EPOCH)))
         run_tool("mmd", "-i", esp, "::/EFI", "::/EFI/BOOT", "::/boot", "::/boot/grub")
         run_tool("mcopy", "-m", "-i", esp, loader, "::/EFI/BOOT/BOOTX64.EFI")
         run_tool("mcopy", "-m", "-i", esp, work / "grub.cfg", "::/boot/grub/grub.cfg")

@@ -149,3 +149,13 @@ def test_a_role_booted_from_its_image_plans_plain_servers():
     assert servers["qo-lab1-controller-0"].params.baremetal
     ports = {p.name: p for p in plan(parse(data, "spec")) if p.kind is Kind.PORT}
     assert ports["qo-lab1-compute-0-provisioning"].params.node is False   # up from the start
+
+
+def test_node_ports_get_macs_the_agent_accepts():
+    """Not Neutron's fa:16:3e:… (Ironic Python Agent ignores fa: MACs): QEMU's 52:54:00, one
+    per port, the same on every plan."""
+    from quintupleo.environments.plan import node_mac
+    macs = {node_mac(f"qo-e-node-{i}-provisioning") for i in range(50)}
+    assert len(macs) == 50
+    assert all(m.startswith("52:54:00:") and len(m) == 17 for m in macs)
+    assert node_mac("qo-e-node-0-provisioning") == node_mac("qo-e-node-0-provisioning")

@@ -128,6 +128,7 @@ def test_ironic_direct_deploy_with_the_real_agent_on_a_nova_vm(ironic, report, c
         ir.power(name, "power off", timeout=180)
     finally:
         if sol is not None:
+            (tmp_path / "console.log").write_text(sol.text())
             sol.close()
         if node is not None:
             node.close()
