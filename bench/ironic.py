@@ -11,8 +11,9 @@ action. Then the deploy: Ironic's `ipxe` boot and `ramdisk` deploy of one node, 
 the ramdisk's marker is on the node's serial console, and the disk-boot reboot until the disk's
 marker, on a real VM of the devcloud (zone qemu, strategy rescue, the undercloud in a `devcloud
 netns`) beside the same on a lab node (QEMU without OpenStack): the OpenStack path's overhead as
-a ratio; and Ironic's power off, on and reboot of each. One VM at a time. Ratios matter, not
-absolute times: Ironic, the BMCs, the cloud and TCG share two cores.
+a ratio; and Ironic's power off, on and reboot of each. Last, the real deploy (`direct`, with
+Ironic Python Agent) on the same two, phase by phase (bench/agent_deploy.py). One VM at a time.
+Ratios matter, not absolute times: Ironic, the BMCs, the cloud and TCG share two cores.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def main() -> None:
                 f"(power actions: median of {args.rounds})", "lab node (QEMU, no OpenStack)",
                 deploy_rows(args.rounds),
                 ("setup", "figure", "real Nova VM", "lab node", "Nova / lab"))
+    from agent_deploy import agent_rows  # bench/agent_deploy.py
+    print_table(f"Ironic {ironic_version()} direct deploy with Ironic Python Agent through our "
+                "BMC, by phase", "lab node (QEMU, no OpenStack)", agent_rows(),
+                ("setup", "phase", "real Nova VM", "lab node", "Nova / lab"))
 
 
 def ironic_version() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from harness.bmc_process import SolClient
 from harness.ironic import Ironic
+from harness.nodes import HTTP, NET, CloudNode, Lab, UndercloudLink
 from quintupleo.images.marker import DISK_MARKER
 
 AGENT_LINE = "QuintupleO agent ramdisk: Ironic Python Agent"   # /init, as the agent starts
@@ -115,3 +118,63 @@ def deploy(ir: Ironic, name: str, console: Callable[[], str],
                 "undeploy and cleaning", 900)
         assert ir.node(name)["provision_state"] == "available", ir.node(name)["last_error"]
     return phases
+
+
+LAB_DISK_GB = 5        # the agent ignores disks under 4 GiB
+UNDERCLOUD_HOST = 254  # the undercloud link's address on the nodes' network: .254
+
+
+@contextlib.contextmanager
+def lab_node(work: Path, start_ironic: Callable[..., Ironic], agent: Path, firmware: str,
+             driver: str, port: int) -> Iterator[tuple[Ironic, str, Lab]]:
+    """A lab of one node (2 GiB), the undercloud's link and services on its network, and an
+    Ironic for the agent with the node enrolled, managed and set for the agent."""
+    lab = Lab(work / "home")
+    link = None
+    try:
+        lab.qo("up", "--nodes", "1", "--boot-mode", firmware, "--cidr", f"{Lab.NET}.0/24",
+               "--memory", "2048", "--disk", str(LAB_DISK_GB), "--ipmi-port-base", str(port),
+               "--redfish-port", str(port + 50), "--inventory-driver", driver)
+        host = f"{Lab.NET}.{UNDERCLOUD_HOST}"
+        link = UndercloudLink("br0", f"{host}/24", lab.netns)
+        ir = start_ironic(boot="ipxe", http_url=Lab.HTTP, host=host, agent=True)
+        lab.undercloud(ir.work / "http", work)
+        inventory = lab.dir / "nodes.json"
+        [name] = [n["name"] for n in json.loads(inventory.read_text())["nodes"]]
+        ir.enroll(inventory)
+        ir.provision(name, "manage", "manageable")
+        prepare(ir, name, agent, Lab.HTTP)
+        yield ir, name, lab
+    finally:
+        lab.close()
+        if link is not None:
+            link.close()
+
+
+@contextlib.contextmanager
+def cloud_node(work: Path, start_ironic: Callable[..., Ironic], agent: Path,
+               port: int) -> Iterator[tuple[Ironic, str, CloudNode, SolClient]]:
+    """An environment of one node on the devcloud's real host (qo.small: 2 GiB, 10 GiB; SeaBIOS;
+    strategy rescue), the undercloud's link and `devcloud netns` on its provisioning network,
+    an Ironic for the agent with the node enrolled over IPMI, managed and set, and the BMC's SOL
+    console opened while the node is off."""
+    node = link = sol = None
+    try:
+        node = CloudNode(work, "quintupleo-tiny", "rescue", port, "qo.small")
+        host = f"{NET}.{UNDERCLOUD_HOST}"
+        link = node.link(f"{host}/24")
+        ir = start_ironic(boot="ipxe", http_url=HTTP, host=host, agent=True)
+        node.undercloud(ir.work / "http")
+        ir.enroll(node.inventory["ipmi"])
+        ir.provision(node.node_name, "manage", "manageable")
+        prepare(ir, node.node_name, agent, HTTP)
+        sol = node.console("ipmi")
+        yield ir, node.node_name, node, sol
+    finally:
+        if sol is not None:
+            (work / "console.log").write_text(sol.text())
+            sol.close()
+        if node is not None:
+            node.close()
+        if link is not None:
+            link.close()

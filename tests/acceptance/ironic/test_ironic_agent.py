@@ -1,15 +1,16 @@
 """The real deploy: unmodified Ironic's `direct` deploy with the real Ironic Python Agent
-(`qo image build-agent`: Debian packages and the agent from the Python index) on a lab node.
+(`qo image build-agent`: Debian packages and the agent from the Python index).
 
-Ironic's iPXE boots the agent over the lab network through our BMC; the agent inspects the node
-(in-band), erases its disk's metadata (automated cleaning), writes the whole-disk image (a DOS
-partition table, a FAT file system, GRUB for BIOS and UEFI); Ironic reboots the node through the
-BMC and GRUB prints the image's marker from the node's own disk; undeploying cleans it again.
-Ironic runs in the root namespace; the undercloud's link (a veth onto the lab's bridge) is where
-the agent reaches its API and Ironic the agent's. One node at a time."""
+Ironic's iPXE boots the agent through our BMC; the agent inspects the node (in-band), erases its
+disk's metadata (automated cleaning), writes the whole-disk image (GPT, a FAT file system, GRUB
+for BIOS and UEFI); Ironic reboots the node through the BMC and GRUB prints the image's marker
+from the node's own disk; undeploying cleans it again. Ironic runs in the root namespace; the
+undercloud's link (a veth onto the nodes' bridge) is where the agent reaches its API and Ironic
+the agent's. On a lab node (BIOS and UEFI) and on a real Nova VM; one node at a time."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -17,14 +18,11 @@ import subprocess
 import pytest
 
 from harness import agent
-from harness.nodes import HTTP, NET, CloudNode, Lab, UndercloudLink
 from quintupleo.images.marker import DISK_MARKER
 
-PORT = 17800
-DISK_GB = 5      # the agent ignores disks under 4 GiB
-UNDERCLOUD = f"{Lab.NET}.254"
+LAB_PORT, CLOUD_PORT = 17800, 15760
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab's network needs root")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the nodes' networks need root")
 
 
 @pytest.fixture(scope="session")
@@ -40,53 +38,43 @@ def disk_head(qcow2) -> bytes:
     return raw.read_bytes()[:512]
 
 
+def assert_inspected(ir, name: str, disk_gb: int, mac: str) -> None:
+    """What Ironic's in-band inspection recorded: the node as it was made."""
+    node = ir.node(name)
+    properties = node["properties"]
+    assert properties["cpu_arch"] == "x86_64" and int(properties["cpus"]) == 1, properties
+    assert int(properties["memory_mb"]) in range(1900, 2049), properties
+    assert int(properties["local_gb"]) in (disk_gb - 1, disk_gb), properties
+    ports = ir.call("GET", f"ports?node={node['uuid']}")["ports"]
+    assert [p["address"] for p in ports] == [mac]
+
+
 @pytest.mark.parametrize(("firmware", "driver"), [("bios", "ipmi"), ("uefi", "redfish")])
 def test_ironic_direct_deploy_with_the_real_agent_on_a_lab_node(ironic, report, tmp_path,
                                                                 agent_dir, firmware, driver):
     section = f"lab (QEMU, {'SeaBIOS' if firmware == 'bios' else 'OVMF'}, {driver}) · " \
               "Ironic direct deploy with Ironic Python Agent"
-    lab = Lab(tmp_path / "home")
-    link = None
-    try:
-        with report.step(section, f"lab up: 1 node ({firmware}, 2 GiB, {DISK_GB} GiB disk); "
-                                  "the undercloud's link on its network"):
-            lab.qo("up", "--nodes", "1", "--boot-mode", firmware, "--cidr", f"{Lab.NET}.0/24",
-                   "--memory", "2048", "--disk", str(DISK_GB),
-                   "--ipmi-port-base", str(PORT), "--redfish-port", str(PORT + 50),
-                   "--inventory-driver", driver)
-            link = UndercloudLink("br0", f"{UNDERCLOUD}/24", lab.netns)
-        with report.step(section, "start Ironic (ipxe boot, direct deploy, agent inspection, "
-                                  "fast track); dnsmasq and Ironic's HTTP on the lab network"):
-            ir = ironic(boot="ipxe", http_url=Lab.HTTP, host=UNDERCLOUD, agent=True)
-            lab.undercloud(ir.work / "http", tmp_path)
-        inventory = lab.dir / "nodes.json"
-        [name] = [n["name"] for n in json.loads(inventory.read_text())["nodes"]]
-        with report.step(section, f"{name}: enroll, manage; set for the agent"):
-            ir.enroll(inventory)
-            ir.provision(name, "manage", "manageable")
-            agent.prepare(ir, name, agent_dir, Lab.HTTP)
-        agent.deploy(ir, name, lab.console, lambda phase: report.step(section, f"{name}: {phase}"))
-        node = ir.node(name)
-        properties = node["properties"]
-        assert properties["cpu_arch"] == "x86_64" and int(properties["cpus"]) == 1
-        assert int(properties["memory_mb"]) in range(1900, 2049), properties
-        assert int(properties["local_gb"]) in (DISK_GB - 1, DISK_GB), properties
-        ports = ir.call("GET", f"ports?node={node['uuid']}")["ports"]
-        mac = json.loads(inventory.read_text())["nodes"][0]["ports"][0]["address"]
-        assert [p["address"] for p in ports] == [mac]
+    with contextlib.ExitStack() as stack:
+        with report.step(section, f"lab up: 1 node ({firmware}, 2 GiB, {agent.LAB_DISK_GB} GiB "
+                                  "disk), the undercloud's link, dnsmasq and HTTP; Ironic "
+                                  "(ipxe, direct, agent inspection, fast track); enroll, manage"):
+            ir, name, lab = stack.enter_context(
+                agent.lab_node(tmp_path, ironic, agent_dir, firmware, driver, LAB_PORT))
+        agent.deploy(ir, name, lab.console,
+                     lambda phase: report.step(section, f"{name}: {phase}"))
+        mac = json.loads((lab.dir / "nodes.json").read_text())["nodes"][0]["ports"][0]["address"]
+        assert_inspected(ir, name, agent.LAB_DISK_GB, mac)
         assert lab.console().count(DISK_MARKER) == 1
         # the agent's cleaning after undeploy erased the partition table it had written
         assert disk_head(lab.dir / "nodes" / "node-0" / "disk.qcow2")[510:] != b"\x55\xaa"
-        served = lab.http_log.read_text()
-        assert f'"GET /{agent.IMAGE} HTTP/1.1" 200' in served, served[-2000:]
-    finally:
-        lab.close()
-        if link is not None:
-            link.close()
-
-
-CLOUD_PORT = 15760
-CLOUD_UNDERCLOUD = f"{NET}.254"
+        dhcp = lab.dhcp_log.read_text()
+        assert f"DHCPDISCOVER(br0) {mac}" in dhcp
+        assert ("tags: ipxe, efi64" in dhcp) == (firmware == "uefi")   # x86-64 UEFI client
+        served = lab.http_log.read_text()   # what the node's iPXE and the agent fetched
+        uuid_ = ir.node(name)["uuid"]
+        for path in ("/boot.ipxe", f"/pxelinux.cfg/{mac.replace(':', '-')}",
+                     f"/{uuid_}/deploy_kernel", f"/{uuid_}/deploy_ramdisk", f"/{agent.IMAGE}"):
+            assert f'"GET {path} HTTP/1.1" 200' in served, served[-2000:]
 
 
 @pytest.mark.devcloud
@@ -95,43 +83,18 @@ def test_ironic_direct_deploy_with_the_real_agent_on_a_nova_vm(ironic, report, c
     """The same on the devcloud's real host: the BMC rescues the VM into the iPXE image to
     network-boot it, so the agent sees two disks and must write the node's own (the
     inventory's root device hint: the flavor's disk size); unrescued, the server boots what the
-    agent wrote."""
+    agent wrote. The console is the BMC's (SOL), across rescue, agent and unrescue."""
     section = "devcloud real VM (Nova libvirt, SeaBIOS, ipmi, strategy rescue) · Ironic direct " \
               "deploy with Ironic Python Agent"
-    node: CloudNode | None = None
-    link = sol = None
-    try:
+    with contextlib.ExitStack() as stack:
         with report.step(section, "env create: 1 node (qo.small: 2 GiB, 10 GiB disk) in zone "
-                                  "qemu, powered off; its BMC"):
-            node = CloudNode(tmp_path, "quintupleo-tiny", "rescue", CLOUD_PORT, "qo.small")
-        with report.step(section, "`devcloud netns` with dnsmasq and Ironic's HTTP; the "
-                                  "undercloud's link; Ironic (direct deploy, agent inspection)"):
-            link = node.link(f"{CLOUD_UNDERCLOUD}/24")
-            ir = ironic(boot="ipxe", http_url=HTTP, host=CLOUD_UNDERCLOUD, agent=True)
-            node.undercloud(ir.work / "http")
-        with report.step(section, "enroll (root device hint: the flavor's 10 GiB), manage; "
-                                  "set for the agent"):
-            ir.enroll(node.inventory["ipmi"])
-            name = node.node_name
-            assert ir.node(name)["properties"]["root_device"] == {"size": 10}
-            ir.provision(name, "manage", "manageable")
-            agent.prepare(ir, name, agent_dir, HTTP)
-
-        with report.step(section, f"{name}: open the BMC's console (SOL) while it is off"):
-            sol = node.console("ipmi")      # across the rescue, the agent, the unrescue
-        agent.deploy(ir, name, sol.text,
-                     lambda phase: report.step(section, f"{name}: {phase}"))
-        properties = ir.node(name)["properties"]
-        assert int(properties["local_gb"]) in (9, 10) and int(properties["cpus"]) == 1
-        assert int(properties["memory_mb"]) in range(1900, 2049), properties
-        assert conn.compute.get_server(node.server_id).status in ("ACTIVE", "RESCUE")
+                                  "qemu, off; its BMC; `devcloud netns` with dnsmasq and HTTP, "
+                                  "the undercloud's link; Ironic; enroll, manage; SOL opened"):
+            ir, name, node, sol = stack.enter_context(
+                agent.cloud_node(tmp_path, ironic, agent_dir, CLOUD_PORT))
+        assert ir.node(name)["properties"]["root_device"] == {"size": 10}
+        agent.deploy(ir, name, sol.text, lambda phase: report.step(section, f"{name}: {phase}"))
+        assert_inspected(ir, name, 10, node.mac)
+        assert node.mac.startswith("52:54:00:")     # not Neutron's fa:16:3e:…
+        assert conn.compute.get_server(node.server_id).status == "RESCUE"   # the agent again
         ir.power(name, "power off", timeout=180)
-    finally:
-        if sol is not None:
-            (tmp_path / "console.log").write_text(sol.text())
-            sol.close()
-        if node is not None:
-            node.close()
-        if link is not None:
-            link.close()
-

@@ -61,8 +61,8 @@ def wait_console_log(conn, server_id: str, marker: str, count: int, timeout: flo
 
 
 @pytest.mark.parametrize(("firmware", "driver", "strategy"),
-                         [("bios", "ipmi", "rescue"), ("uefi", "redfish", "rescue"),
-                          ("uefi", "ipmi", "rebuild")])
+                         # SeaBIOS, IPMI, rescue: test_ironic_agent.py's real deploy
+                         [("uefi", "redfish", "rescue"), ("uefi", "ipmi", "rebuild")])
 def test_ironic_deploys_a_nova_vm_through_the_bmc(ironic, report, conn, real_host, request,
                                                   tmp_path, firmware, driver,
                                                   strategy):
