@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def cache_dir() -> Path:
     return Path(base) / "quintupleo" / "agent"
 
 
-def build_agent(out: Path, log=None) -> AgentRamdisk:
+def build_agent(out: Path, log: Callable[[str], None] | None = None) -> AgentRamdisk:
     """DIR/ipa.kernel and DIR/ipa.initramfs, from the cache when its inputs are unchanged."""
     started = time.monotonic()
     cached = cache_dir() / recipe_digest()
@@ -145,7 +146,7 @@ def _check_tools() -> None:
                               "(scripts/setup.sh installs it)")
 
 
-def _assemble(root: Path, out: Path, log) -> None:
+def _assemble(root: Path, out: Path, log: Callable[[str], None]) -> None:
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH), "DEBIAN_FRONTEND": "noninteractive"}
     log(f"Debian {SUITE} userland (mmdebstrap)")
     mirror = [str(HOST_SOURCES)] if HOST_SOURCES.exists() else []
