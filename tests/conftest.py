@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import openstack
@@ -28,6 +30,60 @@ def devcloud(devcloud_home) -> Devcloud:
     cloud = Devcloud(devcloud_home)
     cloud.up()
     return cloud
+
+
+# ---- why the cloud said no: its services' own words, on a failed devcloud test ------------
+_CLOUD_LOGS = ("nova-scheduler", "nova-conductor", "placement", "nova-compute")
+_CLOUD_START = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    item.stash[_CLOUD_START] = time.strftime("%Y-%m-%d %H:%M:%S")
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    start = item.stash.get(_CLOUD_START, None)
+    if report.when != "call" or not report.failed or start is None \
+            or "devcloud" not in item.fixturenames:
+        return
+    # A "No valid host" or a timeout in CI is only explained by the scheduler's, conductor's
+    # and Placement's own lines of that minute.
+    lines = []
+    for service in _CLOUD_LOGS:
+        path = default_home() / "logs" / f"{service}.log"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        lines += [(line[:23], f"{service}: {_REQUEST.sub('', line)[:240]}")
+                  for line in text.splitlines()
+                  if line[:2] == start[:2] and line[:19] >= start and _telling(line)]
+    if lines:
+        report.sections.append(("devcloud services during the test",
+                                "\n".join(line for _, line in sorted(lines)[-20:])))
+
+
+_REQUEST = re.compile(r"\[(None )?req-[^\]]*\] ")
+
+
+def _telling(line: str) -> bool:
+    """A warning or error (not its traceback), the scheduler's INFO, a 5xx from Placement."""
+    fields = line.split(" ", 5)
+    if len(fields) < 6:
+        return False
+    level, logger, rest = fields[3], fields[4], fields[5]
+    if "deprecat" in rest:
+        return False
+    if level in ("WARNING", "ERROR", "CRITICAL"):
+        return rest.startswith("[")
+    if logger == "placement.requestlog":
+        return "status: 5" in rest
+    return level == "INFO" and logger.startswith("nova.scheduler")
 
 
 # ---- the local cloud's clients (shared by the integration and acceptance tiers) ----------

@@ -162,6 +162,9 @@ def _nova_common(layout: Layout, state: State) -> dict[str, dict[str, object]]:
             "allow_resize_to_same_host": True,
             # A dev cloud has nothing to drain: stop within seconds, not a minute.
             "graceful_shutdown_timeout": 3,
+            # On two busy cores (TCG guests, SQLite writers) a compute's 10 s heartbeat can lag
+            # past the default 60 s, and the scheduler then finds no host ("No valid host").
+            "service_down_time": 180,
             # Servers that name no zone go to the fake host (an aggregate puts it in this zone):
             # real VMs are for those that ask for zone `qemu`.
             "default_schedule_zone": DEFAULT_ZONE,
