@@ -96,10 +96,9 @@ class AgentRamdisk:
 
 
 def recipe_digest() -> str:
-    """What the build depends on: a change to any of it builds afresh."""
-    parts = [IPA_VERSION, SUITE, " ".join(PACKAGES), " ".join(MODULES), " ".join(TRIM), INIT,
-             CONSTRAINTS.read_text()]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+    """What the build depends on (this recipe and the constraints): a change builds afresh."""
+    parts = [Path(__file__).read_bytes(), CONSTRAINTS.read_bytes()]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
 
 def cache_dir() -> Path:
@@ -147,7 +146,9 @@ def _check_tools() -> None:
 
 
 def _assemble(root: Path, out: Path, log: Callable[[str], None]) -> None:
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH), "DEBIAN_FRONTEND": "noninteractive"}
+    # INITRD=No: the kernel package's hook makes no initramfs of its own (this is one)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH), "DEBIAN_FRONTEND": "noninteractive",
+           "INITRD": "No"}
     log(f"Debian {SUITE} userland (mmdebstrap)")
     mirror = [str(HOST_SOURCES)] if HOST_SOURCES.exists() else []
     _run(["mmdebstrap", "--variant=apt", "--mode=root", "--quiet",
@@ -188,7 +189,7 @@ def _trim(root: Path, version: str, env: dict[str, str]) -> None:
             source.rename(kept / part)
     shutil.rmtree(modules / "kernel")
     kept.rename(modules / "kernel")
-    _run(["depmod", "-b", str(root), version], env)
+    _run(["chroot", str(root), "depmod", version], env)    # the ramdisk's own kmod
     for cache in root.rglob("__pycache__"):             # the host's pip made some for its Python
         for stale in cache.glob("*.pyc"):
             if ".cpython-311." not in stale.name:
