@@ -134,6 +134,7 @@ class CloudNode:
         self.name = f"nv{uuid.uuid4().hex[:6]}"
         self.env = dict(os.environ, XDG_STATE_HOME=str(work / "state"))
         self.work, self.port = work, port
+        work.mkdir(parents=True, exist_ok=True)
         spec = work / "env.yaml"
         spec.write_text(
             f"name: {self.name}\ncloud: devcloud\n"
