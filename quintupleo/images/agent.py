@@ -52,6 +52,9 @@ MODULES = (
 TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
         "usr/share/zoneinfo", "var/cache/apt", "var/lib/apt/lists", "var/cache/debconf",
         "usr/lib/x86_64-linux-gnu/gconv", "boot")
+# Made at random by their packages' scripts (the rest of the build is byte-for-byte the same):
+# nvme-cli's host identity, which nvme-cli derives again when absent.
+RANDOM = ("etc/nvme/hostid", "etc/nvme/hostnqn")
 EPOCH = 1577836800            # 2020-01-01: every file's time in the archive
 
 INIT = """\
@@ -180,6 +183,8 @@ def _assemble(root: Path, out: Path, log: Callable[[str], None]) -> None:
 def _trim(root: Path, version: str, env: dict[str, str]) -> None:
     for path in TRIM:
         shutil.rmtree(root / path, ignore_errors=True)
+    for made_at_random in RANDOM:
+        (root / made_at_random).unlink(missing_ok=True)
     modules = root / "lib" / "modules" / version
     kept = modules / "kernel.kept"
     for part in MODULES:
