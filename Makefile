@@ -38,6 +38,7 @@ bench: setup devcloud
 	$(VENV)/bin/python bench/pxe.py
 	$(VENV)/bin/python bench/lab.py
 	$(VENV)/bin/python bench/ironic.py
+	$(VENV)/bin/python bench/agent_build.py
 
 down:
 	$(QO) devcloud down
