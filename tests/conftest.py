@@ -47,27 +47,26 @@ def pytest_runtest_call(item):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    start = item.stash.get(_CLOUD_START, None)
-    if report.when != "call" or not report.failed or start is None \
-            or "devcloud" not in item.fixturenames:
+    cloud, start = item.funcargs.get("devcloud"), item.stash.get(_CLOUD_START, None)
+    if report.when != "call" or not report.failed or cloud is None or start is None:
         return
     # A "No valid host" or a timeout in CI is only explained by the scheduler's, conductor's
     # and Placement's own lines of that minute.
     lines = []
     for service in _CLOUD_LOGS:
-        path = default_home() / "logs" / f"{service}.log"
         try:
-            text = path.read_text(errors="replace")
+            text = cloud.layout.log(service).read_text(errors="replace")
         except OSError:
             continue
         lines += [(line[:23], f"{service}: {_REQUEST.sub('', line)[:240]}")
                   for line in text.splitlines()
-                  if line[:2] == start[:2] and line[:19] >= start and _telling(line)]
+                  if _STAMP.match(line) and line[:19] >= start and _telling(line)]
     if lines:
         report.sections.append(("devcloud services during the test",
                                 "\n".join(line for _, line in sorted(lines)[-20:])))
 
 
+_STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")     # oslo.log's lines; uWSGI's have none
 _REQUEST = re.compile(r"\[(None )?req-[^\]]*\] ")
 
 
