@@ -205,6 +205,8 @@ def test_a_console_replay_and_the_live_stream_overlap_once():
     assert overlap(log, b"ing from Hard Disk") == b"ing from Hard Disk...\nMARK"
     assert overlap(log, b"new output, not in the log") == b""
     assert overlap(log, b"K!") == b""           # too short to say: nothing is dropped
+    assert overlap(log, b"\r\nMARK") == b"\nMARK"   # a few bytes, at the log's very end
+    assert overlap(log, b"\nBoo") == b""          # a few bytes, inside the log: new output
     assert overlap(b"", b"abc") == b""
 
 
@@ -235,3 +237,13 @@ def test_a_console_replay_matches_the_stream_without_the_control_bytes_nova_drop
                            first=b"\r\n\r\nQO-CD-")
     assert asyncio.run(everything(reader)) == (
         b"Booting from DVD/CD...\r\n\r\nQO-CD-BOOTED\r\n\x1b[0mnext\r\n")
+
+    # The serial port sends a byte at a time: a lone CR says nothing; the repeat is found later.
+    log = b"\nQO-NOVA-CD-BOOTED\n"
+    reader = ConsoleReader(Socket(b"\r", b"\n", b"QO-NOVA-CD-", b"BOOTED\r\n"), log)
+    assert asyncio.run(everything(reader)) == b"\r\nQO-NOVA-CD-BOOTED\r\n"
+    # A stream that stops after a few bytes: a repeat only where they reach the log's end.
+    reader = ConsoleReader(Socket(b"ED\r\n"), log)
+    assert asyncio.run(everything(reader)) == b"\r\nQO-NOVA-CD-BOOTED\r\n"
+    reader = ConsoleReader(Socket(b"QO\r\n"), log)
+    assert asyncio.run(everything(reader)) == b"\r\nQO-NOVA-CD-BOOTED\r\nQO\r\n"

@@ -31,36 +31,74 @@ NOT_IMPLEMENTED = 501  # the hypervisor driver has none
 PROBE = 16             # fewest bytes that must agree for an overlap (unless the data is shorter)
 RUN_ON = 6             # ... or that run on from the log's very end
 OVERLAP_WINDOW = 4096  # the log's tail searched: ~0.35 s of output at 115200 baud
+QUIET = 0.25           # a pause of the stream after which its few held bytes are judged
 LOG_STRIPS = bytes(range(0x09)) + bytes(range(0x0B, 0x20))   # what the compute API's log drops
 
 
 class ConsoleReader:
-    """Reads a WebSocket's messages as a byte stream, after `replay`; b"" when it closed."""
+    """Reads a WebSocket's messages as a byte stream, after `replay`; b"" when it closed.
+
+    The stream's first bytes may repeat the replay's last ones. Which, is decided once the stream
+    has given PROBE bytes (as the log holds them) or has been quiet for QUIET: the serial port
+    sends a byte at a time, and a lone carriage return or newline says nothing. Until then those
+    bytes are held back, not sent twice."""
 
     def __init__(self, socket: aiohttp.ClientWebSocketResponse, replay: bytes = b"",
                  first: bytes = b"") -> None:
         self._socket = socket
         self._replay: bytes | None = replay or None   # until the overlap is known
+        self._held = first                              # stream bytes while it is not
         self._repeat = b""                             # stream bytes the replay already sent
-        self._pending = terminal(replay) + (self._fresh(first) if first else b"")
+        self._pending = terminal(replay)
+        if self._replay is None:
+            self._pending, self._held = first, b""
+        elif self._decided(final=False):
+            self._pending += self._held_fresh()
 
     async def read(self, size: int = 4096) -> bytes:
         while not self._pending:
-            message = await self._socket.receive()
+            try:
+                async with asyncio.timeout(QUIET if self._replay is not None else None):
+                    message = await self._socket.receive()
+            except TimeoutError:   # the stream paused: decide with what it gave
+                self._decided(final=True)
+                self._pending = self._held_fresh()
+                continue
             if message.type is aiohttp.WSMsgType.BINARY:
-                self._pending = self._fresh(message.data)
+                data = bytes(message.data)
             elif message.type is aiohttp.WSMsgType.TEXT:
-                self._pending = self._fresh(message.data.encode())
+                data = str(message.data).encode()
             else:     # CLOSE, CLOSED, ERROR: the guest's port went away
+                if self._replay is not None:
+                    self._decided(final=True)
+                    self._pending = self._held_fresh()
+                    if self._pending:
+                        continue
                 return b""
+            if self._replay is None:
+                self._pending = self._fresh(data)
+            else:
+                self._held += data
+                if self._decided(final=False):
+                    self._pending = self._held_fresh()
         chunk, self._pending = self._pending[:size], self._pending[size:]
         return chunk
 
+    def _decided(self, final: bool) -> bool:
+        """Settle the overlap from the held bytes if they are enough (or `final`)."""
+        assert self._replay is not None
+        if not final and len(self._held.translate(None, LOG_STRIPS)) < PROBE:
+            return False
+        self._repeat = overlap(self._replay, self._held)
+        self._replay = None
+        return True
+
+    def _held_fresh(self) -> bytes:
+        held, self._held = self._held, b""
+        return self._fresh(held)
+
     def _fresh(self, data: bytes) -> bytes:
         """`data` without what the replayed log already held."""
-        if self._replay is not None:   # the first stream bytes: where are they in the log?
-            replay, self._replay = self._replay, None
-            self._repeat = overlap(replay, data)
         if self._repeat:   # skip it, with the control bytes the log does not hold
             at = held = 0
             while at < len(data) and held < len(self._repeat):
@@ -108,15 +146,20 @@ def terminal(log_text: bytes) -> bytes:
 
 def overlap(replay: bytes, data: bytes) -> bytes:
     """The longest tail of the console log `replay` that the stream's first bytes `data` repeat
-    (or run on from), compared as the log holds them (without control bytes)."""
+    (or run on from), compared as the log holds them (without control bytes). Fewer than PROBE
+    bytes (the stream paused) count only where they reach the log's end: what was in flight
+    when the log was read is its tail."""
     window = replay[-OVERLAP_WINDOW:]
     data = data.translate(None, LOG_STRIPS)
-    need = min(PROBE, len(data))
+    if len(data) < PROBE:
+        size = next((k for k in range(min(len(data), len(window)), 0, -1)
+                     if window.endswith(data[:k])), 0)
+        return window[-size:] if size and (size == len(data) or size >= RUN_ON) else b""
     at = window.find(data[:1])
-    while data and at >= 0:
+    while at >= 0:
         size = min(len(data), len(window) - at)
         runs_on = at + size == len(window) and size >= RUN_ON   # the stream goes further
-        if (size >= need or runs_on) and window[at:at + size] == data[:size]:
+        if (size >= PROBE or runs_on) and window[at:at + size] == data[:size]:
             return window[at:]
         at = window.find(data[:1], at + 1)
     return b""
