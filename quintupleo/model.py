@@ -66,6 +66,18 @@ class BootOverride:
 
 
 @dataclass(frozen=True)
+class Hardware:
+    """What a node's SMBIOS tables and firmware say it is: the inventory a BMC reports."""
+
+    manufacturer: str = "QuintupleO"
+    model: str = "Virtual machine"
+    serial: str = ""
+    firmware: str = ""                 # the BIOS/UEFI firmware and its version, if known
+    cpu_model: str = "QEMU Virtual CPU"
+    disk_protocol: str = "PCIe"        # virtio-blk is a PCI device (Redfish's Protocol)
+
+
+@dataclass(frozen=True)
 class NodeInfo:
     """What a backend knows of one node: identity and what an inventory needs."""
 
@@ -78,6 +90,7 @@ class NodeInfo:
     local_gb: int = 1
     cpu_arch: str = "x86_64"
     extra: dict[str, str] = field(default_factory=dict, compare=False)
+    hardware: Hardware = field(default_factory=Hardware, compare=False)
 
 
 @dataclass(frozen=True)

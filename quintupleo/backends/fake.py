@@ -11,6 +11,7 @@ from quintupleo.errors import NodeBusy
 from quintupleo.model import (
     BootDevice,
     BootOverride,
+    Hardware,
     NodeInfo,
     Observation,
     PowerAction,
@@ -57,7 +58,9 @@ class FakeBackend(Backend):
         name = f"{prefix}{index}"
         mac = f"52:54:00:{(index >> 16) & 0xFF:02x}:{(index >> 8) & 0xFF:02x}:{index & 0xFF:02x}"
         return NodeInfo(id=name, name=name, uuid=str(uuid.uuid5(_NAMESPACE, name)), macs=(mac,),
-                        cpus=2, memory_mb=2048, local_gb=10)
+                        cpus=2, memory_mb=2048, local_gb=10,
+                        hardware=Hardware(model="Fake node", serial=f"QO-{index:08d}",
+                                          firmware="QuintupleO fake firmware 1.0"))
 
     async def discover(self) -> list[NodeInfo]:
         return list(self.infos)

@@ -28,6 +28,7 @@ from quintupleo.model import (
     BootDevice,
     BootMode,
     BootOverride,
+    Hardware,
     NodeInfo,
     Observation,
     PowerAction,
@@ -139,7 +140,10 @@ class OpenStackBackend(Backend):
         return NodeInfo(id=server.id, name=server.name, uuid=server.id, macs=tuple(macs),
                         cpus=int(flavor.vcpus or 1), memory_mb=int(flavor.ram or 512),
                         local_gb=max(1, int(flavor.disk or 1)),
-                        extra={"flavor": flavor.original_name or flavor.name or ""})
+                        extra={"flavor": flavor.original_name or flavor.name or ""},
+                        # what Nova's libvirt driver writes in the SMBIOS tables by default
+                        hardware=Hardware(manufacturer="OpenStack Foundation",
+                                          model="OpenStack Nova", serial=server.id))
 
     async def _prepare_strategy(self, conn: Any) -> None:
         """Refuse to start with a strategy this cloud cannot do: say why now, not at a boot."""

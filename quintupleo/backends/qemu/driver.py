@@ -29,7 +29,13 @@ from quintupleo.backends.qemu.machine import USUAL_ORDER, Machine, MachineSpec, 
 from quintupleo.backends.qemu.monitor import Monitor
 from quintupleo.errors import BackendError, NotInPresentState
 from quintupleo.images.media import fetch
-from quintupleo.model import BootOverride, NodeInfo, Observation, PowerAction, PowerState
+from quintupleo.model import (
+    BootOverride,
+    NodeInfo,
+    Observation,
+    PowerAction,
+    PowerState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +60,12 @@ class QemuBackend(Backend):
         self._console_attached: dict[str, asyncio.Event] = {}
 
     async def discover(self) -> list[NodeInfo]:
+        hardware = await self._blocking(   # dpkg-query: off the event loop
+            lambda: {name: m.hardware() for name, m in self.machines.items()})
         return [NodeInfo(id=n.name, name=n.name, uuid=n.uuid, macs=(n.mac,), cpus=n.cpus,
                          memory_mb=n.memory_mb, local_gb=n.disk_gb,
-                         extra={**n.extra, "boot_mode": n.firmware})
+                         extra={**n.extra, "boot_mode": n.firmware},
+                         hardware=hardware[n.name])
                 for n in (machine.node for machine in self.machines.values())]
 
     async def observe(self) -> dict[str, Observation]:

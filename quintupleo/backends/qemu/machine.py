@@ -13,6 +13,7 @@ devices' `bootindex` (disk, NIC, CD), which both firmwares read from QEMU at eve
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 import psutil
 
 from quintupleo.errors import BackendError
-from quintupleo.model import BootDevice, BootOverride
+from quintupleo.model import BootDevice, BootOverride, Hardware
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,17 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 DEVICES = {BootDevice.DISK: "disk", BootDevice.PXE: "nic", BootDevice.HTTP: "nic",
            BootDevice.CDROM: "cd"}
 USUAL_ORDER = ("disk", "nic", "cd")
+
+
+@functools.cache
+def package_version(package: str) -> str:
+    """The installed Debian package's version ("" when dpkg does not know it)."""
+    try:
+        result = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
+                                capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def boot_order(override: BootOverride) -> tuple[str, ...]:
@@ -91,6 +103,7 @@ class Machine:
             *node.runs_under, QEMU, "-name", f"{self.tag},process={self.tag}",
             "-accel", node.accel, "-machine", "pc", "-m", str(node.memory_mb),
             "-smp", str(node.cpus), "-uuid", node.uuid,
+            "-smbios", f"type=1,serial={self.serial}",   # what the BMC reports, the OS reads
             "-nodefaults", "-no-user-config", "-display", "none",
             "-S",   # paused until the backend says cont: a console can attach first
             "-daemonize", "-pidfile", str(self.pid_file),
@@ -106,6 +119,19 @@ class Machine:
             "-device", f"virtio-net-pci,netdev=net0,mac={node.mac},id=nic,"
                        f"bootindex={index['nic']}",
         ]
+
+    @property
+    def serial(self) -> str:
+        """The machine's serial number (SMBIOS type 1), from its UUID."""
+        return "QO-" + self.node.uuid.replace("-", "")[:12].upper()
+
+    def hardware(self) -> Hardware:
+        """The inventory the machine shows: QEMU's `pc` machine with this node's firmware."""
+        firmware = ("OVMF", "ovmf") if self.node.firmware == "uefi" else ("SeaBIOS", "seabios")
+        return Hardware(manufacturer="QEMU", model="Standard PC (i440FX + PIIX, 1996)",
+                        serial=self.serial,
+                        firmware=" ".join(filter(None, (firmware[0],
+                                                        package_version(firmware[1])))))
 
     def firmware_args(self) -> list[str]:
         if self.node.firmware != "uefi":   # SeaBIOS, QEMU's default; its console on COM1 too

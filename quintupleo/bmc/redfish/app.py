@@ -17,11 +17,13 @@ from typing import Any
 from aiohttp import web
 
 from quintupleo.bmc.controller import NodeController
+from quintupleo.bmc.redfish import inventory
 from quintupleo.bmc.redfish import resources as rf
 from quintupleo.bmc.redfish.auth import Sessions, unauthorized
 from quintupleo.bmc.redfish.console import serve_console
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.metadata import metadata_document
+from quintupleo.bmc.redfish.odata import collection
 from quintupleo.errors import BmcError, NodeBusy
 from quintupleo.model import Credentials
 
@@ -31,6 +33,15 @@ Match = dict[str, str]   # the route's named groups
 Handler = Callable[[web.Request, Match], Awaitable[web.StreamResponse]]
 PUBLIC = {("GET", "/redfish"), ("GET", "/redfish/v1"), ("GET", "/redfish/v1/odata"),
           ("GET", "/redfish/v1/$metadata"), ("POST", "/redfish/v1/SessionService/Sessions")}
+#: the system's inventory: path under the system -> its resource
+INVENTORY: dict[str, Callable[[NodeController], dict[str, Any]]] = {
+    "/Processors": inventory.processors, "/Processors/CPU0": inventory.processor,
+    "/Memory": inventory.memory_collection, "/Memory/DIMM0": inventory.memory,
+    "/SimpleStorage": inventory.simple_storage_collection,
+    "/SimpleStorage/0": inventory.simple_storage,
+    "/Storage": inventory.storage_collection, "/Storage/0": inventory.storage,
+    "/Storage/0/Drives/0": inventory.drive, "/Storage/0/Volumes": inventory.volumes,
+}
 
 
 @dataclass
@@ -53,6 +64,8 @@ class RedfishService:
         self._route(system + r"/SerialConsole", GET=self.console)
         self._route(system + r"/EthernetInterfaces", GET=self.nics)
         self._route(system + r"/EthernetInterfaces/(?P<index>\d+)", GET=self.nic)
+        for part, resource in INVENTORY.items():
+            self._route(system + part, GET=self._inventory(resource))
         self._route(r"/redfish/v1/Managers", GET=self.managers)
         self._route(r"/redfish/v1/Managers/(?P<node>[^/]+)", GET=self.manager)
         media = r"/redfish/v1/Managers/(?P<node>[^/]+)/VirtualMedia"
@@ -158,12 +171,17 @@ class RedfishService:
         return web.Response(text=metadata_document(), content_type="application/xml")
 
     async def systems(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(rf.collection("ComputerSystemCollection", "/redfish/v1/Systems",
+        return self._json(collection("ComputerSystemCollection", "/redfish/v1/Systems",
                                         "Systems", [f"/redfish/v1/Systems/{n}"
                                                     for n in self.controllers]))
 
     async def system(self, request: web.Request, match: Match) -> web.StreamResponse:
         return self._json(rf.system(self._node(match["node"])))
+
+    def _inventory(self, resource: Callable[[NodeController], dict[str, Any]]) -> Handler:
+        async def handler(request: web.Request, match: Match) -> web.StreamResponse:
+            return self._json(resource(self._node(match["node"])))
+        return handler
 
     async def console(self, request: web.Request, match: Match) -> web.StreamResponse:
         """The node's serial console as a WebSocket: output as binary messages, input typed."""
@@ -195,7 +213,7 @@ class RedfishService:
         return self._json(rf.ethernet_interface(controller, index))
 
     async def managers(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(rf.collection("ManagerCollection", "/redfish/v1/Managers", "Managers",
+        return self._json(collection("ManagerCollection", "/redfish/v1/Managers", "Managers",
                                         [f"/redfish/v1/Managers/{n}" for n in self.controllers]))
 
     async def manager(self, request: web.Request, match: Match) -> web.StreamResponse:
@@ -208,7 +226,7 @@ class RedfishService:
         return self._json(rf.virtual_cd(self._node(match["node"])))
 
     async def chassis_collection(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(rf.collection("ChassisCollection", "/redfish/v1/Chassis", "Chassis",
+        return self._json(collection("ChassisCollection", "/redfish/v1/Chassis", "Chassis",
                                         [f"/redfish/v1/Chassis/{n}" for n in self.controllers]))
 
     async def chassis(self, request: web.Request, match: Match) -> web.StreamResponse:
@@ -218,7 +236,7 @@ class RedfishService:
         return self._json(rf.account_service())
 
     async def accounts(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(rf.collection("ManagerAccountCollection",
+        return self._json(collection("ManagerAccountCollection",
                                         "/redfish/v1/AccountService/Accounts", "Accounts",
                                         ["/redfish/v1/AccountService/Accounts/1"]))
 
@@ -230,7 +248,7 @@ class RedfishService:
         return self._json(rf.session_service(self.session_timeout))
 
     async def session_list(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(rf.collection(
+        return self._json(collection(
             "SessionCollection", "/redfish/v1/SessionService/Sessions", "Sessions",
             [f"/redfish/v1/SessionService/Sessions/{s.id}" for s in self.sessions.listed()]))
 

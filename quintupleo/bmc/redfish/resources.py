@@ -7,11 +7,12 @@ import uuid
 from typing import Any
 
 from quintupleo.bmc.controller import NodeController
+from quintupleo.bmc.redfish import inventory
 from quintupleo.bmc.redfish.errors import RedfishError
+from quintupleo.bmc.redfish.odata import ROOT, collection, link, odata
 from quintupleo.errors import BmcError
 from quintupleo.model import BootDevice, BootMode, BootOverride, PowerAction, PowerState
 
-ROOT = "/redfish/v1"
 SERVICE_UUID = uuid.UUID("8c1b9e43-5a8f-4d0e-a2a4-6b1f1f6a7c0e")
 
 RESET_TYPES = {
@@ -29,19 +30,6 @@ BOOT_TARGETS = {
 }
 BOOT_MODES = {"UEFI": BootMode.UEFI, "Legacy": BootMode.LEGACY}
 BOOT_ENABLED = ("Disabled", "Once", "Continuous")
-
-
-def odata(type_: str, path: str, **fields: Any) -> dict[str, Any]:
-    return {"@odata.type": f"#{type_}", "@odata.id": path, **fields}
-
-
-def link(path: str) -> dict[str, str]:
-    return {"@odata.id": path}
-
-
-def collection(type_: str, path: str, name: str, members: list[str]) -> dict[str, Any]:
-    return odata(f"{type_}.{type_}", path, Name=name, Members=[link(m) for m in members],
-                 **{"Members@odata.count": len(members)})
 
 
 def service_root() -> dict[str, Any]:
@@ -88,11 +76,9 @@ def system(controller: NodeController) -> dict[str, Any]:
         "Continuous" if override.persistent else "Once")
     return odata(
         "ComputerSystem.v1_27_0.ComputerSystem", path, Id=info.id, Name=info.name,
-        UUID=info.uuid, SystemType="Virtual", Manufacturer="QuintupleO",
-        Model=f"{controller.kind} node", PowerState=power_state(controller),
-        Status=_status(controller),
-        ProcessorSummary={"Count": info.cpus},
-        MemorySummary={"TotalSystemMemoryGiB": round(info.memory_mb / 1024, 2)},
+        UUID=info.uuid, SystemType="Virtual", Manufacturer=info.hardware.manufacturer,
+        Model=info.hardware.model, PowerState=power_state(controller),
+        Status=_status(controller), **inventory.summaries(controller),
         Boot={
             "BootSourceOverrideTarget": target,
             "BootSourceOverrideTarget@Redfish.AllowableValues": [
@@ -135,7 +121,14 @@ def ethernet_interface(controller: NodeController, index: int) -> dict[str, Any]
     path = f"{ROOT}/Systems/{controller.info.id}/EthernetInterfaces/{index}"
     return odata("EthernetInterface.v1_12_4.EthernetInterface", path, Id=str(index),
                  Name=f"NIC {index}", MACAddress=mac, PermanentMACAddress=mac,
+                 InterfaceEnabled=True, LinkStatus=_link_status(controller),
                  Status={"State": "Enabled", "Health": "OK"})
+
+
+def _link_status(controller: NodeController) -> str | None:
+    """A virtual NIC has a link while its machine runs (a switch sees nothing when it is off)."""
+    state = power_state(controller)
+    return None if state is None else "LinkUp" if state == "On" else "LinkDown"
 
 
 def manager(controller: NodeController) -> dict[str, Any]:
@@ -173,6 +166,9 @@ def chassis(controller: NodeController) -> dict[str, Any]:
     node = controller.info.id
     return odata("Chassis.v1_28_0.Chassis", f"{ROOT}/Chassis/{node}", Id=node,
                  Name=f"Chassis of {controller.info.name}", ChassisType="Sled",
+                 UUID=controller.info.uuid, Manufacturer=controller.info.hardware.manufacturer,
+                 Model=controller.info.hardware.model,
+                 SerialNumber=controller.info.hardware.serial or None,
                  PowerState=power_state(controller), Status=_status(controller),
                  Links={"ComputerSystems": [link(f"{ROOT}/Systems/{node}")],
                         "ManagedBy": [link(f"{ROOT}/Managers/{node}")]})

@@ -46,6 +46,13 @@ class RedfishView:
     def _system(self) -> dict:
         return requests.get(self.url, auth=self.auth, verify=self.cert, timeout=10).json()
 
+    def get(self, path: str) -> dict:
+        """Any resource of the service, by its path."""
+        response = requests.get(self.url.split("/redfish/")[0] + path, auth=self.auth,
+                                verify=self.cert, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
     def power(self) -> str:
         return self._system()["PowerState"].lower()
 

@@ -90,3 +90,46 @@ def test_power_sync_sees_a_change_made_outside_ironic(bmc_server, ironic, report
             wait_for(lambda: ir.node(name)["power_state"] == "power off",
                      "Ironic to record power off", 60)
             assert view.power() == "off"
+
+
+def test_ironic_inspects_out_of_band_over_redfish(bmc_server, ironic, report, tmp_path):
+    """Ironic's `redfish` inspect interface, on a node it knows nothing of (no properties, no
+    ports): it records the memory, disk and architecture the BMC's inventory gives, and one
+    port per NIC; its inspection data holds the CPU count and the system's identity; the same
+    figures read at the BMC. (Ironic 39 no longer sets a `cpus` property: its `cpus` hook's
+    value is overwritten by the redfish inspect interface, so the count is read from the data.)"""
+    section = "fake backend · Redfish inspection"
+    inventory = tmp_path / "nodes.json"
+    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-out",
+                     str(inventory), "--inventory-driver", "redfish")
+    ir = ironic()
+    [name] = enroll(ir, report, section, inventory, {"inspect_interface": "redfish"})
+    ir.provision(name, "manage", "manageable")
+    ir.call("PATCH", f"nodes/{name}", [{"op": "remove", "path": f"/properties/{key}"}
+                                       for key in ir.node(name)["properties"]])
+    for port in ir.call("GET", f"ports?node={name}")["ports"]:
+        ir.call("DELETE", f"ports/{port['uuid']}")
+    cert = json.loads(inventory.read_text())["nodes"][0]["driver_info"]["redfish_verify_ca"]
+    at_bmc = RedfishView(bmc, "fake-0", cert)
+    with report.step(section, f"{name}: inspect (manageable → inspecting → manageable)"):
+        ir.provision(name, "inspect", "manageable")
+        properties = ir.node(name)["properties"]
+    with report.step(section, f"{name}: memory_mb, local_gb and cpu_arch as the BMC says"):
+        system = at_bmc.get("/redfish/v1/Systems/fake-0")
+        [cpu] = at_bmc.get(system["Processors"]["@odata.id"])["Members"]
+        [disk] = at_bmc.get(system["Storage"]["@odata.id"] + "/0")["Drives"]
+        assert properties["memory_mb"] == system["MemorySummary"]["TotalSystemMemoryGiB"] * 1024
+        assert properties["local_gb"] == at_bmc.get(disk["@odata.id"])["CapacityBytes"] // 2**30 - 1
+        assert properties["cpu_arch"] == "x86_64"
+    with report.step(section, f"{name}: one port per NIC the BMC lists"):
+        nics = at_bmc.get(system["EthernetInterfaces"]["@odata.id"])["Members"]
+        macs = {at_bmc.get(n["@odata.id"])["MACAddress"].lower() for n in nics}
+        ports = ir.call("GET", f"ports?node={name}")["ports"]
+        assert {p["address"] for p in ports} == macs and len(ports) == len(nics) == 1
+    with report.step(section, f"{name}: the inspection data: CPUs, disks, system identity"):
+        data = ir.call("GET", f"nodes/{name}/inventory")["inventory"]
+        assert data["cpu"]["count"] == at_bmc.get(cpu["@odata.id"])["TotalThreads"] == 2
+        assert data["cpu"]["model_name"] == at_bmc.get(cpu["@odata.id"])["Model"]
+        assert data["system_vendor"]["system_uuid"] == system["UUID"]
+        assert data["system_vendor"]["serial_number"] == system["SerialNumber"]
+        assert data["disks"][0]["size"] == 10 * 2**30
