@@ -196,6 +196,41 @@ def test_protocol_errors_are_redfish_error_bodies(bmc_server):
     assert "Traceback" not in bmc.log
 
 
+def test_dsp0266_headers_methods_and_versions(bmc_server):
+    """The protocol rules DSP0266 sets beyond the bodies: Link rel=describedby, Allow and
+    Cache-Control on GET and HEAD; 412 for an OData-Version other than 4.0; POST to a
+    collection's Members is POST to the collection; an unknown method is 501."""
+    bmc = bmc_server("--fake-nodes", "1")
+    url, auth = bmc.redfish_url, ("admin", "password")
+    for method in ("GET", "HEAD"):
+        response = requests.request(method, f"{url}/redfish/v1/Systems/fake-0", auth=auth,
+                                    verify=cert(bmc), timeout=10)
+        assert response.status_code == 200
+        assert response.headers["Link"] == (
+            "<http://redfish.dmtf.org/schemas/v1/ComputerSystem.v1_27_0.json>; rel=describedby")
+        assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "PATCH"}
+        assert response.headers["Cache-Control"] == "no-cache"
+    assert (method == "HEAD") and response.content == b""
+    collection = get(bmc, "/redfish/v1/Systems")
+    assert "ComputerSystemCollection.json" in collection.headers["Link"]
+    assert collection.headers["Allow"] == "GET, HEAD"
+    old = get(bmc, "/redfish/v1/Systems", headers={"OData-Version": "3.0"})
+    assert old.status_code == 412 and error_id(old) == "Base.1.22.PreconditionFailed"
+    assert get(bmc, "/redfish/v1/Systems", headers={"OData-Version": "4.0"}).status_code == 200
+    login = requests.post(f"{url}/redfish/v1/SessionService/Sessions/Members",
+                          json={"UserName": "admin", "Password": "password"},
+                          verify=cert(bmc), timeout=10)
+    assert login.status_code == 201 and login.headers["X-Auth-Token"]
+    requests.delete(f"{url}{login.headers['Location']}", verify=cert(bmc), timeout=10,
+                    headers={"X-Auth-Token": login.headers["X-Auth-Token"]}).raise_for_status()
+    for method in ("TRACE", "PROPFIND"):   # HTTP methods Redfish does not use
+        unknown = requests.request(method, f"{url}/redfish/v1/Systems", auth=auth,
+                                   verify=cert(bmc), timeout=10)
+        assert unknown.status_code == 501 and "Traceback" not in unknown.text
+    assert requests.put(f"{url}/redfish/v1/Systems", auth=auth, verify=cert(bmc),
+                        timeout=10).status_code == 405
+
+
 def test_plain_http_and_redfish_inventory(bmc_server, client, tmp_path):
     out = tmp_path / "nodes.json"
     bmc = bmc_server("--fake-nodes", "2", "--no-tls", "--inventory-out", str(out),

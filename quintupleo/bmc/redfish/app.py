@@ -33,6 +33,9 @@ Match = dict[str, str]   # the route's named groups
 Handler = Callable[[web.Request, Match], Awaitable[web.StreamResponse]]
 PUBLIC = {("GET", "/redfish"), ("GET", "/redfish/v1"), ("GET", "/redfish/v1/odata"),
           ("GET", "/redfish/v1/$metadata"), ("POST", "/redfish/v1/SessionService/Sessions")}
+METHODS = {"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"}   # others: 501
+SCHEMAS = "http://redfish.dmtf.org/schemas/v1"   # where the JSON schemas of Link: are
+
 #: the system's inventory: path under the system -> its resource
 INVENTORY: dict[str, Callable[[NodeController], dict[str, Any]]] = {
     "/Processors": inventory.processors, "/Processors/CPU0": inventory.processor,
@@ -94,7 +97,7 @@ class RedfishService:
         return app
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        headers = {"OData-Version": "4.0"}
+        headers = {"OData-Version": "4.0", "Cache-Control": "no-cache"}
         try:
             response = await self._dispatch(request)
         except RedfishError as exc:
@@ -114,20 +117,32 @@ class RedfishService:
         return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in METHODS:
+            raise RedfishError(501, f"The HTTP method {request.method} is not implemented.")
+        odata_version = request.headers.get("OData-Version")
+        if odata_version is not None and odata_version.strip() != "4.0":
+            raise RedfishError(412, f"OData-Version {odata_version} is not supported; this "
+                               "service speaks 4.0.", "PreconditionFailed", (request.path,))
         path = request.path.rstrip("/") or "/"
+        method = "GET" if request.method == "HEAD" else request.method
+        if method == "POST" and path.endswith("/Members"):   # DSP0266: the same as the collection
+            path = path.removesuffix("/Members")
         for pattern, methods in self.routes:
             match = pattern.match(path)
             if match is None:
                 continue
-            method = "GET" if request.method == "HEAD" else request.method
+            allow = ", ".join([*methods, "HEAD"] if "GET" in methods else methods)
             handler = methods.get(method)
             if handler is None:
                 raise RedfishError(405, f"{request.method} is not allowed on {path}",
-                                   headers={"Allow": ", ".join(methods)})
+                                   headers={"Allow": allow})
             if (method, path) not in PUBLIC:
                 self.sessions.authenticate(request.headers.get("X-Auth-Token"),
                                            request.headers.get("Authorization", ""))
-            return await handler(request, match.groupdict())
+            response = await handler(request, match.groupdict())
+            if method == "GET" and not response.prepared:
+                response.headers["Allow"] = allow
+            return response
         raise RedfishError(404, f"{path} does not exist", "ResourceMissingAtURI", (path,))
 
     # ---- helpers -------------------------------------------------------------------------
@@ -136,8 +151,10 @@ class RedfishService:
               headers: dict[str, str] | None = None) -> web.Response:
         text = json.dumps(body)
         etag = 'W/"' + hashlib.sha1(text.encode()).hexdigest()[:16] + '"'
+        described = {"Link": f"<{SCHEMAS}/{schema}.json>; rel=describedby"} if (
+            schema := rf.schema_of(body)) else {}
         return web.Response(status=status, text=text, content_type="application/json",
-                            headers={"ETag": etag, **(headers or {})})
+                            headers={"ETag": etag, **described, **(headers or {})})
 
     def _node(self, node: str) -> NodeController:
         controller = self.controllers.get(node)

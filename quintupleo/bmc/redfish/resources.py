@@ -32,6 +32,16 @@ BOOT_MODES = {"UEFI": BootMode.UEFI, "Legacy": BootMode.LEGACY}
 BOOT_ENABLED = ("Disabled", "Once", "Continuous")
 
 
+def schema_of(body: dict[str, Any]) -> str | None:
+    """The JSON schema a resource follows (its versioned namespace), from its @odata.type:
+    `#ComputerSystem.v1_27_0.ComputerSystem` -> `ComputerSystem.v1_27_0`."""
+    type_ = body.get("@odata.type")
+    if not isinstance(type_, str):
+        return None
+    namespace, _, _ = type_.lstrip("#").rpartition(".")
+    return namespace or None
+
+
 def service_root() -> dict[str, Any]:
     return odata("ServiceRoot.v1_20_0.ServiceRoot", f"{ROOT}/", Id="RootService",
                  Name="QuintupleO virtual BMC", RedfishVersion="1.20.0",
