@@ -70,7 +70,7 @@ enabled_network_interfaces = noop
 default_network_interface = noop
 enabled_inspect_interfaces = no-inspect,agent,redfish
 enabled_console_interfaces = no-console
-enabled_bios_interfaces = no-bios
+enabled_bios_interfaces = no-bios,redfish
 enabled_raid_interfaces = no-raid
 enabled_rescue_interfaces = no-rescue
 enabled_vendor_interfaces = no-vendor
@@ -93,6 +93,10 @@ automated_clean = false
 deploy_callback_timeout = 600
 # file:// image sources (a test's kernel and initramfs) must lie here
 file_url_allowed_paths = {work}/sources
+
+[redfish]
+# how often Ironic checks that BIOS settings took effect after the reboot (default 60 s)
+firmware_update_status_interval = 2
 
 [ipmi]
 # the default 5 s makes each power action take ~15 s; 0 crashes Ironic 39 (division by zero)

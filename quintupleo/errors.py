@@ -54,6 +54,13 @@ class NotInPresentState(BmcError):
     http_status = 409
 
 
+class InvalidSetting(BmcError):
+    """A BIOS attribute that does not exist, is read-only, or a value it cannot take."""
+
+    ipmi_code = 0xCC
+    http_status = 400
+
+
 class NotSupported(BmcError):
     """The backend cannot do this (e.g. a diagnostic interrupt on hardware without one)."""
 

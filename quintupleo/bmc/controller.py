@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from quintupleo.backends.base import Backend
 from quintupleo.bmc.console import Deliver, NodeConsole
+from quintupleo.bmc.platform import Platform
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import (
     BackendError,
@@ -72,6 +73,7 @@ class NodeController:
         self._issued_at = 0.0                          # when the last backend call returned
         self._on_action = on_action                    # asks the refresher to look soon
         self._console: NodeConsole | None = None       # the console's one client
+        self.platform = Platform(info.name, self.key, store)   # BIOS settings, indicator
 
     # ---- reads -------------------------------------------------------------------------
     def power_state(self) -> PowerState:
@@ -216,6 +218,8 @@ class NodeController:
                 self._on_action(False)
                 await asyncio.sleep(RETRY_DELAY)
         self._issued_at = time.monotonic()
+        if action.boots:
+            self.platform.booted()
         if action.boots and self.override.active and not self.override.persistent:
             # The one-time override was handed to this boot: it is consumed.
             self.set_boot_override(BootOverride(BootDevice.NONE, False, self.override.mode))

@@ -1,8 +1,11 @@
-"""Boot overrides persisted in SQLite, so they survive a restart of the BMC service."""
+"""Boot overrides, virtual media and platform settings (BIOS, indicator) persisted in SQLite,
+so they survive a restart of the BMC service."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from quintupleo.model import BootDevice, BootMode, BootOverride
 from quintupleo.sqlite import open_database
@@ -18,6 +21,10 @@ CREATE TABLE IF NOT EXISTS virtual_media (
     node  TEXT PRIMARY KEY,
     url   TEXT NOT NULL,
     media TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS platform (
+    node  TEXT PRIMARY KEY,
+    state TEXT NOT NULL
 )"""
 
 
@@ -58,6 +65,19 @@ class BootStore:
         else:
             self._db.execute("INSERT OR REPLACE INTO virtual_media (node, url, media) "
                              "VALUES (?, ?, ?)", (node, url, media))
+
+    def load_platform(self, node: str) -> dict[str, Any]:
+        """A node's platform state as saved (JSON), or {} (none, or unreadable)."""
+        row = self._db.execute("SELECT state FROM platform WHERE node = ?", (node,)).fetchone()
+        try:
+            state = json.loads(row[0]) if row else {}
+        except ValueError:
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def save_platform(self, node: str, state: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO platform (node, state) VALUES (?, ?)",
+                         (node, json.dumps(state)))
 
     def close(self) -> None:
         self._db.close()

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from quintupleo.bmc.controller import NodeController
-from quintupleo.bmc.redfish import inventory
+from quintupleo.bmc.redfish import bios, inventory
 from quintupleo.bmc.redfish import resources as rf
 from quintupleo.bmc.redfish.auth import Sessions, unauthorized
 from quintupleo.bmc.redfish.console import serve_console
@@ -77,7 +77,15 @@ class RedfishService:
         self._route(media + r"/Cd/Actions/VirtualMedia\.InsertMedia", POST=self.insert_media)
         self._route(media + r"/Cd/Actions/VirtualMedia\.EjectMedia", POST=self.eject_media)
         self._route(r"/redfish/v1/Chassis", GET=self.chassis_collection)
-        self._route(r"/redfish/v1/Chassis/(?P<node>[^/]+)", GET=self.chassis)
+        self._route(r"/redfish/v1/Chassis/(?P<node>[^/]+)", GET=self.chassis,
+                    PATCH=self.patch_chassis)
+        self._route(system + "/Bios", GET=self.bios)
+        self._route(system + "/Bios/Settings", GET=self.bios_settings,
+                    PATCH=self.patch_bios_settings)
+        self._route(system + r"/Bios/Actions/Bios\.ResetBios", POST=self.reset_bios)
+        self._route(bios.REGISTRIES, GET=self.registries)
+        self._route(bios.REGISTRY_FILE, GET=self.registry_file)
+        self._route(bios.REGISTRY_URI, GET=self.attribute_registry)
         self._route(r"/redfish/v1/SessionService", GET=self.session_service)
         self._route(r"/redfish/v1/SessionService/Sessions", GET=self.session_list,
                     POST=self.login)
@@ -348,14 +356,74 @@ class RedfishService:
             raise RedfishError(412, "The resource changed since it was read (ETag).",
                                "PreconditionFailed", (request.path,))
         body = await self._body(request)
-        for key in body:
-            if key != "Boot":
-                raise RedfishError(400, f"Property {key} cannot be changed.",
-                                   "PropertyNotWritable" if key in resource
-                                   else "PropertyUnknown", (key,))
-        boot = body.get("Boot")
-        if not isinstance(boot, dict):
-            raise RedfishError(400, "Boot must be an object.", "PropertyValueTypeError",
-                               (json.dumps(boot), "Boot"))
-        controller.set_boot_override(rf.patched_boot_override(controller.override, boot))
+        writable(body, resource, {"Boot", *rf.INDICATOR})
+        indicator = rf.patched_indicator(body)
+        override = controller.override
+        if "Boot" in body:
+            boot = body["Boot"]
+            if not isinstance(boot, dict):
+                raise RedfishError(400, "Boot must be an object.", "PropertyValueTypeError",
+                                   (json.dumps(boot), "Boot"))
+            override = rf.patched_boot_override(override, boot)
+        controller.set_boot_override(override)
+        if indicator is not None:
+            controller.platform.set_indicator(indicator)
         return self._json(rf.system(controller))
+
+    async def patch_chassis(self, request: web.Request, match: Match) -> web.StreamResponse:
+        controller = self._node(match["node"])
+        body = await self._body(request)
+        writable(body, rf.chassis(controller), set(rf.INDICATOR))
+        indicator = rf.patched_indicator(body)
+        if indicator is not None:
+            controller.platform.set_indicator(indicator)
+        return self._json(rf.chassis(controller))
+
+    # ---- BIOS ------------------------------------------------------------------------------
+    async def bios(self, request: web.Request, match: Match) -> web.StreamResponse:
+        return self._json(bios.bios(self._node(match["node"])))
+
+    async def bios_settings(self, request: web.Request, match: Match) -> web.StreamResponse:
+        return self._json(bios.pending(self._node(match["node"])))
+
+    async def patch_bios_settings(self, request: web.Request, match: Match
+                                  ) -> web.StreamResponse:
+        controller = self._node(match["node"])
+        body = await self._body(request)
+        apply_time = body.pop("@Redfish.SettingsApplyTime", {"ApplyTime": "OnReset"})
+        if not isinstance(apply_time, dict) or apply_time.get("ApplyTime") != "OnReset":
+            raise RedfishError(400, "BIOS settings apply OnReset only.",
+                               "PropertyValueNotInList",
+                               (json.dumps(apply_time), "@Redfish.SettingsApplyTime"))
+        writable(body, bios.pending(controller), {"Attributes"})
+        attributes = body.get("Attributes")
+        if not isinstance(attributes, dict):
+            raise RedfishError(400, "Attributes must be an object.", "PropertyValueTypeError",
+                               (json.dumps(attributes), "Attributes"))
+        controller.platform.stage(attributes)   # 400 (InvalidSetting) when one is wrong
+        return self._json(bios.pending(controller))
+
+    async def reset_bios(self, request: web.Request, match: Match) -> web.StreamResponse:
+        controller = self._node(match["node"])
+        if await request.read():   # sushy sends no body; a body must be an (empty) object
+            await self._body(request)
+        controller.platform.reset_to_defaults()
+        return web.Response(status=204)
+
+    async def registries(self, request: web.Request, _: Match) -> web.StreamResponse:
+        return self._json(bios.registries())
+
+    async def registry_file(self, request: web.Request, _: Match) -> web.StreamResponse:
+        return self._json(bios.registry_file())
+
+    async def attribute_registry(self, request: web.Request, _: Match) -> web.StreamResponse:
+        return self._json(bios.attribute_registry())
+
+
+def writable(body: dict[str, Any], resource: dict[str, Any], allowed: set[str]) -> None:
+    """400 for the first property of a PATCH that is not one of `allowed`."""
+    for key in body:
+        if key not in allowed:
+            raise RedfishError(400, f"Property {key} cannot be changed.",
+                               "PropertyNotWritable" if key in resource
+                               else "PropertyUnknown", (key,))

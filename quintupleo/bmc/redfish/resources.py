@@ -30,6 +30,7 @@ BOOT_TARGETS = {
 }
 BOOT_MODES = {"UEFI": BootMode.UEFI, "Legacy": BootMode.LEGACY}
 BOOT_ENABLED = ("Disabled", "Once", "Continuous")
+INDICATOR = ("IndicatorLED", "LocationIndicatorActive")   # one LED, two ways to say it
 
 
 def schema_of(body: dict[str, Any]) -> str | None:
@@ -49,12 +50,14 @@ def service_root() -> dict[str, Any]:
                  Systems=link(f"{ROOT}/Systems"), Managers=link(f"{ROOT}/Managers"),
                  Chassis=link(f"{ROOT}/Chassis"),
                  SessionService=link(f"{ROOT}/SessionService"),
+                 Registries=link(f"{ROOT}/Registries"),
                  AccountService=link(f"{ROOT}/AccountService"),
                  Links={"Sessions": link(f"{ROOT}/SessionService/Sessions")})
 
 
 def odata_service_document(controllers: list[NodeController]) -> dict[str, Any]:
-    names = ("Systems", "Managers", "Chassis", "SessionService", "AccountService")
+    names = ("Systems", "Managers", "Chassis", "SessionService", "AccountService",
+             "Registries")
     return {"@odata.context": f"{ROOT}/$metadata",
             "value": [{"name": n, "kind": "Singleton", "url": f"{ROOT}/{n}"} for n in names]}
 
@@ -99,7 +102,8 @@ def system(controller: NodeController) -> dict[str, Any]:
             "BootSourceOverrideMode": "UEFI" if override.mode is BootMode.UEFI else "Legacy",
             "BootSourceOverrideMode@Redfish.AllowableValues": list(BOOT_MODES),
         },
-        **_serial_console(controller, path),
+        **_serial_console(controller, path), **_indicator(controller),
+        Bios=link(f"{path}/Bios"),
         EthernetInterfaces=link(f"{path}/EthernetInterfaces"),
         Links={"Chassis": [link(f"{ROOT}/Chassis/{info.id}")],
                "ManagedBy": [link(f"{ROOT}/Managers/{info.id}")]},
@@ -107,6 +111,29 @@ def system(controller: NodeController) -> dict[str, Any]:
             "target": f"{path}/Actions/ComputerSystem.Reset",
             "ResetType@Redfish.AllowableValues": reset_types(controller)}},
     )
+
+
+def _indicator(controller: NodeController) -> dict[str, Any]:
+    state = controller.platform.indicator
+    return {"IndicatorLED": state, "LocationIndicatorActive": state != "Off"}
+
+
+def patched_indicator(body: dict[str, Any]) -> str | None:
+    """The indicator state a PATCH asks for (None: not asked)."""
+    if "IndicatorLED" in body:
+        value = body["IndicatorLED"]
+        if value not in ("Lit", "Blinking", "Off"):
+            raise RedfishError(400, f"{value!r} is not an allowed value of IndicatorLED.",
+                               "PropertyValueNotInList", (json.dumps(value), "IndicatorLED"))
+        return str(value)
+    if "LocationIndicatorActive" in body:
+        value = body["LocationIndicatorActive"]
+        if not isinstance(value, bool):
+            raise RedfishError(400, "LocationIndicatorActive must be true or false.",
+                               "PropertyValueTypeError",
+                               (json.dumps(value), "LocationIndicatorActive"))
+        return "Lit" if value else "Off"
+    return None
 
 
 def _serial_console(controller: NodeController, path: str) -> dict[str, Any]:
@@ -180,6 +207,7 @@ def chassis(controller: NodeController) -> dict[str, Any]:
                  Model=controller.info.hardware.model,
                  SerialNumber=controller.info.hardware.serial or None,
                  PowerState=power_state(controller), Status=_status(controller),
+                 **_indicator(controller),
                  Links={"ComputerSystems": [link(f"{ROOT}/Systems/{node}")],
                         "ManagedBy": [link(f"{ROOT}/Managers/{node}")]})
 

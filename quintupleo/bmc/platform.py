@@ -1,0 +1,123 @@
+"""The node's platform firmware as its BMC emulates it: BIOS settings and the location indicator.
+
+Like a real BIOS, settings are changed by staging them (the pending settings) and take effect
+at the node's next boot; a BIOS reset stages the defaults the same way. The indicator (IPMI
+`chassis identify`, Redfish `LocationIndicatorActive` / `IndicatorLED`) is the BMC's own and
+changes at once. Both survive a restart of the BMC (the boot store keeps them). What a virtual
+machine's firmware cannot act on is only recorded: these settings are what a BMC reports, and
+what Ironic's bios interface checks, not switches inside QEMU or Nova.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from quintupleo.bmc.store import BootStore
+from quintupleo.errors import InvalidSetting
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Attribute:
+    """One BIOS attribute as its registry describes it."""
+
+    name: str
+    kind: str                          # Enumeration, Integer, String, Boolean
+    default: Any
+    text: str
+    values: tuple[str, ...] = ()       # an Enumeration's allowable values
+    lower: int | None = None
+    upper: int | None = None
+    max_length: int | None = None
+    read_only: bool = False
+
+    def check(self, value: Any) -> None:
+        if self.read_only:
+            raise InvalidSetting(f"BIOS attribute {self.name} is read-only")
+        if not self._fits(value):
+            raise InvalidSetting(f"{value!r} is not a valid value of BIOS attribute {self.name}")
+
+    def _fits(self, value: Any) -> bool:
+        if self.kind == "Enumeration":
+            return isinstance(value, str) and value in self.values
+        if self.kind == "Integer":
+            return (isinstance(value, int) and not isinstance(value, bool)
+                    and (self.lower is None or value >= self.lower)
+                    and (self.upper is None or value <= self.upper))
+        if self.kind == "String":
+            return isinstance(value, str) and (self.max_length is None
+                                               or len(value) <= self.max_length)
+        return isinstance(value, bool)
+
+
+#: the settings a virtual node's BIOS has, with their factory defaults
+REGISTRY = (
+    Attribute("BootMode", "Enumeration", "Bios", "Boot mode", values=("Bios", "Uefi")),
+    Attribute("ProcVirtualization", "Enumeration", "Enabled", "Processor virtualization",
+              values=("Enabled", "Disabled")),
+    Attribute("NumLock", "Enumeration", "On", "NumLock at boot", values=("On", "Off")),
+    Attribute("PxeRetries", "Integer", 1, "Network boot attempts", lower=0, upper=10),
+    Attribute("AssetTag", "String", "", "Asset tag", max_length=32),
+    Attribute("SerialConsole", "Boolean", True, "Console redirection to COM1"),
+    Attribute("FirmwareRevision", "String", "1.0", "BIOS revision", read_only=True),
+)
+ATTRIBUTES = {a.name: a for a in REGISTRY}
+DEFAULTS = {a.name: a.default for a in REGISTRY}
+INDICATOR_STATES = ("Off", "Lit", "Blinking")
+
+
+class Platform:
+    """One node's BIOS settings (current and pending) and indicator, persisted."""
+
+    def __init__(self, node: str, key: str, store: BootStore) -> None:
+        self.node, self.key, self.store = node, key, store
+        saved = store.load_platform(key)
+        current = saved.get("bios", {})
+        self.bios: dict[str, Any] = {**DEFAULTS, **{k: v for k, v in current.items()
+                                                    if k in ATTRIBUTES}}
+        self.pending: dict[str, Any] = {k: v for k, v in saved.get("pending", {}).items()
+                                        if k in ATTRIBUTES}
+        self.indicator: str = saved.get("indicator", "Off")
+        if self.indicator not in INDICATOR_STATES:
+            self.indicator = "Off"
+
+    def stage(self, attributes: dict[str, Any]) -> None:
+        """Settings to apply at the next boot (all checked first: none staged if one fails)."""
+        for name, value in attributes.items():
+            attribute = ATTRIBUTES.get(name)
+            if attribute is None:
+                raise InvalidSetting(f"the BIOS has no attribute {name}")
+            attribute.check(value)
+        self.pending.update(attributes)
+        self._save()
+        log.info("node %s: BIOS settings staged for the next boot: %s", self.node,
+                 ", ".join(sorted(attributes)))
+
+    def reset_to_defaults(self) -> None:
+        """ResetBios: the factory defaults, at the next boot."""
+        self.pending = {k: v for k, v in DEFAULTS.items() if not ATTRIBUTES[k].read_only}
+        self._save()
+        log.info("node %s: BIOS reset to defaults at the next boot", self.node)
+
+    def booted(self) -> None:
+        """The node boots: its firmware takes the pending settings."""
+        if self.pending:
+            self.bios.update(self.pending)
+            log.info("node %s: BIOS settings applied at boot: %s", self.node,
+                     ", ".join(sorted(self.pending)))
+            self.pending = {}
+            self._save()
+
+    def set_indicator(self, state: str) -> None:
+        if state not in INDICATOR_STATES:
+            raise InvalidSetting(f"{state!r} is not an indicator state")
+        if state != self.indicator:
+            self.indicator = state
+            self._save()
+            log.info("node %s: location indicator %s", self.node, state.lower())
+
+    def _save(self) -> None:
+        self.store.save_platform(self.key, {"bios": self.bios, "pending": self.pending,
+                                            "indicator": self.indicator})
