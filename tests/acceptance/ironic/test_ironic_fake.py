@@ -133,3 +133,79 @@ def test_ironic_inspects_out_of_band_over_redfish(bmc_server, ironic, report, tm
         assert data["system_vendor"]["system_uuid"] == system["UUID"]
         assert data["system_vendor"]["serial_number"] == system["SerialNumber"]
         assert data["disks"][0]["size"] == 10 * 2**30
+
+
+def clean(ir: Ironic, name: str, steps: list[dict]) -> None:
+    """Manual cleaning with out-of-band steps only (no agent ramdisk is booted)."""
+    ir.call("PUT", f"nodes/{name}/states/provision",
+            {"target": "clean", "clean_steps": steps, "disable_ramdisk": True})
+    node = ir.wait(name, lambda n: n["provision_state"] in ("manageable", "clean failed"),
+                   "the end of cleaning", 120)
+    assert node["provision_state"] == "manageable", node["last_error"]
+
+
+def test_ironic_bios_settings_and_indicator_over_redfish(bmc_server, ironic, report, tmp_path):
+    """Ironic's `redfish` bios interface: its cache of the settings (with the registry's
+    types), `apply_configuration` (staged, applied by the reboot Ironic makes, then checked),
+    `factory_reset`; and the management interface's indicator. Each read back at the BMC."""
+    section = "fake backend · Redfish BIOS and indicator"
+    inventory = tmp_path / "nodes.json"
+    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-out",
+                     str(inventory), "--inventory-driver", "redfish")
+    ir = ironic()
+    [name] = enroll(ir, report, section, inventory, {"bios_interface": "redfish"})
+    ir.provision(name, "manage", "manageable")
+    cert = json.loads(inventory.read_text())["nodes"][0]["driver_info"]["redfish_verify_ca"]
+    at_bmc = RedfishView(bmc, "fake-0", cert)
+    bios_path = "/redfish/v1/Systems/fake-0/Bios"
+    with report.step(section, f"{name}: Ironic caches the BIOS settings and their registry"):
+        cached = {s["name"]: s for s in ir.call("GET", f"nodes/{name}/bios?detail=True")["bios"]}
+        assert {k: v["value"] for k, v in cached.items()} == {   # Ironic keeps strings: "1"
+            k: str(int(v) if isinstance(v, bool) else v)         # for true
+            for k, v in at_bmc.get(bios_path)["Attributes"].items()}
+        assert cached["PxeRetries"]["attribute_type"] == "Integer"
+        assert cached["PxeRetries"]["upper_bound"] == 10
+        assert cached["FirmwareRevision"]["read_only"] is True
+    with report.step(section, f"{name}: apply_configuration → reboot → the settings show"):
+        ir.power(name, "power on")
+        clean(ir, name, [{"interface": "bios", "step": "apply_configuration", "args": {
+            "settings": [{"name": "ProcVirtualization", "value": "Disabled"},
+                         {"name": "PxeRetries", "value": "3"}]}}])
+        attributes = at_bmc.get(bios_path)["Attributes"]
+        assert attributes["ProcVirtualization"] == "Disabled" and attributes["PxeRetries"] == 3
+        assert at_bmc.get(f"{bios_path}/Settings")["Attributes"] == {}   # nothing pending
+        cached = {s["name"]: s["value"] for s in ir.call("GET", f"nodes/{name}/bios")["bios"]}
+        assert cached["ProcVirtualization"] == "Disabled" and cached["PxeRetries"] == "3"
+    with report.step(section, f"{name}: a value outside the registry's bounds is refused"):
+        ir.call("PUT", f"nodes/{name}/states/provision", {
+            "target": "clean", "disable_ramdisk": True, "clean_steps": [{
+                "interface": "bios", "step": "apply_configuration",
+                "args": {"settings": [{"name": "PxeRetries", "value": "99"}]}}]})
+        node = ir.wait(name, lambda n: n["provision_state"] in ("manageable", "clean failed"),
+                       "the end of cleaning", 60)
+        assert node["provision_state"] == "clean failed" and "PxeRetries" in node["last_error"]
+        assert at_bmc.get(f"{bios_path}/Settings")["Attributes"] == {}
+        ir.call("DELETE", f"nodes/{name}/maintenance")   # a failed clean step sets it
+        ir.provision(name, "manage", "manageable")
+    with report.step(section, f"{name}: factory_reset → reboot → the defaults again"):
+        clean(ir, name, [{"interface": "bios", "step": "factory_reset"}])
+        attributes = at_bmc.get(bios_path)["Attributes"]
+        assert attributes["ProcVirtualization"] == "Enabled" and attributes["PxeRetries"] == 1
+    with report.step(section, f"{name}: the settings outlive a restart of the BMC"):
+        clean(ir, name, [{"interface": "bios", "step": "apply_configuration", "args": {
+            "settings": [{"name": "NumLock", "value": "Off"}]}}])
+        bmc.stop()
+        bmc.start()
+        assert at_bmc.get(bios_path)["Attributes"]["NumLock"] == "Off"
+    with report.step(section, f"{name}: the indicator, set through Ironic, lit at the BMC"):
+        indicators = ir.call("GET", f"nodes/{name}/management/indicators")["indicators"]
+        assert {i["component"] for i in indicators} >= {"system", "chassis"}
+        uuid = at_bmc.get("/redfish/v1/Systems/fake-0")["UUID"]   # Ironic names LEDs so
+        ir.call("PUT", f"nodes/{name}/management/indicators/{uuid}@system",
+                {"state": "blinking"})
+        assert at_bmc.get("/redfish/v1/Systems/fake-0")["IndicatorLED"] == "Blinking"
+        assert at_bmc.get("/redfish/v1/Chassis/fake-0")["LocationIndicatorActive"] is True
+        assert ir.call("GET", f"nodes/{name}/management/indicators/{uuid}@system")["state"] \
+            == "blinking"
+        ir.call("PUT", f"nodes/{name}/management/indicators/{uuid}@chassis", {"state": "off"})
+        assert at_bmc.get("/redfish/v1/Systems/fake-0")["LocationIndicatorActive"] is False
