@@ -9,7 +9,7 @@ import pytest
 
 from quintupleo.backends.fake import FakeBackend
 from quintupleo.bmc.controller import NodeController, Refresher
-from quintupleo.bmc.ipmi import commands, session, wire
+from quintupleo.bmc.ipmi import commands, context, session, wire
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import NodeBusy, NotInPresentState
 from quintupleo.model import BootDevice, BootMode, BootOverride, PowerAction, PowerState
@@ -33,7 +33,7 @@ def test_boot_flags_ironic_bytes():
         BootOverride(BootDevice.DISK, True, BootMode.UEFI)
     # valid bit clear: no override, whatever the device bits say
     assert not commands.decode_boot_flags(bytes([0x40, 0x04, 0, 0, 0])).active
-    with pytest.raises(commands.Completion):
+    with pytest.raises(context.Completion):
         commands.decode_boot_flags(bytes([0x80, 0x3C, 0, 0, 0]))   # floppy
 
 

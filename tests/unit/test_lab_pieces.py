@@ -11,7 +11,7 @@ import pytest
 from quintupleo.backends.fake import FakeBackend
 from quintupleo.backends.qemu.machine import boot_order
 from quintupleo.bmc.controller import NodeController
-from quintupleo.bmc.ipmi import commands
+from quintupleo.bmc.ipmi import commands, context
 from quintupleo.bmc.ipmi.completion import Cc
 from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.bmc.store import BootStore
@@ -96,7 +96,7 @@ def test_sol_acknowledges_what_it_receives_and_answers_its_parameters(tmp_path):
 
     asyncio.run(scenario())
     node = SimpleNamespace(has_console=True)    # what the commands ask of a controller
-    ctx = commands.Context(node, b"", commands.BootParameters(), None, lambda _: None,  # type: ignore[arg-type]
+    ctx = context.Context(node, b"", context.BootParameters(), None, lambda _: None,  # type: ignore[arg-type]
                            "peer", None, None, 6230)
     assert commands.get_sol_configuration(ctx, bytes([1, 1, 0, 0])) == bytes([0x11, 0x01])
     node.has_console = False                    # e.g. a cloud without serial consoles
@@ -105,6 +105,6 @@ def test_sol_acknowledges_what_it_receives_and_answers_its_parameters(tmp_path):
     assert commands.get_sol_configuration(ctx, bytes([1, 8, 0, 0])) == bytes([0x11, 0x56,
                                                                              0x18])
     assert commands.get_sol_configuration(ctx, bytes([0x81, 1, 0, 0])) == bytes([0x11])
-    with pytest.raises(commands.Completion) as unknown:
+    with pytest.raises(context.Completion) as unknown:
         commands.get_sol_configuration(ctx, bytes([1, 42, 0, 0]))
     assert unknown.value.code == Cc.PARAMETER_NOT_SUPPORTED

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import session as rmcp
-from quintupleo.bmc.ipmi import sol, wire
+from quintupleo.bmc.ipmi import sol
 from quintupleo.bmc.ipmi.completion import Cc
-from quintupleo.bmc.ipmi.sol import SolConsole
+from quintupleo.bmc.ipmi.context import Command, Completion, Context, need
 from quintupleo.errors import BmcError
 from quintupleo.model import BootDevice, BootMode, BootOverride, PowerAction, PowerState
 
@@ -35,41 +32,6 @@ DEVICE_TO_SELECTOR = {BootDevice.NONE: 0x0, BootDevice.PXE: 0x1, BootDevice.DISK
                       BootDevice.CDROM: 0x5, BootDevice.BIOS: 0x6, BootDevice.HTTP: 0x1}
 
 
-class Completion(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(f"completion code {code:#04x}")
-        self.code = code
-
-
-@dataclass
-class BootParameters:
-    """System Boot Options parameters 0, 3 and 4: IPMI bookkeeping that no backend needs."""
-
-    set_in_progress: int = 0
-    valid_bit_clearing: int = 0
-    boot_info_ack: int = 0
-
-
-@dataclass
-class Context:
-    """What a handler may touch: one node, its IPMI-only state and the caller's session."""
-
-    controller: NodeController
-    guid: bytes
-    boot_parameters: BootParameters
-    session: rmcp.Session | None
-    close_session: Callable[[int], None]
-    peer: str
-    sol: SolConsole | None = None
-    address: wire.Address | None = None  # the client's (host, port), where SOL packets go
-    port: int = 623                     # our UDP port, told in Activate Payload
-
-
-def _need(data: bytes, length: int) -> None:
-    if len(data) < length:
-        raise Completion(Cc.REQUEST_LENGTH)
-
-
 # ---- App (netfn 0x06) --------------------------------------------------------------------
 def get_device_id(ctx: Context, data: bytes) -> bytes:
     # device 0x20, rev 1 (no SDRs), firmware 0.1, IPMI 2.0, chassis device; manufacturer 0
@@ -81,7 +43,7 @@ def get_system_guid(ctx: Context, data: bytes) -> bytes:
 
 
 def get_channel_auth_capabilities(ctx: Context, data: bytes) -> bytes:
-    _need(data, 2)
+    need(data, 2)
     if data[0] & 0x0F not in (0x0E, 0x01):
         raise Completion(Cc.INVALID_DATA)
     v2 = 0x80 if data[0] & 0x80 else 0x00
@@ -95,7 +57,7 @@ def get_session_challenge(ctx: Context, data: bytes) -> bytes:
 
 
 def get_channel_cipher_suites(ctx: Context, data: bytes) -> bytes:
-    _need(data, 3)
+    need(data, 3)
     if data[0] & 0x0F not in (0x0E, 0x01):
         raise Completion(Cc.INVALID_DATA)
     if data[1] != 0x00:   # only the IPMI payload has cipher suites
@@ -105,7 +67,7 @@ def get_channel_cipher_suites(ctx: Context, data: bytes) -> bytes:
 
 
 def set_session_privilege(ctx: Context, data: bytes) -> bytes:
-    _need(data, 1)
+    need(data, 1)
     assert ctx.session is not None
     level = data[0] & 0x0F
     if level == 0:
@@ -119,7 +81,7 @@ def set_session_privilege(ctx: Context, data: bytes) -> bytes:
 
 
 def close_session(ctx: Context, data: bytes) -> bytes:
-    _need(data, 4)
+    need(data, 4)
     assert ctx.session is not None
     bmc_id = struct.unpack_from("<I", data)[0]
     if bmc_id != ctx.session.bmc_id:
@@ -136,7 +98,7 @@ def get_chassis_status(ctx: Context, data: bytes) -> bytes:
 
 
 def chassis_control(ctx: Context, data: bytes) -> bytes:
-    _need(data, 1)
+    need(data, 1)
     action = CHASSIS_CONTROL.get(data[0] & 0x0F)
     if action is None:
         raise Completion(Cc.INVALID_DATA)
@@ -145,24 +107,24 @@ def chassis_control(ctx: Context, data: bytes) -> bytes:
 
 
 def set_system_boot_options(ctx: Context, data: bytes) -> bytes:
-    _need(data, 1)
+    need(data, 1)
     parameter, value = data[0] & 0x7F, data[1:]
     params = ctx.boot_parameters
     if parameter == 0:
-        _need(value, 1)
+        need(value, 1)
         if value[0] & 0x03 == 0x03:
             raise Completion(Cc.INVALID_DATA)
         if value[0] & 0x03 == 0x01 and params.set_in_progress == 0x01:
             raise Completion(Cc.SET_IN_PROGRESS)
         params.set_in_progress = value[0] & 0x03 if value[0] & 0x03 != 0x02 else 0
     elif parameter == 3:
-        _need(value, 1)
+        need(value, 1)
         params.valid_bit_clearing = value[0] & 0x1F
     elif parameter == 4:
-        _need(value, 2)
+        need(value, 2)
         params.boot_info_ack = (params.boot_info_ack & ~value[0] | value[1] & value[0]) & 0xFF
     elif parameter == 5:
-        _need(value, 5)
+        need(value, 5)
         ctx.controller.set_boot_override(decode_boot_flags(value))
     else:
         raise Completion(Cc.PARAMETER_NOT_SUPPORTED)
@@ -187,7 +149,7 @@ def encode_boot_flags(override: BootOverride) -> bytes:
 
 
 def get_system_boot_options(ctx: Context, data: bytes) -> bytes:
-    _need(data, 3)
+    need(data, 3)
     parameter = data[0] & 0x7F
     params = ctx.boot_parameters
     values = {0: bytes([params.set_in_progress]), 3: bytes([params.valid_bit_clearing]),
@@ -203,7 +165,7 @@ def get_system_boot_options(ctx: Context, data: bytes) -> bytes:
 
 # ---- Serial-over-LAN (App 0x48-0x4A, Transport 0x21-0x22) ---------------------------------
 def activate_payload(ctx: Context, data: bytes) -> bytes:
-    _need(data, 6)
+    need(data, 6)
     if data[0] & 0x3F != 0x01 or data[1] != 1 or ctx.sol is None:
         raise Completion(Cc.INVALID_DATA)          # only SOL, instance 1
     if not ctx.controller.has_console:             # e.g. a cloud without serial consoles
@@ -216,7 +178,7 @@ def activate_payload(ctx: Context, data: bytes) -> bytes:
 
 
 def deactivate_payload(ctx: Context, data: bytes) -> bytes:
-    _need(data, 2)
+    need(data, 2)
     if data[0] & 0x3F != 0x01 or ctx.sol is None or not ctx.sol.active:
         raise Completion(Cc.PAYLOAD_ACTIVE)
     ctx.sol.deactivate()
@@ -224,14 +186,14 @@ def deactivate_payload(ctx: Context, data: bytes) -> bytes:
 
 
 def get_payload_activation_status(ctx: Context, data: bytes) -> bytes:
-    _need(data, 1)
+    need(data, 1)
     if data[0] & 0x3F != 0x01:
         raise Completion(Cc.INVALID_DATA)
     return bytes([1, 1 if ctx.sol is not None and ctx.sol.active else 0, 0])
 
 
 def get_sol_configuration(ctx: Context, data: bytes) -> bytes:
-    _need(data, 4)
+    need(data, 4)
     if data[0] & 0x80:                         # "get parameter revision only"
         return bytes([0x11])
     if data[1] == 8:                           # SOL payload port: ours
@@ -244,14 +206,9 @@ def get_sol_configuration(ctx: Context, data: bytes) -> bytes:
 
 
 def set_sol_configuration(ctx: Context, data: bytes) -> bytes:
-    _need(data, 2)
+    need(data, 2)
     return b""    # accepted, not changed: the console's settings are the node's own
 
-
-@dataclass(frozen=True)
-class Command:
-    handler: Callable[[Context, bytes], bytes]
-    privilege: int          # lowest session privilege; 0: allowed outside a session
 
 
 COMMANDS: dict[tuple[int, int], Command] = {

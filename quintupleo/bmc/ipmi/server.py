@@ -12,7 +12,7 @@ import time
 import uuid
 
 from quintupleo.bmc.controller import NodeController
-from quintupleo.bmc.ipmi import commands, wire
+from quintupleo.bmc.ipmi import commands, context, wire
 from quintupleo.bmc.ipmi.session import Handshake, Session, SetupAborted
 from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.model import Credentials
@@ -41,7 +41,7 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         # IPMI sends a GUID least significant byte first
         self.guid = uuid.UUID(controller.info.uuid).bytes[::-1]
         self.handshake = Handshake(credentials, self.guid, session_timeout)
-        self.boot_parameters = commands.BootParameters()
+        self.boot_parameters = context.BootParameters()
         self.transport: asyncio.DatagramTransport | None = None
         self.sol = SolConsole(controller, self._sendto)
         self._address: wire.Address | None = None    # the sender of the datagram being handled
@@ -153,9 +153,9 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
                                       request.data)
         return session.seal(wire.build_ipmi_response(request, code, data))
 
-    def _context(self, session: Session | None, peer: str) -> commands.Context:
+    def _context(self, session: Session | None, peer: str) -> context.Context:
         port = self.transport.get_extra_info("sockname")[1] if self.transport else 623
-        return commands.Context(self.controller, self.guid, self.boot_parameters, session,
+        return context.Context(self.controller, self.guid, self.boot_parameters, session,
                                 self._close_session, peer, self.sol, self._address, port)
 
 
