@@ -9,7 +9,8 @@ PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "QuintupleO needs Python >= 3.11"'
 
 # Debian packages for QuintupleO itself and its tests (the devcloud adds RabbitMQ itself):
-# ipmitool is the reference IPMI client our BMC is tested with; ipxe, syslinux, mtools,
+# ipmitool is the reference IPMI client our BMC is tested with, FreeIPMI (freeipmi-tools) the
+# second; ipxe, syslinux, mtools,
 # dosfstools and grub-efi-amd64-bin build the iPXE boot images; qemu and ovmf boot them in tests,
 # xorriso makes the tests' CD images; the lab's nodes need qemu-utils (qcow2), ipxe-qemu (the
 # NICs' PXE ROMs) and iproute2 (network namespaces); its tests run dnsmasq. The devcloud's
@@ -19,7 +20,7 @@ PYTHON=${PYTHON:-python3}
 # (grub-pc-bin for BIOS) on a GPT made by sgdisk (gdisk).
 APT_PACKAGES=(ipmitool ipxe syslinux syslinux-common mtools dosfstools grub-efi-amd64-bin
               grub-pc-bin qemu-system-x86 ovmf xorriso qemu-utils ipxe-qemu iproute2
-              dnsmasq-base busybox-static tcpdump mmdebstrap cpio zstd gdisk)
+              dnsmasq-base busybox-static tcpdump mmdebstrap cpio zstd gdisk freeipmi-tools)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

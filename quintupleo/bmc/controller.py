@@ -59,7 +59,7 @@ class NodeController:
         self.backend = backend
         self.store = store
         self.key = f"{backend.name}:{info.id}"
-        self.power: PowerState | None = None          # None until the first observation
+        self._power: PowerState | None = None         # None until the first observation
         self.override = override or BootOverride()
         self.missing = False                           # the backend no longer lists the node
         self.media: str | None = None                  # the inserted virtual CD (backend ref)
@@ -74,6 +74,17 @@ class NodeController:
         self._on_action = on_action                    # asks the refresher to look soon
         self._console: NodeConsole | None = None       # the console's one client
         self.platform = Platform(info.name, self.key, store)   # BIOS settings, indicator
+
+    @property
+    def power(self) -> PowerState | None:
+        return self._power
+
+    @power.setter
+    def power(self, value: PowerState | None) -> None:
+        """Every change of the model's power state is an event in the node's log (the SEL)."""
+        if value is not None and self._power is not None and value is not self._power:
+            self.platform.log_event(f"power {value.value}")
+        self._power = value
 
     # ---- reads -------------------------------------------------------------------------
     def power_state(self) -> PowerState:

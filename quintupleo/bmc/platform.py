@@ -3,14 +3,18 @@
 Like a real BIOS, settings are changed by staging them (the pending settings) and take effect
 at the node's next boot; a BIOS reset stages the defaults the same way. The indicator (IPMI
 `chassis identify`, Redfish `LocationIndicatorActive` / `IndicatorLED`) is the BMC's own and
-changes at once. Both survive a restart of the BMC (the boot store keeps them). What a virtual
-machine's firmware cannot act on is only recorded: these settings are what a BMC reports, and
-what Ironic's bios interface checks, not switches inside QEMU or Nova.
+changes at once. Both survive a restart of the BMC (the boot store keeps them). The event log
+(IPMI's SEL) records each power change the BMC sees; it lives as long as the BMC process.
+What a virtual machine's firmware cannot act on is only recorded: these settings are what a
+BMC reports, and what Ironic's bios interface checks, not switches inside QEMU or Nova.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +70,16 @@ REGISTRY = (
 ATTRIBUTES = {a.name: a for a in REGISTRY}
 DEFAULTS = {a.name: a.default for a in REGISTRY}
 INDICATOR_STATES = ("Off", "Lit", "Blinking")
+EVENT_LOG_SIZE = 512   # the oldest events go first, as in a full SEL set to overwrite
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the node's event log: when (Unix time), and what ("power on", …)."""
+
+    id: int
+    time: int
+    what: str
 
 
 class Platform:
@@ -82,6 +96,18 @@ class Platform:
         self.indicator: str = saved.get("indicator", "Off")
         if self.indicator not in INDICATOR_STATES:
             self.indicator = "Off"
+        self._indicator_timer: asyncio.TimerHandle | None = None
+        self.events: deque[Event] = deque(maxlen=EVENT_LOG_SIZE)   # since the BMC started
+        self._next_event = 1
+        self.events_cleared = 0   # when the log was last cleared (Unix time; 0: never)
+
+    def log_event(self, what: str) -> None:
+        self.events.append(Event(self._next_event, int(time.time()), what))
+        self._next_event = self._next_event % 0xFFFE + 1   # IPMI record IDs: 1..0xFFFE
+
+    def clear_events(self) -> None:
+        self.events.clear()
+        self.events_cleared = int(time.time())
 
     def stage(self, attributes: dict[str, Any]) -> None:
         """Settings to apply at the next boot (all checked first: none staged if one fails)."""
@@ -110,9 +136,17 @@ class Platform:
             self.pending = {}
             self._save()
 
-    def set_indicator(self, state: str) -> None:
+    def set_indicator(self, state: str, for_seconds: float | None = None) -> None:
+        """Set the indicator; with `for_seconds`, it goes off again by itself (IPMI's timed
+        identify)."""
         if state not in INDICATOR_STATES:
             raise InvalidSetting(f"{state!r} is not an indicator state")
+        if self._indicator_timer is not None:
+            self._indicator_timer.cancel()
+            self._indicator_timer = None
+        if for_seconds is not None:
+            self._indicator_timer = asyncio.get_running_loop().call_later(
+                for_seconds, self.set_indicator, "Off")
         if state != self.indicator:
             self.indicator = state
             self._save()

@@ -6,6 +6,7 @@ import json
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from pyghmi.exceptions import IpmiException
@@ -284,3 +285,57 @@ def test_ports_in_use_are_clear_errors(bmc_server, tmp_path):
         assert result.returncode == 1, result.stderr
         assert expected in result.stderr and "Traceback" not in result.stderr
     assert power(bmc) == "Chassis Power is off"     # the first one is untouched
+
+
+def test_sensors_event_log_identify_and_bmc_information(bmc_server, tmp_path):
+    """What scripts and Ironic's sensor collection read: the SDR and readings (ipmitool and
+    FreeIPMI), which follow the node's power state; the SEL with an entry per power change
+    (cleared by an operator, not a user); chassis identify; DCMI power; channel, user, session
+    and LAN information."""
+    bmc = bmc_server("--fake-nodes", "1")
+
+    def run(*command: str) -> str:
+        return bmc.ipmitool(*command).stdout
+
+    def freeipmi(tool: str, *args: str) -> str:
+        return subprocess.run([tool, "-h", f"127.0.0.1:{bmc.port_base}", "-u", "admin", "-p",
+                               "password", "-D", "LAN_2_0", "-l", "ADMIN", *args],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+
+    off = run("sdr", "list")
+    assert "System Power     | 0 Watts" in off and "Inlet Temp       | 21 degrees C" in off
+    run("power", "on")
+    on = run("sdr", "list")
+    assert "System Power     | 25 Watts" in on and "Inlet Temp       | 24 degrees C" in on
+    cache = ("--sdr-cache-directory", str(tmp_path))
+    assert "S0/G0" in freeipmi("ipmi-sensors", *cache)
+    assert "Instantaneous power reading:                    25 Watts" in run(
+        "dcmi", "power", "reading")
+    run("power", "off")
+    assert "'S5/G2'" in freeipmi("ipmi-sensors", *cache)
+    sel = run("sel", "list").splitlines()
+    assert len(sel) == 2 and "S0/G0: working" in sel[0] and "S5/G2: soft-off" in sel[1]
+    assert "S0/G0" in freeipmi("ipmi-sel", *cache)
+    refused = bmc.ipmitool("-L", "USER", "sel", "clear", check=False)
+    assert "Insufficient privilege" in refused.stdout + refused.stderr
+    run("sel", "clear")
+    cleared = bmc.ipmitool("sel", "list")
+    assert "no entries" in cleared.stdout + cleared.stderr
+    assert run("raw", "0x00", "0x01").split()[2] == "40"     # identify supported, off
+    run("chassis", "identify", "force")
+    assert run("raw", "0x00", "0x01").split()[2] == "60"     # on, indefinitely
+    run("chassis", "identify", "1")
+    assert run("raw", "0x00", "0x01").split()[2] == "50"     # on, timed
+    time.sleep(1.5)
+    assert run("raw", "0x00", "0x01").split()[2] == "40"     # off again by itself
+    assert "Chassis Identify state              : off" in freeipmi("ipmi-chassis",
+                                                                  "--get-chassis-status")
+    channel = run("channel", "info")
+    assert "802.3 LAN" in channel and "multi-session" in channel
+    users = run("user", "list").splitlines()
+    assert users[2].split()[:2] == ["2", "admin"] and "ADMINISTRATOR" in users[2]
+    session = run("session", "info", "active")
+    assert "IPMIv2/RMCP+" in session and "console ip                    : 127.0.0.1" in session
+    lan = run("lan", "print")
+    assert "IP Address              : 127.0.0.1" in lan and "3,17" in lan.replace(" ", "")
+    assert "Traceback" not in bmc.log

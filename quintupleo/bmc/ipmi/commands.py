@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import struct
 
+from quintupleo.bmc.ipmi import management, sol
 from quintupleo.bmc.ipmi import session as rmcp
-from quintupleo.bmc.ipmi import sol
 from quintupleo.bmc.ipmi.completion import Cc
 from quintupleo.bmc.ipmi.context import Command, Completion, Context, need
 from quintupleo.errors import BmcError
@@ -34,8 +34,9 @@ DEVICE_TO_SELECTOR = {BootDevice.NONE: 0x0, BootDevice.PXE: 0x1, BootDevice.DISK
 
 # ---- App (netfn 0x06) --------------------------------------------------------------------
 def get_device_id(ctx: Context, data: bytes) -> bytes:
-    # device 0x20, rev 1 (no SDRs), firmware 0.1, IPMI 2.0, chassis device; manufacturer 0
-    return bytes([0x20, 0x01, 0x00, 0x01, 0x02, 0x80, 0, 0, 0, 0x51, 0x4F, 0, 0, 0, 0])
+    # device 0x20, rev 1 (no device SDRs), firmware 0.1, IPMI 2.0; manufacturer 0;
+    # additional device support: chassis, SEL, SDR repository and sensor device (0x87)
+    return bytes([0x20, 0x01, 0x00, 0x01, 0x02, 0x87, 0, 0, 0, 0x51, 0x4F, 0, 0, 0, 0])
 
 
 def get_system_guid(ctx: Context, data: bytes) -> bytes:
@@ -94,7 +95,7 @@ def close_session(ctx: Context, data: bytes) -> bytes:
 def get_chassis_status(ctx: Context, data: bytes) -> bytes:
     on = ctx.controller.power_state() is PowerState.ON
     # power restore policy "always off" (0b00 in bits 6:5); no faults; no last event
-    return bytes([0x01 if on else 0x00, 0x00, 0x00])
+    return bytes([0x01 if on else 0x00, 0x00, management.identify_state(ctx)])
 
 
 def chassis_control(ctx: Context, data: bytes) -> bytes:
@@ -228,6 +229,7 @@ COMMANDS: dict[tuple[int, int], Command] = {
     (NETFN_CHASSIS, 0x02): Command(chassis_control, rmcp.OPERATOR),
     (NETFN_CHASSIS, 0x08): Command(set_system_boot_options, rmcp.OPERATOR),
     (NETFN_CHASSIS, 0x09): Command(get_system_boot_options, rmcp.USER),
+    **management.COMMANDS,
 }
 
 

@@ -41,6 +41,9 @@ class Context:
     sol: SolConsole | None = None
     address: wire.Address | None = None  # the client's (host, port), where SOL packets go
     port: int = 623                     # our UDP port, told in Activate Payload
+    sessions: dict[int, rmcp.Session] | None = None   # the endpoint's (session info, channel)
+    username: str = ""                  # the BMC account's user name (user list)
+    local_address: str = ""             # the address the BMC listens on (lan print)
 
 
 def need(data: bytes, length: int) -> None:

@@ -154,9 +154,12 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         return session.seal(wire.build_ipmi_response(request, code, data))
 
     def _context(self, session: Session | None, peer: str) -> context.Context:
-        port = self.transport.get_extra_info("sockname")[1] if self.transport else 623
+        host, port = self.transport.get_extra_info("sockname")[:2] if self.transport else (
+            "", 623)
         return context.Context(self.controller, self.guid, self.boot_parameters, session,
-                                self._close_session, peer, self.sol, self._address, port)
+                                self._close_session, peer, self.sol, self._address, port,
+                                self.handshake.sessions, self.handshake.credentials.username,
+                                host)
 
 
 async def listen(endpoint: IpmiEndpoint, address: str, port: int) -> asyncio.DatagramTransport:
