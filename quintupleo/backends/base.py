@@ -22,6 +22,8 @@ class Backend(ABC):
     has_console: bool = False
     #: whether nodes have a virtual CD (insert_media)
     has_media: bool = False
+    #: whether the nodes' firmware has secure boot keys, so that secure boot can be switched on
+    has_secure_boot: bool = False
     #: the devices a boot override may name
     boot_devices: frozenset[BootDevice] = frozenset(BootDevice)
     #: how long after starting an action a new observation is worth making (batches actions

@@ -43,6 +43,7 @@ class FakeBackend(Backend):
 
     name = "fake"
     has_media = True
+    has_secure_boot = True   # recorded, like every setting of a fake node
 
     def __init__(self, count: int, delay: float = 0.0, prefix: str = "fake-",
                  staged: bool = False) -> None:

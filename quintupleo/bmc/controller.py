@@ -73,7 +73,8 @@ class NodeController:
         self._issued_at = 0.0                          # when the last backend call returned
         self._on_action = on_action                    # asks the refresher to look soon
         self._console: NodeConsole | None = None       # the console's one client
-        self.platform = Platform(info.name, self.key, store)   # BIOS settings, indicator
+        self.platform = Platform(info.name, self.key, store,   # BIOS, secure boot, indicator
+                                 secure_boot=backend.has_secure_boot)
 
     @property
     def power(self) -> PowerState | None:
@@ -114,6 +115,10 @@ class NodeController:
     @property
     def has_media(self) -> bool:
         return self.backend.has_media
+
+    @property
+    def has_secure_boot(self) -> bool:
+        return self.backend.has_secure_boot
 
     @property
     def has_console(self) -> bool:

@@ -70,6 +70,10 @@ REGISTRY = (
 ATTRIBUTES = {a.name: a for a in REGISTRY}
 DEFAULTS = {a.name: a.default for a in REGISTRY}
 INDICATOR_STATES = ("Off", "Lit", "Blinking")
+#: what a node's sensors read, (on, off): a nominal draw and warmth while it runs, none drawn
+#: and room temperature when off; a virtual machine has no fans or power supplies to report
+POWER_WATTS = (25, 0)
+INLET_CELSIUS = (24, 21)
 EVENT_LOG_SIZE = 512   # the oldest events go first, as in a full SEL set to overwrite
 
 
@@ -85,9 +89,15 @@ class Event:
 class Platform:
     """One node's BIOS settings (current and pending) and indicator, persisted."""
 
-    def __init__(self, node: str, key: str, store: BootStore) -> None:
+    def __init__(self, node: str, key: str, store: BootStore, secure_boot: bool = False
+                 ) -> None:
         self.node, self.key, self.store = node, key, store
         saved = store.load_platform(key)
+        # secure boot: keys enrolled (UserMode) where the firmware has them, else SetupMode
+        self._can_have_keys = secure_boot
+        self.has_keys = secure_boot and saved.get("keys", True) is True
+        self.secure_boot = self.has_keys and saved.get("secure_boot", False) is True
+        self.secure_boot_now = self.has_keys and saved.get("secure_boot_now", False) is True
         current = saved.get("bios", {})
         self.bios: dict[str, Any] = {**DEFAULTS, **{k: v for k, v in current.items()
                                                     if k in ATTRIBUTES}}
@@ -127,8 +137,30 @@ class Platform:
         self._save()
         log.info("node %s: BIOS reset to defaults at the next boot", self.node)
 
+    def enable_secure_boot(self, enabled: bool) -> None:
+        """Secure boot at the next boot (only with keys enrolled)."""
+        if enabled and not self.has_keys:
+            raise InvalidSetting(f"node {self.node}: its firmware has no secure boot keys "
+                                 "(setup mode): secure boot cannot be enabled")
+        self.secure_boot = enabled
+        self._save()
+        log.info("node %s: secure boot %s at the next boot", self.node,
+                 "enabled" if enabled else "disabled")
+
+    def reset_keys(self, keep: bool) -> None:
+        """ResetKeys: the default keys again (`keep`), or none (setup mode, secure boot off)."""
+        if keep and not self.has_keys and not self._can_have_keys:
+            raise InvalidSetting(f"node {self.node}: its firmware has no secure boot keys")
+        self.has_keys = keep
+        if not keep:
+            self.secure_boot = False
+        self._save()
+
     def booted(self) -> None:
         """The node boots: its firmware takes the pending settings."""
+        if self.secure_boot_now != self.secure_boot:
+            self.secure_boot_now = self.secure_boot
+            self._save()
         if self.pending:
             self.bios.update(self.pending)
             log.info("node %s: BIOS settings applied at boot: %s", self.node,
@@ -153,5 +185,7 @@ class Platform:
             log.info("node %s: location indicator %s", self.node, state.lower())
 
     def _save(self) -> None:
-        self.store.save_platform(self.key, {"bios": self.bios, "pending": self.pending,
-                                            "indicator": self.indicator})
+        self.store.save_platform(self.key, {
+            "bios": self.bios, "pending": self.pending, "indicator": self.indicator,
+            "keys": self.has_keys, "secure_boot": self.secure_boot,
+            "secure_boot_now": self.secure_boot_now})

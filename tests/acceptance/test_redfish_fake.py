@@ -292,3 +292,52 @@ def test_staged_boot_answers_powering_on_and_503_with_retry_after(bmc_server, cl
     cd.eject_media()
     cd.refresh()
     assert not cd.inserted and cd.image is None
+
+
+def test_inventory_sensors_and_secure_boot_through_sushy(bmc_server, client):
+    """sushy reads the inventory Ironic inspects; the chassis' power and thermal readings follow
+    the node's power state; secure boot switches at the next boot, and a firmware without keys
+    (DeleteAllKeys: setup mode) refuses it."""
+    bmc = bmc_server("--fake-nodes", "1")
+    root = client(bmc)
+    system = root.get_system("/redfish/v1/Systems/fake-0")
+    assert system.processors.summary == (2, sushy.ProcessorArchitecture.X86)
+    assert system.memory_summary.size_gib == 2
+    assert system.simple_storage.disks_sizes_bytes == [10 * 2**30]
+    assert system.storage.drives_sizes_bytes == [10 * 2**30]
+    assert system.storage.volumes_sizes_bytes == []
+    [nic] = system.ethernet_interfaces.get_members()
+    assert nic.mac_address == "52:54:00:00:00:00"
+    assert system.serial_number == "QO-00000000" and system.bios_version
+    chassis = root.get_chassis("/redfish/v1/Chassis/fake-0")
+    assert chassis.uuid == system.uuid and chassis.serial_number == system.serial_number
+
+    def readings() -> tuple[float, float]:
+        chassis.refresh()   # sushy reads no PowerControl: the draw is read as JSON
+        [control] = get(bmc, "/redfish/v1/Chassis/fake-0/Power").json()["PowerControl"]
+        [inlet] = chassis.thermal.temperatures
+        assert chassis.power.power_supplies == [] and chassis.thermal.fans == []
+        return control["PowerConsumedWatts"], inlet.reading_celsius
+
+    off = readings()
+    system.reset_system(sushy.ResetType.ON)
+    wait_power(system, sushy.PowerState.ON)
+    assert readings()[0] > off[0] and readings()[1] > off[1]
+    assert nic.refresh() is None and nic.status.state == sushy.State.ENABLED
+
+    secure = system.secure_boot
+    assert (secure.enabled, secure.mode) == (False, sushy.SecureBootMode.USER)
+    secure.set_enabled(True)
+    secure.refresh()
+    assert secure.enabled and secure.current_boot == sushy.SecureBootCurrentBoot.DISABLED
+    system.reset_system(sushy.ResetType.FORCE_RESTART)
+    time.sleep(0.5)
+    secure.refresh()
+    assert secure.current_boot == sushy.SecureBootCurrentBoot.ENABLED
+    secure.reset_keys(sushy.SecureBootResetKeysType.DELETE_ALL_KEYS)
+    secure.refresh()
+    assert (secure.enabled, secure.mode) == (False, sushy.SecureBootMode.SETUP)
+    with pytest.raises(sushy.exceptions.BadRequestError):
+        secure.set_enabled(True)
+    secure.reset_keys(sushy.SecureBootResetKeysType.RESET_ALL_KEYS_TO_DEFAULT)
+    secure.set_enabled(True)

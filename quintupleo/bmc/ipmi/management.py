@@ -4,8 +4,8 @@ log (`sel`), channel, user, session and LAN information (`channel info`, `user l
 `session info`, `lan print`), DCMI power reading.
 
 The sensors are those a virtual machine honestly has: its power draw and inlet temperature
-follow the node's power state (a nominal figure when on, none drawn when off; no fault is ever
-made up), and the ACPI power state. The SEL holds the node's power changes (platform.py).
+follow the node's power state (platform.py's figures; no fault is ever made up), and the ACPI
+power state. The SEL holds the node's power changes (platform.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from quintupleo.bmc.ipmi import session as rmcp
 from quintupleo.bmc.ipmi.completion import Cc
 from quintupleo.bmc.ipmi.context import Command, Completion, Context, need
+from quintupleo.bmc.platform import INLET_CELSIUS, POWER_WATTS
 from quintupleo.model import PowerState
 
 NETFN_CHASSIS, NETFN_SENSOR, NETFN_APP = 0x00, 0x04, 0x06
@@ -65,8 +66,8 @@ class Sensor:
 
 
 SENSORS = (
-    Sensor(1, "System Power", 0x0B, 6, on=25, off=0),
-    Sensor(2, "Inlet Temp", 0x01, 1, on=24, off=21),
+    Sensor(1, "System Power", 0x0B, 6, *POWER_WATTS),
+    Sensor(2, "Inlet Temp", 0x01, 1, *INLET_CELSIUS),
     Sensor(ACPI_STATE_SENSOR, "ACPI State", 0x22, 0, on=ACPI_WORKING, off=ACPI_SOFT_OFF),
 )
 SDR = {index: sensor.record(index) for index, sensor in enumerate(SENSORS, 1)}

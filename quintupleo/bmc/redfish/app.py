@@ -79,6 +79,11 @@ class RedfishService:
         self._route(r"/redfish/v1/Chassis", GET=self.chassis_collection)
         self._route(r"/redfish/v1/Chassis/(?P<node>[^/]+)", GET=self.chassis,
                     PATCH=self.patch_chassis)
+        chassis = r"/redfish/v1/Chassis/(?P<node>[^/]+)"
+        self._route(chassis + "/Power", GET=self._inventory(inventory.chassis_power))
+        self._route(chassis + "/Thermal", GET=self._inventory(inventory.chassis_thermal))
+        self._route(system + "/SecureBoot", GET=self.secure_boot, PATCH=self.patch_secure_boot)
+        self._route(system + r"/SecureBoot/Actions/SecureBoot\.ResetKeys", POST=self.reset_keys)
         self._route(system + "/Bios", GET=self.bios)
         self._route(system + "/Bios/Settings", GET=self.bios_settings,
                     PATCH=self.patch_bios_settings)
@@ -408,6 +413,30 @@ class RedfishService:
         if await request.read():   # sushy sends no body; a body must be an (empty) object
             await self._body(request)
         controller.platform.reset_to_defaults()
+        return web.Response(status=204)
+
+    async def secure_boot(self, request: web.Request, match: Match) -> web.StreamResponse:
+        return self._json(bios.secure_boot(self._node(match["node"])))
+
+    async def patch_secure_boot(self, request: web.Request, match: Match) -> web.StreamResponse:
+        controller = self._node(match["node"])
+        body = await self._body(request)
+        writable(body, bios.secure_boot(controller), {"SecureBootEnable"})
+        enabled = body.get("SecureBootEnable")
+        if not isinstance(enabled, bool):
+            raise RedfishError(400, "SecureBootEnable must be true or false.",
+                               "PropertyValueTypeError", (json.dumps(enabled), "SecureBootEnable"))
+        controller.platform.enable_secure_boot(enabled)   # 400 in setup mode
+        return self._json(bios.secure_boot(controller))
+
+    async def reset_keys(self, request: web.Request, match: Match) -> web.StreamResponse:
+        controller = self._node(match["node"])
+        kind = (await self._body(request)).get("ResetKeysType")
+        if kind not in bios.RESET_KEYS:
+            raise RedfishError(400, f"ResetKeysType must be one of {list(bios.RESET_KEYS)}.",
+                               "ActionParameterValueNotInList",
+                               (str(kind), "ResetKeysType", "SecureBoot.ResetKeys"))
+        controller.platform.reset_keys(keep=kind == "ResetAllKeysToDefault")
         return web.Response(status=204)
 
     async def registries(self, request: web.Request, _: Match) -> web.StreamResponse:

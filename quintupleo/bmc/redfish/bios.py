@@ -1,6 +1,7 @@
 """The BIOS as Redfish has it: current `Attributes`, a pending settings object applied `OnReset`,
 the `ResetBios` action, and the attribute registry (behind the service's Registries) that says
-which attributes exist and what values they take."""
+which attributes exist and what values they take; and UEFI secure boot (`SecureBootEnable` at
+the next boot, `ResetKeys`). A firmware without keys says so by its mode: SetupMode."""
 
 from __future__ import annotations
 
@@ -71,3 +72,18 @@ def attribute_registry() -> dict[str, Any]:
                  Name="BIOS attribute registry", Language="en", OwningEntity="QuintupleO",
                  RegistryVersion="1.0.0",
                  RegistryEntries={"Attributes": [_entry(a) for a in REGISTRY]})
+
+
+RESET_KEYS = ("ResetAllKeysToDefault", "DeleteAllKeys")
+
+
+def secure_boot(controller: NodeController) -> dict[str, Any]:
+    platform = controller.platform
+    path = f"{ROOT}/Systems/{controller.info.id}/SecureBoot"
+    return odata("SecureBoot.v1_1_2.SecureBoot", path, Id="SecureBoot", Name="UEFI secure boot",
+                 SecureBootEnable=platform.secure_boot,
+                 SecureBootCurrentBoot="Enabled" if platform.secure_boot_now else "Disabled",
+                 SecureBootMode="UserMode" if platform.has_keys else "SetupMode",
+                 Actions={"#SecureBoot.ResetKeys": {
+                     "target": f"{path}/Actions/SecureBoot.ResetKeys",
+                     "ResetKeysType@Redfish.AllowableValues": list(RESET_KEYS)}})

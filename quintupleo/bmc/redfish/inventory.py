@@ -1,4 +1,5 @@
-"""A system's hardware inventory as Redfish resources: processors, memory, storage and drives.
+"""A system's hardware inventory as Redfish resources: processors, memory, storage and drives,
+and its chassis' power and thermal readings.
 
 What Ironic's `redfish` inspect interface reads (through sushy): the Processors collection
 (TotalThreads, ProcessorArchitecture, InstructionSet, Model), MemorySummary, SimpleStorage and
@@ -13,7 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from quintupleo.bmc.controller import NodeController
+from quintupleo.bmc.platform import INLET_CELSIUS, POWER_WATTS
 from quintupleo.bmc.redfish.odata import ROOT, collection, link, odata
+from quintupleo.model import PowerState
 
 ARCHITECTURES = {   # NodeInfo.cpu_arch -> (ProcessorArchitecture, InstructionSet)
     "x86_64": ("x86", "x86-64"), "i686": ("x86", "x86"),
@@ -119,3 +122,26 @@ def drive(controller: NodeController) -> dict[str, Any]:
 def volumes(controller: NodeController) -> dict[str, Any]:
     path = f"{_system(controller)}/Storage/0/Volumes"
     return collection("VolumeCollection", path, "Volumes", [])
+
+
+def _running(controller: NodeController) -> bool:
+    return controller.power is PowerState.ON
+
+
+def chassis_power(controller: NodeController) -> dict[str, Any]:
+    path = f"{ROOT}/Chassis/{controller.info.id}/Power"
+    watts = POWER_WATTS[0] if _running(controller) else POWER_WATTS[1]
+    return odata("Power.v1_7_3.Power", path, Id="Power", Name="Power", PowerSupplies=[],
+                 PowerControl=[{"@odata.id": f"{path}#/PowerControl/0", "MemberId": "0",
+                                "Name": "System power", "PowerConsumedWatts": watts,
+                                "Status": ENABLED}])
+
+
+def chassis_thermal(controller: NodeController) -> dict[str, Any]:
+    path = f"{ROOT}/Chassis/{controller.info.id}/Thermal"
+    celsius = INLET_CELSIUS[0] if _running(controller) else INLET_CELSIUS[1]
+    return odata("Thermal.v1_7_3.Thermal", path, Id="Thermal", Name="Thermal", Fans=[],
+                 Temperatures=[{"@odata.id": f"{path}#/Temperatures/0", "MemberId": "0",
+                                "Name": "Inlet Temp", "SensorNumber": 2,
+                                "PhysicalContext": "Intake", "ReadingCelsius": celsius,
+                                "Status": ENABLED}])

@@ -103,7 +103,7 @@ def system(controller: NodeController) -> dict[str, Any]:
             "BootSourceOverrideMode@Redfish.AllowableValues": list(BOOT_MODES),
         },
         **_serial_console(controller, path), **_indicator(controller),
-        Bios=link(f"{path}/Bios"),
+        Bios=link(f"{path}/Bios"), SecureBoot=link(f"{path}/SecureBoot"),
         EthernetInterfaces=link(f"{path}/EthernetInterfaces"),
         Links={"Chassis": [link(f"{ROOT}/Chassis/{info.id}")],
                "ManagedBy": [link(f"{ROOT}/Managers/{info.id}")]},
@@ -208,6 +208,8 @@ def chassis(controller: NodeController) -> dict[str, Any]:
                  SerialNumber=controller.info.hardware.serial or None,
                  PowerState=power_state(controller), Status=_status(controller),
                  **_indicator(controller),
+                 Power=link(f"{ROOT}/Chassis/{node}/Power"),
+                 Thermal=link(f"{ROOT}/Chassis/{node}/Thermal"),
                  Links={"ComputerSystems": [link(f"{ROOT}/Systems/{node}")],
                         "ManagedBy": [link(f"{ROOT}/Managers/{node}")]})
 
