@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from quintupleo.backends.base import Backend
+from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController, Refresher
 from quintupleo.bmc.ipmi.server import IpmiEndpoint, listen
 from quintupleo.bmc.redfish.app import RedfishService
@@ -44,12 +45,15 @@ class BmcService:
     _transports: list[asyncio.BaseTransport] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _store: BootStore | None = None
+    accounts: Accounts | None = None
     _runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         settings = self.settings
         infos = await self.backend.discover()
         self._store = BootStore(settings.state_dir / "boot.sqlite")
+        self.accounts = Accounts(Credentials(settings.username, settings.password),
+                                 settings.state_dir / "accounts.sqlite")
         saved = self._store.load_all()
         media = self._store.load_media()
         self.refresher = Refresher(self.backend, self.controllers, settings.refresh_interval)
@@ -87,7 +91,9 @@ class BmcService:
         _raise_open_files_limit(len(self.endpoints))
         for node, controller in zip(self.endpoints, self.controllers, strict=True):
             bmc = node.bmc
-            endpoint = IpmiEndpoint(controller, bmc.ipmi, self.settings.session_timeout)
+            assert self.accounts is not None
+            endpoint = IpmiEndpoint(controller, bmc.ipmi, self.accounts,
+                                    self.settings.session_timeout)
             try:
                 self._transports.append(await listen(endpoint, bmc.ipmi_address, bmc.ipmi_port))
             except OSError as exc:
@@ -106,8 +112,8 @@ class BmcService:
                 context = server_context(cert, key)
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"TLS certificate or key unusable: {exc}") from None
-        credentials = Credentials(settings.username, settings.password)
-        service = RedfishService({c.info.id: c for c in self.controllers}, credentials,
+        assert self.accounts is not None
+        service = RedfishService({c.info.id: c for c in self.controllers}, self.accounts,
                                  settings.redfish_session_timeout)
         self._runner = web.AppRunner(service.application(), access_log=None)
         await self._runner.setup()
@@ -130,6 +136,8 @@ class BmcService:
         await self.backend.close()
         if self._store is not None:
             self._store.close()
+        if self.accounts is not None:
+            self.accounts.close()
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         """Start, serve until SIGTERM/SIGINT, stop."""

@@ -341,3 +341,72 @@ def test_inventory_sensors_and_secure_boot_through_sushy(bmc_server, client):
         secure.set_enabled(True)
     secure.reset_keys(sushy.SecureBootResetKeysType.RESET_ALL_KEYS_TO_DEFAULT)
     secure.set_enabled(True)
+
+
+def test_accounts_and_roles_over_redfish_and_ipmi(bmc_server):
+    """An Administrator creates an Operator and a ReadOnly account; each may do what its role
+    allows, over Redfish and IPMI (ipmitool), and no more; a user changes its own password; a
+    deleted account is gone from both; accounts outlive a restart; account 1 stays."""
+    bmc = bmc_server("--fake-nodes", "1")
+    url, admin = bmc.redfish_url, ("admin", "password")
+
+    def call(method, path, auth=admin, **kw) -> requests.Response:
+        return requests.request(method, f"{url}{path}", auth=auth, verify=cert(bmc),
+                                timeout=10, **kw)
+
+    accounts = "/redfish/v1/AccountService/Accounts"
+    roles = call("GET", "/redfish/v1/AccountService/Roles").json()
+    assert {m["@odata.id"].rsplit("/", 1)[1] for m in roles["Members"]} == {
+        "Administrator", "Operator", "ReadOnly"}
+    assert "ConfigureUsers" not in call(
+        "GET", "/redfish/v1/AccountService/Roles/Operator").json()["AssignedPrivileges"]
+    made = {}
+    for name, role in (("ops", "Operator"), ("viewer", "ReadOnly")):
+        response = call("POST", accounts, json={"UserName": name, "Password": f"{name}-pw",
+                                                "RoleId": role})
+        assert response.status_code == 201, response.text
+        made[name] = response.headers["Location"]
+    assert call("POST", accounts, json={"UserName": "ops", "Password": "x"}).status_code == 400
+    assert call("POST", accounts, json={"UserName": "x", "Password": "y",
+                                        "RoleId": "Root"}).status_code == 400
+    ops, viewer = ("ops", "ops-pw"), ("viewer", "viewer-pw")
+    reset = "/redfish/v1/Systems/fake-0/Actions/ComputerSystem.Reset"
+    assert call("GET", "/redfish/v1/Systems/fake-0", auth=viewer).status_code == 200
+    denied = call("POST", reset, auth=viewer, json={"ResetType": "On"})
+    assert denied.status_code == 403 and error_id(denied) == "Base.1.22.InsufficientPrivilege"
+    assert call("PATCH", "/redfish/v1/Systems/fake-0", auth=viewer,
+                json={"Boot": {"BootSourceOverrideTarget": "Pxe"}}).status_code == 403
+    assert call("POST", reset, auth=ops, json={"ResetType": "On"}).status_code == 204
+    assert call("POST", accounts, auth=ops, json={"UserName": "z", "Password": "z"}
+                ).status_code == 403
+    assert call("PATCH", made["ops"], auth=ops, json={"RoleId": "Administrator"}
+                ).status_code == 403
+    assert call("PATCH", made["viewer"], auth=viewer, json={"Password": "new-pw"}
+                ).status_code == 200
+    viewer = ("viewer", "new-pw")
+    assert call("GET", "/redfish/v1/Systems", auth=viewer).status_code == 200
+    assert call("DELETE", f"{accounts}/1").status_code == 400    # the settings' account
+
+    # IPMI: the same accounts, their role as the privilege limit
+    assert "Chassis Power is on" in bmc.ipmitool("-L", "OPERATOR", "power", "status",
+                                                 user="ops", password="ops-pw").stdout
+    too_high = bmc.ipmitool("-L", "ADMINISTRATOR", "power", "status", user="ops",
+                            password="ops-pw", check=False)
+    assert too_high.returncode != 0
+    bmc.ipmitool("-L", "OPERATOR", "power", "off", user="ops", password="ops-pw")
+    refused = bmc.ipmitool("-L", "USER", "power", "on", user="viewer", password="new-pw",
+                           check=False)
+    assert "Insufficient privilege" in refused.stdout + refused.stderr
+    users = bmc.ipmitool("user", "list").stdout
+    assert "ops" in users and "OPERATOR" in users and "viewer" in users
+
+    bmc.stop()
+    bmc.start()
+    assert call("GET", "/redfish/v1/Systems", auth=ops).status_code == 200
+    assert call("DELETE", made["ops"]).status_code == 204
+    assert call("GET", "/redfish/v1/Systems", auth=ops).status_code == 401
+    gone = bmc.ipmitool("-L", "OPERATOR", "power", "status", user="ops", password="ops-pw",
+                        check=False)
+    assert gone.returncode != 0
+    assert stat.S_IMODE((bmc.state_dir / "accounts.sqlite").stat().st_mode) == 0o600
+    assert "ops-pw" not in bmc.log and "new-pw" not in bmc.log

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import session as rmcp
 from quintupleo.bmc.ipmi import wire
@@ -42,7 +43,7 @@ class Context:
     address: wire.Address | None = None  # the client's (host, port), where SOL packets go
     port: int = 623                     # our UDP port, told in Activate Payload
     sessions: dict[int, rmcp.Session] | None = None   # the endpoint's (session info, channel)
-    username: str = ""                  # the BMC account's user name (user list)
+    accounts: Accounts | None = None    # the BMC's accounts (user list)
     local_address: str = ""             # the address the BMC listens on (lan print)
 
 

@@ -15,6 +15,7 @@ import struct
 import time
 from dataclasses import dataclass
 
+from quintupleo.bmc.accounts import IPMI_PRIVILEGE, MAX_ACCOUNTS, Account
 from quintupleo.bmc.ipmi import session as rmcp
 from quintupleo.bmc.ipmi.completion import Cc
 from quintupleo.bmc.ipmi.context import Command, Completion, Context, need
@@ -203,25 +204,33 @@ def get_channel_info(ctx: Context, data: bytes) -> bytes:
     return bytes([channel, 0x04, 0x01, 0x80 | min(active, 0x3F)]) + IANA_IPMI + b"\0\0"
 
 
+def _users(ctx: Context) -> dict[int, Account]:
+    """IPMI user ID -> account: 1 is the (disabled) anonymous user, account N is user N + 1."""
+    accounts = ctx.accounts.all() if ctx.accounts else []
+    return {int(a.id) + 1: a for a in accounts}
+
+
 def get_user_access(ctx: Context, data: bytes) -> bytes:
-    """Two users, as on most BMCs: 1 the (disabled) anonymous user, 2 the BMC's account."""
     _channel(data)
     need(data, 2)
     user = data[1] & 0x3F
-    if user not in (1, 2):
+    users = _users(ctx)
+    if not 1 <= user <= MAX_ACCOUNTS + 1:
         raise Completion(Cc.INVALID_DATA)
-    enabled = 0x40 if user == 2 else 0x80
-    access = 0x10 | rmcp.ADMINISTRATOR if user == 2 else 0x0F
-    return bytes([2, enabled | 1, 1, access])
+    account = users.get(user)
+    enabled = 0x40 if account and account.enabled else 0x80
+    access = 0x10 | IPMI_PRIVILEGE[account.role] if account else 0x0F
+    count = sum(a.enabled for a in users.values())
+    return bytes([MAX_ACCOUNTS + 1, enabled | count, 1, access])
 
 
 def get_user_name(ctx: Context, data: bytes) -> bytes:
     need(data, 1)
     user = data[0] & 0x3F
-    if user not in (1, 2):
+    if not 1 <= user <= MAX_ACCOUNTS + 1:
         raise Completion(Cc.INVALID_DATA)
-    name = ctx.username.encode()[:16] if user == 2 else b""
-    return name.ljust(16, b"\0")
+    account = _users(ctx).get(user)
+    return (account.username.encode()[:16] if account else b"").ljust(16, b"\0")
 
 
 def get_session_info(ctx: Context, data: bytes) -> bytes:
@@ -242,7 +251,9 @@ def get_session_info(ctx: Context, data: bytes) -> bytes:
         session = active[index - 1] if index <= len(active) else None
     if session is None or session not in active:
         raise Completion(Cc.INVALID_DATA)
-    head = bytes([active.index(session) + 1, rmcp.Handshake.MAX_SESSIONS, len(active), 2,
+    user = next((uid for uid, a in _users(ctx).items()
+                 if a.username.encode() == session.username), 2)
+    head = bytes([active.index(session) + 1, rmcp.Handshake.MAX_SESSIONS, len(active), user,
                   session.privilege, 0x10 | LAN_CHANNEL])
     if session is not ctx.session or ctx.address is None:
         return head

@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 
+from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import commands, context, wire
 from quintupleo.bmc.ipmi.session import Handshake, Session, SetupAborted
@@ -36,11 +37,12 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
     """The IPMI LAN interface of one node's BMC."""
 
     def __init__(self, controller: NodeController, credentials: Credentials,
-                 session_timeout: float = 60.0) -> None:
+                 accounts: Accounts | None = None, session_timeout: float = 60.0) -> None:
         self.controller = controller
         # IPMI sends a GUID least significant byte first
         self.guid = uuid.UUID(controller.info.uuid).bytes[::-1]
-        self.handshake = Handshake(credentials, self.guid, session_timeout)
+        self.accounts = accounts or Accounts(credentials)
+        self.handshake = Handshake(credentials, self.guid, session_timeout, self.accounts)
         self.boot_parameters = context.BootParameters()
         self.transport: asyncio.DatagramTransport | None = None
         self.sol = SolConsole(controller, self._sendto)
@@ -158,8 +160,7 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
             "", 623)
         return context.Context(self.controller, self.guid, self.boot_parameters, session,
                                 self._close_session, peer, self.sol, self._address, port,
-                                self.handshake.sessions, self.handshake.credentials.username,
-                                host)
+                                self.handshake.sessions, self.accounts, host)
 
 
 async def listen(endpoint: IpmiEndpoint, address: str, port: int) -> asyncio.DatagramTransport:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from quintupleo.bmc.accounts import IPMI_PRIVILEGE, Accounts
 from quintupleo.bmc.ipmi import wire
 from quintupleo.model import Credentials
 
@@ -71,6 +72,7 @@ class Session:
     rc: bytes = b""
     role: int = 0
     username: bytes = b""
+    key: bytes = field(default=b"", repr=False)   # Kuid: the account's password
     sik: bytes = b""
     k1: bytes = b""
     k2: bytes = b""
@@ -140,8 +142,10 @@ class Handshake:
 
     MAX_SESSIONS = 32
 
-    def __init__(self, credentials: Credentials, guid: bytes, timeout: float = 60.0) -> None:
-        self.credentials = credentials
+    def __init__(self, credentials: Credentials, guid: bytes, timeout: float = 60.0,
+                 accounts: Accounts | None = None) -> None:
+        self.credentials = credentials          # account 1 as this node has it
+        self.accounts = accounts or Accounts(credentials)
         self.guid = guid
         self.timeout = timeout
         self.sessions: dict[int, Session] = {}
@@ -208,21 +212,22 @@ class Handshake:
         role, name_length = payload[24], payload[27]
         username = payload[28:28 + name_length]
         error = None
+        account = self.accounts.named(username.decode(errors="replace"), self.credentials)
         if len(username) != name_length or name_length > 16:
             error = ST_ILLEGAL_PARAMETER
-        elif not username or not hmac.compare_digest(username,
-                                                     self.credentials.username.encode()):
+        elif not username or account is None:
             error = ST_UNAUTHORIZED_NAME      # null user and anonymous logins are refused too
-        elif not CALLBACK <= role & 0x0F <= ADMINISTRATOR:
-            error = ST_INVALID_ROLE
+        elif not CALLBACK <= role & 0x0F <= IPMI_PRIVILEGE[account.role]:
+            error = ST_INVALID_ROLE           # above the account's privilege limit
         if error is not None:
             self.close(bmc_id)
             return bytes([tag, error, 0, 0]) + struct.pack("<I", session.console_id)
         session.rm, session.rc = payload[8:24], os.urandom(16)
-        session.role, session.username = role, username
+        assert account is not None
+        session.role, session.username, session.key = role, username, account.credentials.key
         session.max_privilege = role & 0x0F
         session.last_seen = time.monotonic()
-        auth_code = session.suite.mac(self.credentials.key, struct.pack(
+        auth_code = session.suite.mac(session.key, struct.pack(
             "<II", session.console_id, bmc_id) + session.rm + session.rc + self.guid
             + bytes([role, name_length]) + username)
         return bytes([tag, ST_OK, 0, 0]) + struct.pack("<I", session.console_id) + session.rc \
@@ -242,13 +247,13 @@ class Handshake:
             self.close(bmc_id)
             raise SetupAborted(f"the console aborted with status {status:#04x} "
                                "(wrong password on its side)")
-        expected = session.suite.mac(self.credentials.key, session.rc + struct.pack(
+        expected = session.suite.mac(session.key, session.rc + struct.pack(
             "<I", session.console_id) + bytes([session.role, len(session.username)])
             + session.username)
         if not hmac.compare_digest(expected, payload[8:]):
             self.close(bmc_id)
             return bytes([tag, ST_INVALID_ICV, 0, 0]) + struct.pack("<I", session.console_id)
-        session.derive_keys(self.credentials.key)
+        session.derive_keys(session.key)
         session.active = True
         session.last_seen = time.monotonic()
         return bytes([tag, ST_OK, 0, 0]) + struct.pack("<I", session.console_id) \

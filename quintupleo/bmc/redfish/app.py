@@ -6,7 +6,6 @@ call is auth.py's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -16,16 +15,17 @@ from typing import Any
 
 from aiohttp import web
 
+from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.redfish import bios, inventory
 from quintupleo.bmc.redfish import resources as rf
+from quintupleo.bmc.redfish.accounts import AccountHandlers, forbidden, required_privilege
 from quintupleo.bmc.redfish.auth import Sessions, unauthorized
 from quintupleo.bmc.redfish.console import serve_console
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.metadata import metadata_document
-from quintupleo.bmc.redfish.odata import collection
+from quintupleo.bmc.redfish.odata import collection, read_body, reply
 from quintupleo.errors import BmcError, NodeBusy
-from quintupleo.model import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ Handler = Callable[[web.Request, Match], Awaitable[web.StreamResponse]]
 PUBLIC = {("GET", "/redfish"), ("GET", "/redfish/v1"), ("GET", "/redfish/v1/odata"),
           ("GET", "/redfish/v1/$metadata"), ("POST", "/redfish/v1/SessionService/Sessions")}
 METHODS = {"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"}   # others: 501
-SCHEMAS = "http://redfish.dmtf.org/schemas/v1"   # where the JSON schemas of Link: are
 
 #: the system's inventory: path under the system -> its resource
 INVENTORY: dict[str, Callable[[NodeController], dict[str, Any]]] = {
@@ -50,12 +49,12 @@ INVENTORY: dict[str, Callable[[NodeController], dict[str, Any]]] = {
 @dataclass
 class RedfishService:
     controllers: dict[str, NodeController]
-    credentials: Credentials
+    accounts: Accounts
     session_timeout: int = 1800
     routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.sessions = Sessions(self.credentials, self.session_timeout)
+        self.sessions = Sessions(self.accounts, self.session_timeout)
         system = r"/redfish/v1/Systems/(?P<node>[^/]+)"
         self._route(r"/redfish", GET=self.version)
         self._route(r"/redfish/v1", GET=self.root)
@@ -96,9 +95,8 @@ class RedfishService:
                     POST=self.login)
         self._route(r"/redfish/v1/SessionService/Sessions/(?P<id>[^/]+)",
                     GET=self.session_get, DELETE=self.logout)
-        self._route(r"/redfish/v1/AccountService", GET=self.account_service)
-        self._route(r"/redfish/v1/AccountService/Accounts", GET=self.accounts)
-        self._route(r"/redfish/v1/AccountService/Accounts/1", GET=self.account)
+        for pattern, methods in AccountHandlers(self.accounts).routes().items():
+            self._route(pattern, **methods)
 
     def _route(self, pattern: str, **methods: Handler) -> None:
         self.routes.append((re.compile(pattern + "$"), methods))
@@ -150,8 +148,12 @@ class RedfishService:
                 raise RedfishError(405, f"{request.method} is not allowed on {path}",
                                    headers={"Allow": allow})
             if (method, path) not in PUBLIC:
-                self.sessions.authenticate(request.headers.get("X-Auth-Token"),
-                                           request.headers.get("Authorization", ""))
+                account = self.sessions.authenticate(request.headers.get("X-Auth-Token"),
+                                                     request.headers.get("Authorization", ""))
+                privilege = required_privilege(method, path)
+                if not account.may(privilege):
+                    raise forbidden(account, privilege)
+                request["account"] = account
             response = await handler(request, match.groupdict())
             if method == "GET" and not response.prepared:
                 response.headers["Allow"] = allow
@@ -159,15 +161,8 @@ class RedfishService:
         raise RedfishError(404, f"{path} does not exist", "ResourceMissingAtURI", (path,))
 
     # ---- helpers -------------------------------------------------------------------------
-    @staticmethod
-    def _json(body: dict[str, Any], status: int = 200,
-              headers: dict[str, str] | None = None) -> web.Response:
-        text = json.dumps(body)
-        etag = 'W/"' + hashlib.sha1(text.encode()).hexdigest()[:16] + '"'
-        described = {"Link": f"<{SCHEMAS}/{schema}.json>; rel=describedby"} if (
-            schema := rf.schema_of(body)) else {}
-        return web.Response(status=status, text=text, content_type="application/json",
-                            headers={"ETag": etag, **described, **(headers or {})})
+    _json = staticmethod(reply)
+    _body = staticmethod(read_body)
 
     def _node(self, node: str) -> NodeController:
         controller = self.controllers.get(node)
@@ -176,16 +171,6 @@ class RedfishService:
                                ("ComputerSystem", node))
         return controller
 
-    @staticmethod
-    async def _body(request: web.Request) -> dict[str, Any]:
-        try:
-            body = json.loads(await request.text() or "null")
-        except (ValueError, UnicodeDecodeError):
-            raise RedfishError(400, "The request body is not valid JSON.",
-                               "MalformedJSON") from None
-        if not isinstance(body, dict):
-            raise RedfishError(400, "The request body must be a JSON object.", "MalformedJSON")
-        return body
 
     # ---- resources -----------------------------------------------------------------------
     async def version(self, request: web.Request, _: Match) -> web.StreamResponse:
@@ -262,17 +247,6 @@ class RedfishService:
     async def chassis(self, request: web.Request, match: Match) -> web.StreamResponse:
         return self._json(rf.chassis(self._node(match["node"])))
 
-    async def account_service(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(rf.account_service())
-
-    async def accounts(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(collection("ManagerAccountCollection",
-                                        "/redfish/v1/AccountService/Accounts", "Accounts",
-                                        ["/redfish/v1/AccountService/Accounts/1"]))
-
-    async def account(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(rf.account(self.credentials.username))
-
     # ---- sessions ------------------------------------------------------------------------
     async def session_service(self, request: web.Request, _: Match) -> web.StreamResponse:
         return self._json(rf.session_service(self.session_timeout))
@@ -292,10 +266,11 @@ class RedfishService:
         if not isinstance(user, str) or not isinstance(password, str):
             raise RedfishError(400, "UserName and Password are required.",
                                "ActionParameterMissing", ("Sessions", "UserName, Password"))
-        if not self.sessions.valid(user, password):
+        account = self.sessions.accounts.check(user, password)
+        if account is None:
             log.warning("redfish: failed login for user %r from %s", user, request.remote)
             raise unauthorized("Invalid user name or password.")
-        token, session = self.sessions.login(user)
+        token, session = self.sessions.login(account)
         location = f"/redfish/v1/SessionService/Sessions/{session.id}"
         return self._json(rf.session(session.id, user), 201,
                           {"X-Auth-Token": token, "Location": location})

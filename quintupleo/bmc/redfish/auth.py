@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
 
+from quintupleo.bmc.accounts import Account, Accounts
 from quintupleo.bmc.redfish.errors import RedfishError
-from quintupleo.model import Credentials
 
 MAX_SESSIONS = 64
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="QuintupleO"'}
@@ -29,43 +28,42 @@ def unauthorized(message: str) -> RedfishError:
 class WebSession:
     id: str
     username: str
+    account: str                  # the account's id: its role is read at every request
     last_used: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class Sessions:
-    credentials: Credentials
+    accounts: Accounts
     timeout: int = 1800
     by_token: dict[str, WebSession] = field(default_factory=dict)
 
-    def authenticate(self, token: str | None, authorization: str) -> str:
-        """The user a request's X-Auth-Token or Authorization header names; 401 otherwise."""
+    def authenticate(self, token: str | None, authorization: str) -> Account:
+        """The account a request's X-Auth-Token or Authorization header opens; 401 otherwise."""
         if token:
             session = self._live().get(token)
-            if session is None:
+            account = self.accounts.get(session.account) if session else None
+            if session is None or account is None or not account.enabled:
                 raise unauthorized("The session token is not valid or has expired.")
             session.last_used = time.monotonic()
-            return session.username
+            return account
         if authorization.startswith("Basic "):
             try:
                 user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 raise unauthorized("Malformed Basic credentials.") from None
-            if self.valid(user, password):
-                return user
+            account = self.accounts.check(user, password)
+            if account is not None:
+                return account
         raise unauthorized("Authentication required: Basic or X-Auth-Token.")
 
-    def valid(self, user: str, password: str) -> bool:
-        expected = self.credentials   # both compared, always: no timing tells which was wrong
-        return hmac.compare_digest(user.encode(), expected.username.encode()) & \
-            hmac.compare_digest(password.encode(), expected.password.encode())
-
-    def login(self, user: str) -> tuple[str, WebSession]:
-        """A new session for a user whose credentials were checked: (token, session)."""
+    def login(self, account: Account) -> tuple[str, WebSession]:
+        """A new session for an account whose credentials were checked: (token, session)."""
         live = self._live()
         if len(live) >= MAX_SESSIONS:
             del live[min(live, key=lambda t: live[t].last_used)]
-        token, session = secrets.token_urlsafe(24), WebSession(secrets.token_hex(8), user)
+        token = secrets.token_urlsafe(24)
+        session = WebSession(secrets.token_hex(8), account.username, account.id)
         live[token] = session
         return token, session
 

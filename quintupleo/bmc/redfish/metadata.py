@@ -41,6 +41,8 @@ SCHEMAS = {
     "AccountService": ["AccountService", "AccountService.v1_18_1"],
     "ManagerAccountCollection": ["ManagerAccountCollection"],
     "ManagerAccount": ["ManagerAccount", "ManagerAccount.v1_14_1"],
+    "RoleCollection": ["RoleCollection"],
+    "Role": ["Role", "Role.v1_3_3"],
     "Resource": ["Resource", "Resource.v1_23_0"],
     "Message": ["Message", "Message.v1_1_1"],
 }

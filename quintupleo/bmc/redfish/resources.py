@@ -33,16 +33,6 @@ BOOT_ENABLED = ("Disabled", "Once", "Continuous")
 INDICATOR = ("IndicatorLED", "LocationIndicatorActive")   # one LED, two ways to say it
 
 
-def schema_of(body: dict[str, Any]) -> str | None:
-    """The JSON schema a resource follows (its versioned namespace), from its @odata.type:
-    `#ComputerSystem.v1_27_0.ComputerSystem` -> `ComputerSystem.v1_27_0`."""
-    type_ = body.get("@odata.type")
-    if not isinstance(type_, str):
-        return None
-    namespace, _, _ = type_.lstrip("#").rpartition(".")
-    return namespace or None
-
-
 def service_root() -> dict[str, Any]:
     return odata("ServiceRoot.v1_20_0.ServiceRoot", f"{ROOT}/", Id="RootService",
                  Name="QuintupleO virtual BMC", RedfishVersion="1.20.0",
@@ -224,21 +214,6 @@ def session_service(timeout: int) -> dict[str, Any]:
 def session(session_id: str, username: str) -> dict[str, Any]:
     return odata("Session.v1_8_0.Session", f"{ROOT}/SessionService/Sessions/{session_id}",
                  Id=session_id, Name=f"Session {session_id}", UserName=username)
-
-
-def account_service() -> dict[str, Any]:
-    return odata("AccountService.v1_18_1.AccountService", f"{ROOT}/AccountService",
-                 Id="AccountService", Name="Account Service", ServiceEnabled=True,
-                 Status={"State": "Enabled", "Health": "OK"},
-                 Accounts=link(f"{ROOT}/AccountService/Accounts"))
-
-
-def account(username: str) -> dict[str, Any]:
-    return odata("ManagerAccount.v1_14_1.ManagerAccount",
-                 f"{ROOT}/AccountService/Accounts/1", Id="1", Name="BMC account",
-                 UserName=username, RoleId="Administrator", Enabled=True, Locked=False,
-                 AccountTypes=["Redfish"],
-                 Password=None)
 
 
 def patched_boot_override(current: BootOverride, boot: dict[str, Any]) -> BootOverride:
