@@ -17,14 +17,15 @@ from aiohttp import web
 
 from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController
-from quintupleo.bmc.redfish import bios, inventory
+from quintupleo.bmc.redfish import inventory
 from quintupleo.bmc.redfish import resources as rf
 from quintupleo.bmc.redfish.accounts import AccountHandlers, forbidden, required_privilege
 from quintupleo.bmc.redfish.auth import Sessions, unauthorized
+from quintupleo.bmc.redfish.bios import BiosHandlers
 from quintupleo.bmc.redfish.console import serve_console
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.metadata import metadata_document
-from quintupleo.bmc.redfish.odata import collection, read_body, reply
+from quintupleo.bmc.redfish.odata import collection, read_body, reply, writable
 from quintupleo.errors import BmcError, NodeBusy
 
 log = logging.getLogger(__name__)
@@ -81,15 +82,8 @@ class RedfishService:
         chassis = r"/redfish/v1/Chassis/(?P<node>[^/]+)"
         self._route(chassis + "/Power", GET=self._inventory(inventory.chassis_power))
         self._route(chassis + "/Thermal", GET=self._inventory(inventory.chassis_thermal))
-        self._route(system + "/SecureBoot", GET=self.secure_boot, PATCH=self.patch_secure_boot)
-        self._route(system + r"/SecureBoot/Actions/SecureBoot\.ResetKeys", POST=self.reset_keys)
-        self._route(system + "/Bios", GET=self.bios)
-        self._route(system + "/Bios/Settings", GET=self.bios_settings,
-                    PATCH=self.patch_bios_settings)
-        self._route(system + r"/Bios/Actions/Bios\.ResetBios", POST=self.reset_bios)
-        self._route(bios.REGISTRIES, GET=self.registries)
-        self._route(bios.REGISTRY_FILE, GET=self.registry_file)
-        self._route(bios.REGISTRY_URI, GET=self.attribute_registry)
+        for pattern, methods in BiosHandlers(self._node).routes(system).items():
+            self._route(pattern, **methods)
         self._route(r"/redfish/v1/SessionService", GET=self.session_service)
         self._route(r"/redfish/v1/SessionService/Sessions", GET=self.session_list,
                     POST=self.login)
@@ -358,76 +352,3 @@ class RedfishService:
         if indicator is not None:
             controller.platform.set_indicator(indicator)
         return self._json(rf.chassis(controller))
-
-    # ---- BIOS ------------------------------------------------------------------------------
-    async def bios(self, request: web.Request, match: Match) -> web.StreamResponse:
-        return self._json(bios.bios(self._node(match["node"])))
-
-    async def bios_settings(self, request: web.Request, match: Match) -> web.StreamResponse:
-        return self._json(bios.pending(self._node(match["node"])))
-
-    async def patch_bios_settings(self, request: web.Request, match: Match
-                                  ) -> web.StreamResponse:
-        controller = self._node(match["node"])
-        body = await self._body(request)
-        apply_time = body.pop("@Redfish.SettingsApplyTime", {"ApplyTime": "OnReset"})
-        if not isinstance(apply_time, dict) or apply_time.get("ApplyTime") != "OnReset":
-            raise RedfishError(400, "BIOS settings apply OnReset only.",
-                               "PropertyValueNotInList",
-                               (json.dumps(apply_time), "@Redfish.SettingsApplyTime"))
-        writable(body, bios.pending(controller), {"Attributes"})
-        attributes = body.get("Attributes")
-        if not isinstance(attributes, dict):
-            raise RedfishError(400, "Attributes must be an object.", "PropertyValueTypeError",
-                               (json.dumps(attributes), "Attributes"))
-        controller.platform.stage(attributes)   # 400 (InvalidSetting) when one is wrong
-        return self._json(bios.pending(controller))
-
-    async def reset_bios(self, request: web.Request, match: Match) -> web.StreamResponse:
-        controller = self._node(match["node"])
-        if await request.read():   # sushy sends no body; a body must be an (empty) object
-            await self._body(request)
-        controller.platform.reset_to_defaults()
-        return web.Response(status=204)
-
-    async def secure_boot(self, request: web.Request, match: Match) -> web.StreamResponse:
-        return self._json(bios.secure_boot(self._node(match["node"])))
-
-    async def patch_secure_boot(self, request: web.Request, match: Match) -> web.StreamResponse:
-        controller = self._node(match["node"])
-        body = await self._body(request)
-        writable(body, bios.secure_boot(controller), {"SecureBootEnable"})
-        enabled = body.get("SecureBootEnable")
-        if not isinstance(enabled, bool):
-            raise RedfishError(400, "SecureBootEnable must be true or false.",
-                               "PropertyValueTypeError", (json.dumps(enabled), "SecureBootEnable"))
-        controller.platform.enable_secure_boot(enabled)   # 400 in setup mode
-        return self._json(bios.secure_boot(controller))
-
-    async def reset_keys(self, request: web.Request, match: Match) -> web.StreamResponse:
-        controller = self._node(match["node"])
-        kind = (await self._body(request)).get("ResetKeysType")
-        if kind not in bios.RESET_KEYS:
-            raise RedfishError(400, f"ResetKeysType must be one of {list(bios.RESET_KEYS)}.",
-                               "ActionParameterValueNotInList",
-                               (str(kind), "ResetKeysType", "SecureBoot.ResetKeys"))
-        controller.platform.reset_keys(keep=kind == "ResetAllKeysToDefault")
-        return web.Response(status=204)
-
-    async def registries(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(bios.registries())
-
-    async def registry_file(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(bios.registry_file())
-
-    async def attribute_registry(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(bios.attribute_registry())
-
-
-def writable(body: dict[str, Any], resource: dict[str, Any], allowed: set[str]) -> None:
-    """400 for the first property of a PATCH that is not one of `allowed`."""
-    for key in body:
-        if key not in allowed:
-            raise RedfishError(400, f"Property {key} cannot be changed.",
-                               "PropertyNotWritable" if key in resource
-                               else "PropertyUnknown", (key,))

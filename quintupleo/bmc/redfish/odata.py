@@ -56,3 +56,12 @@ async def read_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise RedfishError(400, "The request body must be a JSON object.", "MalformedJSON")
     return body
+
+
+def writable(body: dict[str, Any], resource: dict[str, Any], allowed: set[str]) -> None:
+    """400 for the first property of a PATCH that is not one of `allowed`."""
+    for key in body:
+        if key not in allowed:
+            raise RedfishError(400, f"Property {key} cannot be changed.",
+                               "PropertyNotWritable" if key in resource
+                               else "PropertyUnknown", (key,))
