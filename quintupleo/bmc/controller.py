@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from quintupleo.backends.base import Backend
 from quintupleo.bmc.console import Deliver, NodeConsole
+from quintupleo.bmc.events import EventBus
 from quintupleo.bmc.platform import Platform
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import (
@@ -54,7 +55,8 @@ ACTION_TIMEOUT = 300.0    # give up an action (and say so in the log) after this
 class NodeController:
     def __init__(self, info: NodeInfo, backend: Backend, store: BootStore,
                  override: BootOverride | None = None,
-                 on_action: Callable[[bool], None] = lambda urgent: None) -> None:
+                 on_action: Callable[[bool], None] = lambda urgent: None,
+                 events: EventBus | None = None) -> None:
         self.info = info
         self.backend = backend
         self.store = store
@@ -73,6 +75,7 @@ class NodeController:
         self._issued_at = 0.0                          # when the last backend call returned
         self._on_action = on_action                    # asks the refresher to look soon
         self._console: NodeConsole | None = None       # the console's one client
+        self.events = events or EventBus()              # what listeners hear of the node
         self.platform = Platform(info.name, self.key, store,   # BIOS, secure boot, indicator
                                  secure_boot=backend.has_secure_boot)
 
@@ -85,6 +88,7 @@ class NodeController:
         """Every change of the model's power state is an event in the node's log (the SEL)."""
         if value is not None and self._power is not None and value is not self._power:
             self.platform.log_event(f"power {value.value}")
+            self.events.publish(self.info.id, f"power {value.value}")
         self._power = value
 
     # ---- reads -------------------------------------------------------------------------
@@ -180,8 +184,10 @@ class NodeController:
         if override != self.override:
             self.override = override
             self.store.save(self.key, override)
-            log.info("node %s: boot override %s%s (%s)", self.info.name, override.device.value,
-                     " persistent" if override.persistent else " once", override.mode.value)
+            what = (f"{override.device.value}{' persistent' if override.persistent else ' once'}"
+                    f" ({override.mode.value})")
+            log.info("node %s: boot override %s", self.info.name, what)
+            self.events.publish(self.info.id, "boot override", what)
 
     async def insert_media(self, url: str) -> None:
         """Fetch and attach a virtual CD (replacing one already inserted)."""

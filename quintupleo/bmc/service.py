@@ -13,6 +13,7 @@ from aiohttp import web
 from quintupleo.backends.base import Backend
 from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController, Refresher
+from quintupleo.bmc.events import EventBus
 from quintupleo.bmc.ipmi.server import IpmiEndpoint, listen
 from quintupleo.bmc.redfish.app import RedfishService
 from quintupleo.bmc.redfish.tls import self_signed, server_context
@@ -46,6 +47,7 @@ class BmcService:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _store: BootStore | None = None
     accounts: Accounts | None = None
+    events: EventBus = field(default_factory=EventBus)
     _runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -60,7 +62,7 @@ class BmcService:
         for info in infos:
             controller = NodeController(
                 info, self.backend, self._store, saved.get(f"{self.backend.name}:{info.id}"),
-                on_action=self.refresher.poke)
+                on_action=self.refresher.poke, events=self.events)
             controller.media_url, controller.media = media.get(controller.key, (None, None))
             if controller.media is not None:
                 self.backend.remember_media(info.id, controller.media)
@@ -114,7 +116,7 @@ class BmcService:
                 raise ConfigError(f"TLS certificate or key unusable: {exc}") from None
         assert self.accounts is not None
         service = RedfishService({c.info.id: c for c in self.controllers}, self.accounts,
-                                 settings.redfish_session_timeout)
+                                 settings.redfish_session_timeout, events=self.events)
         self._runner = web.AppRunner(service.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.redfish_address, settings.redfish_port,

@@ -410,3 +410,62 @@ def test_accounts_and_roles_over_redfish_and_ipmi(bmc_server):
     assert gone.returncode != 0
     assert stat.S_IMODE((bmc.state_dir / "accounts.sqlite").stat().st_mode) == 0o600
     assert "ops-pw" not in bmc.log and "new-pw" not in bmc.log
+
+
+def test_event_service_pushes_and_streams_power_and_boot_changes(bmc_server):
+    """A subscriber (a plain HTTP server here) gets a Redfish Event for each power change and
+    boot override change, pushed by the BMC; a Server-Sent Events client gets the same stream;
+    a deleted subscription gets no more."""
+    import http.server
+    import threading
+
+    received: list[dict] = []
+
+    class Listener(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    listener = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    bmc = bmc_server("--fake-nodes", "1")
+    url, auth = bmc.redfish_url, ("admin", "password")
+    service = get(bmc, "/redfish/v1/EventService").json()
+    created = requests.post(f"{url}/redfish/v1/EventService/Subscriptions", auth=auth,
+                            verify=cert(bmc), timeout=10,
+                            json={"Destination": f"http://127.0.0.1:{listener.server_port}/",
+                                  "Context": "test", "Protocol": "Redfish"})
+    assert created.status_code == 201
+    stream = requests.get(f"{url}{service['ServerSentEventUri']}", auth=auth, stream=True,
+                          verify=cert(bmc), timeout=10)
+    lines = stream.iter_lines()
+    requests.post(f"{url}/redfish/v1/Systems/fake-0/Actions/ComputerSystem.Reset", auth=auth,
+                  verify=cert(bmc), timeout=10, json={"ResetType": "On"}).raise_for_status()
+    requests.patch(f"{url}/redfish/v1/Systems/fake-0", auth=auth, verify=cert(bmc), timeout=10,
+                   json={"Boot": {"BootSourceOverrideTarget": "Pxe"}}).raise_for_status()
+    streamed = []
+    while len(streamed) < 2:
+        line = next(lines)
+        if line.startswith(b"data: "):
+            streamed.append(json.loads(line[6:])["Events"][0])
+    stream.close()
+    assert [e["MessageId"] for e in streamed] == ["ResourceEvent.1.3.ResourcePoweredOn",
+                                                  "ResourceEvent.1.3.ResourceChanged"]
+    assert streamed[0]["OriginOfCondition"]["@odata.id"] == "/redfish/v1/Systems/fake-0"
+    deadline = time.monotonic() + 10
+    while len(received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [r["Events"][0]["MessageId"] for r in received] == [e["MessageId"] for e in streamed]
+    assert received[0]["Context"] == "test"
+    requests.delete(f"{url}{created.headers['Location']}", auth=auth, verify=cert(bmc),
+                    timeout=10).raise_for_status()
+    requests.post(f"{url}/redfish/v1/Systems/fake-0/Actions/ComputerSystem.Reset", auth=auth,
+                  verify=cert(bmc), timeout=10, json={"ResetType": "ForceOff"})
+    time.sleep(1)
+    assert len(received) == 2
+    assert bmc.stop() == 0
+    listener.shutdown()

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController
+from quintupleo.bmc.events import EventBus
 from quintupleo.bmc.redfish import inventory
 from quintupleo.bmc.redfish import resources as rf
 from quintupleo.bmc.redfish.accounts import AccountHandlers, forbidden, required_privilege
@@ -24,6 +25,7 @@ from quintupleo.bmc.redfish.auth import Sessions, unauthorized
 from quintupleo.bmc.redfish.bios import BiosHandlers
 from quintupleo.bmc.redfish.console import serve_console
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
+from quintupleo.bmc.redfish.events import EventHandlers
 from quintupleo.bmc.redfish.metadata import metadata_document
 from quintupleo.bmc.redfish.odata import collection, read_body, reply, writable
 from quintupleo.errors import BmcError, NodeBusy
@@ -52,6 +54,7 @@ class RedfishService:
     controllers: dict[str, NodeController]
     accounts: Accounts
     session_timeout: int = 1800
+    events: EventBus = field(default_factory=EventBus)
     routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -89,8 +92,10 @@ class RedfishService:
                     POST=self.login)
         self._route(r"/redfish/v1/SessionService/Sessions/(?P<id>[^/]+)",
                     GET=self.session_get, DELETE=self.logout)
-        for pattern, methods in AccountHandlers(self.accounts).routes().items():
-            self._route(pattern, **methods)
+        self.event_handlers = EventHandlers(self.events)
+        for handlers in (AccountHandlers(self.accounts), self.event_handlers):
+            for pattern, methods in handlers.routes().items():
+                self._route(pattern, **methods)
 
     def _route(self, pattern: str, **methods: Handler) -> None:
         self.routes.append((re.compile(pattern + "$"), methods))
@@ -99,6 +104,7 @@ class RedfishService:
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        app.on_shutdown.append(lambda _: self.event_handlers.close())
         return app
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:

@@ -41,13 +41,14 @@ def service_root() -> dict[str, Any]:
                  Chassis=link(f"{ROOT}/Chassis"),
                  SessionService=link(f"{ROOT}/SessionService"),
                  Registries=link(f"{ROOT}/Registries"),
+                 EventService=link(f"{ROOT}/EventService"),
                  AccountService=link(f"{ROOT}/AccountService"),
                  Links={"Sessions": link(f"{ROOT}/SessionService/Sessions")})
 
 
 def odata_service_document(controllers: list[NodeController]) -> dict[str, Any]:
     names = ("Systems", "Managers", "Chassis", "SessionService", "AccountService",
-             "Registries")
+             "Registries", "EventService")
     return {"@odata.context": f"{ROOT}/$metadata",
             "value": [{"name": n, "kind": "Singleton", "url": f"{ROOT}/{n}"} for n in names]}
 
