@@ -55,13 +55,23 @@ def test_reset_actions_drive_nova(conn, system, nodes):
     assert system.power_state == sushy.PowerState.ON
 
 
-def test_system_shows_the_servers_nics_and_flavor(conn, system, nodes):
+def test_system_shows_the_servers_nics_and_flavor(conn, system, nodes, bmc):
     macs = {p.mac_address.upper() for p in conn.network.ports(device_id=nodes[0].id)}
     assert {nic.mac_address.upper() for nic in system.ethernet_interfaces.get_members()} == macs
     flavor = conn.compute.find_flavor("qo.tiny")
     # Decimal in the schema; sushy reads it as an integer (0 for a 512 MiB flavor)
-    assert system.json["MemorySummary"]["TotalSystemMemoryGiB"] == round(flavor.ram / 1024, 2)
-    assert system.json["ProcessorSummary"]["Count"] == flavor.vcpus
+    assert system.json["MemorySummary"]["TotalSystemMemoryGiB"] == round(flavor.ram / 1024, 3)
+    assert system.json["ProcessorSummary"]["LogicalProcessorCount"] == flavor.vcpus
+    # what Ironic's redfish inspection reads, from the flavor
+    assert system.processors.summary.count == flavor.vcpus
+    dimm = requests.get(f"{bmc.redfish_url}/redfish/v1/Systems/{nodes[0].id}/Memory/DIMM0",
+                        auth=("admin", "password"), timeout=10,
+                        verify=str(bmc.state_dir / "redfish-cert.pem")).json()
+    assert dimm["CapacityMiB"] == flavor.ram
+    assert system.storage.drives_sizes_bytes == [max(1, flavor.disk) * 2**30]
+    assert (system.manufacturer, system.serial_number) == ("OpenStack Foundation", nodes[0].id)
+    secure = system.secure_boot   # Nova's firmware has no keys here: setup mode, said so
+    assert (secure.enabled, secure.mode) == (False, sushy.SecureBootMode.SETUP)
 
 
 def test_out_of_band_stop_shows_in_redfish(conn, bmc, nodes):
