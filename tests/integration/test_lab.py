@@ -348,6 +348,12 @@ def test_redfish_websocket_console_and_the_dmtf_validator(lab, redfish_validator
                           verify=cert, timeout=10).json()
     websocket = system["SerialConsole"]["WebSocket"]
     assert websocket["ServiceEnabled"] and websocket["Interactive"]
+    # the machine's inventory: QEMU's pc machine, its SMBIOS serial (on QEMU's command line,
+    # so the guest reads the same), SeaBIOS's Debian version; secure boot in setup mode
+    assert system["Manufacturer"] == "QEMU" and system["BiosVersion"].startswith("SeaBIOS 1.")
+    secure = requests.get(f"{base}/redfish/v1/Systems/node-0/SecureBoot", timeout=10,
+                          auth=("admin", "password"), verify=cert).json()
+    assert (secure["SecureBootEnable"], secure["SecureBootMode"]) == (False, "SetupMode")
 
     async def watch() -> bytes:
         seen = b""
@@ -368,6 +374,8 @@ def test_redfish_websocket_console_and_the_dmtf_validator(lab, redfish_validator
 
     seen = asyncio.run(watch())
     assert b"SeaBIOS" in seen and PXE_MARKER.encode() in seen
+    qemu = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True)
+    assert f"type=1,serial={system['SerialNumber']}" in qemu.stdout
     counts = redfish_validator(base, "Basic")
     assert counts.get("fail", 0) == 0, counts
 
