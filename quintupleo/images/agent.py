@@ -90,6 +90,19 @@ done
 """
 
 
+# Debian's poweroff and reboot are systemctl, which refuses without systemd as PID 1: the
+# agent's power_off then failed and Ironic waited 30 s before a hard power off, while the node
+# still ran (and could reboot into the disk just written). These answer at once, as systemd's
+# do, and the kernel powers off (ACPI: QEMU ends) or resets a moment later.
+SHUTDOWN = """\
+#!/bin/sh
+# QuintupleO's agent ramdisk: {command} without systemd
+sync
+(sleep 2; sync; echo {key} > /proc/sysrq-trigger) >/dev/null 2>&1 &
+exit 0
+"""
+
+
 @dataclass(frozen=True)
 class AgentRamdisk:
     kernel: Path
@@ -176,6 +189,11 @@ def _assemble(root: Path, out: Path, log: Callable[[str], None]) -> None:
     _trim(root, kernels[-1].name.removeprefix("vmlinuz-"), env)
     (root / "init").write_text(INIT)
     (root / "init").chmod(0o755)
+    for command, key in (("poweroff", "o"), ("reboot", "b")):   # what the agent runs
+        script = root / "usr" / "local" / "sbin" / command
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(SHUTDOWN.format(command=command, key=key))
+        script.chmod(0o755)
     log("archive (cpio, zstd)")
     archive(root, out / "ipa.initramfs")
 
