@@ -92,6 +92,20 @@ def test_power_sync_sees_a_change_made_outside_ironic(bmc_server, ironic, report
             assert view.power() == "off"
 
 
+def manageable_redfish_node(bmc_server, ironic, report, tmp_path, section: str,
+                            interface: str):
+    """One fake node enrolled in a new Ironic with the redfish driver and `interface` set to
+    redfish, manageable: (Ironic, the node's name, the BMC, the BMC's own view of it)."""
+    inventory = tmp_path / "nodes.json"
+    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-out",
+                     str(inventory), "--inventory-driver", "redfish")
+    ir = ironic()
+    [name] = enroll(ir, report, section, inventory, {interface: "redfish"})
+    ir.provision(name, "manage", "manageable")
+    cert = json.loads(inventory.read_text())["nodes"][0]["driver_info"]["redfish_verify_ca"]
+    return ir, name, bmc, RedfishView(bmc, "fake-0", cert)
+
+
 def test_ironic_inspects_out_of_band_over_redfish(bmc_server, ironic, report, tmp_path):
     """Ironic's `redfish` inspect interface, on a node it knows nothing of (no properties, no
     ports): it records the memory, disk and architecture the BMC's inventory gives, and one
@@ -99,18 +113,12 @@ def test_ironic_inspects_out_of_band_over_redfish(bmc_server, ironic, report, tm
     figures read at the BMC. (Ironic 39 no longer sets a `cpus` property: its `cpus` hook's
     value is overwritten by the redfish inspect interface, so the count is read from the data.)"""
     section = "fake backend · Redfish inspection"
-    inventory = tmp_path / "nodes.json"
-    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-out",
-                     str(inventory), "--inventory-driver", "redfish")
-    ir = ironic()
-    [name] = enroll(ir, report, section, inventory, {"inspect_interface": "redfish"})
-    ir.provision(name, "manage", "manageable")
+    ir, name, _, at_bmc = manageable_redfish_node(bmc_server, ironic, report, tmp_path,
+                                                    section, "inspect_interface")
     ir.call("PATCH", f"nodes/{name}", [{"op": "remove", "path": f"/properties/{key}"}
                                        for key in ir.node(name)["properties"]])
     for port in ir.call("GET", f"ports?node={name}")["ports"]:
         ir.call("DELETE", f"ports/{port['uuid']}")
-    cert = json.loads(inventory.read_text())["nodes"][0]["driver_info"]["redfish_verify_ca"]
-    at_bmc = RedfishView(bmc, "fake-0", cert)
     with report.step(section, f"{name}: inspect (manageable → inspecting → manageable)"):
         ir.provision(name, "inspect", "manageable")
         properties = ir.node(name)["properties"]
@@ -149,14 +157,8 @@ def test_ironic_bios_settings_and_indicator_over_redfish(bmc_server, ironic, rep
     types), `apply_configuration` (staged, applied by the reboot Ironic makes, then checked),
     `factory_reset`; and the management interface's indicator. Each read back at the BMC."""
     section = "fake backend · Redfish BIOS and indicator"
-    inventory = tmp_path / "nodes.json"
-    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-out",
-                     str(inventory), "--inventory-driver", "redfish")
-    ir = ironic()
-    [name] = enroll(ir, report, section, inventory, {"bios_interface": "redfish"})
-    ir.provision(name, "manage", "manageable")
-    cert = json.loads(inventory.read_text())["nodes"][0]["driver_info"]["redfish_verify_ca"]
-    at_bmc = RedfishView(bmc, "fake-0", cert)
+    ir, name, bmc, at_bmc = manageable_redfish_node(bmc_server, ironic, report, tmp_path,
+                                                    section, "bios_interface")
     bios_path = "/redfish/v1/Systems/fake-0/Bios"
     with report.step(section, f"{name}: Ironic caches the BIOS settings and their registry"):
         cached = {s["name"]: s for s in ir.call("GET", f"nodes/{name}/bios?detail=True")["bios"]}
