@@ -71,10 +71,10 @@ default_network_interface = noop
 enabled_inspect_interfaces = no-inspect,agent,redfish
 enabled_console_interfaces = no-console
 enabled_bios_interfaces = no-bios,redfish
-enabled_raid_interfaces = no-raid
+enabled_raid_interfaces = no-raid,redfish
 enabled_rescue_interfaces = no-rescue
 enabled_vendor_interfaces = no-vendor
-enabled_firmware_interfaces = no-firmware
+enabled_firmware_interfaces = no-firmware,redfish
 
 [api]
 host_ip = {host}
@@ -95,8 +95,12 @@ deploy_callback_timeout = 600
 file_url_allowed_paths = {work}/sources
 
 [redfish]
-# how often Ironic checks that BIOS settings took effect after the reboot (default 60 s)
+# how often Ironic checks that BIOS settings took effect after the reboot, and a firmware
+# update's task (default 60 s); how long it waits for a BMC to restart into new firmware
+# (default 300 s) and between its checks that the BMC answers again (default 30 s)
 firmware_update_status_interval = 2
+firmware_update_reboot_delay = 5
+firmware_update_validation_interval = 1
 
 [ipmi]
 # the default 5 s makes each power action take ~15 s; 0 crashes Ironic 39 (division by zero)

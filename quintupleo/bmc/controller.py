@@ -77,7 +77,9 @@ class NodeController:
         self._console: NodeConsole | None = None       # the console's one client
         self.events = events or EventBus()              # what listeners hear of the node
         self.platform = Platform(info.name, self.key, store,   # BIOS, secure boot, indicator
-                                 secure_boot=backend.has_secure_boot)
+                                 secure_boot=backend.has_secure_boot,
+                                 bios_version=info.hardware.firmware,
+                                 disk_bytes=info.local_gb << 30)
 
     @property
     def power(self) -> PowerState | None:

@@ -1,4 +1,5 @@
-"""The node's platform firmware as its BMC emulates it: BIOS settings and the location indicator.
+"""The node's platform firmware as its BMC emulates it: BIOS settings, firmware versions, RAID
+volumes and the location indicator.
 
 Like a real BIOS, settings are changed by staging them (the pending settings) and take effect
 at the node's next boot; a BIOS reset stages the defaults the same way. The indicator (IPMI
@@ -7,6 +8,8 @@ changes at once. Both survive a restart of the BMC (the boot store keeps them). 
 (IPMI's SEL) records each power change the BMC sees; it lives as long as the BMC process.
 What a virtual machine's firmware cannot act on is only recorded: these settings are what a
 BMC reports, and what Ironic's bios interface checks, not switches inside QEMU or Nova.
+Firmware versions change as an update is applied: the BMC's at once, the BIOS's at the next
+boot (`on_boot` tells whoever waits for it). RAID volumes are raid.py's rules, kept here.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from quintupleo import __version__
+from quintupleo.bmc import raid
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import InvalidSetting
 
@@ -89,10 +95,16 @@ class Event:
 class Platform:
     """One node's BIOS settings (current and pending) and indicator, persisted."""
 
-    def __init__(self, node: str, key: str, store: BootStore, secure_boot: bool = False
-                 ) -> None:
+    def __init__(self, node: str, key: str, store: BootStore, secure_boot: bool = False,
+                 bios_version: str = "", disk_bytes: int = 1 << 30) -> None:
         self.node, self.key, self.store = node, key, store
         saved = store.load_platform(key)
+        self.bios_version: str = saved.get("bios_version", bios_version)
+        self.bios_version_pending: str | None = saved.get("bios_version_pending")
+        self.bmc_version: str = saved.get("bmc_version", __version__)
+        self.on_boot: list[Callable[[], None]] = []   # called once, at the next boot
+        self.drive_bytes = disk_bytes                 # each RAID drive: as large as the disk
+        self.volumes = [raid.Volume.from_dict(v) for v in saved.get("volumes", [])]
         # secure boot: keys enrolled (UserMode) where the firmware has them, else SetupMode
         self._can_have_keys = secure_boot
         self.has_keys = secure_boot and saved.get("keys", True) is True
@@ -156,8 +168,37 @@ class Platform:
             self.secure_boot = False
         self._save()
 
+    def create_volume(self, raid_type: str, drives: list[int] | None, capacity: int | None,
+                      name: str | None) -> raid.Volume:
+        volume = raid.plan(self.volumes, raid_type, drives, capacity, name, self.drive_bytes)
+        self.volumes.append(volume)
+        self._save()
+        log.info("node %s: RAID volume %s created (%s, %d bytes, drives %s)", self.node,
+                 volume.id, raid_type, volume.capacity, list(volume.drives))
+        return volume
+
+    def delete_volume(self, volume_id: str) -> None:
+        self.volumes = [v for v in self.volumes if v.id != volume_id]
+        self._save()
+        log.info("node %s: RAID volume %s deleted", self.node, volume_id)
+
+    def flash_bmc(self, version: str) -> None:
+        self.bmc_version = version
+        self._save()
+        log.info("node %s: BMC firmware %s", self.node, version)
+
+    def stage_bios(self, version: str) -> None:
+        """A BIOS image written to the flash: it runs from the next boot on."""
+        self.bios_version_pending = version
+        self._save()
+        log.info("node %s: BIOS firmware %s staged for the next boot", self.node, version)
+
     def booted(self) -> None:
-        """The node boots: its firmware takes the pending settings."""
+        """The node boots: its firmware takes the pending settings and image."""
+        if self.bios_version_pending is not None:
+            self.bios_version, self.bios_version_pending = self.bios_version_pending, None
+            self._save()
+            log.info("node %s: BIOS firmware %s runs", self.node, self.bios_version)
         if self.secure_boot_now != self.secure_boot:
             self.secure_boot_now = self.secure_boot
             self._save()
@@ -167,6 +208,9 @@ class Platform:
                      ", ".join(sorted(self.pending)))
             self.pending = {}
             self._save()
+        waiting, self.on_boot = self.on_boot, []
+        for callback in waiting:
+            callback()
 
     def set_indicator(self, state: str, for_seconds: float | None = None) -> None:
         """Set the indicator; with `for_seconds`, it goes off again by itself (IPMI's timed
@@ -188,4 +232,6 @@ class Platform:
         self.store.save_platform(self.key, {
             "bios": self.bios, "pending": self.pending, "indicator": self.indicator,
             "keys": self.has_keys, "secure_boot": self.secure_boot,
-            "secure_boot_now": self.secure_boot_now})
+            "secure_boot_now": self.secure_boot_now, "bios_version": self.bios_version,
+            "bios_version_pending": self.bios_version_pending, "bmc_version": self.bmc_version,
+            "volumes": [v.as_dict() for v in self.volumes]})

@@ -28,6 +28,9 @@ from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.events import EventHandlers
 from quintupleo.bmc.redfish.metadata import metadata_document
 from quintupleo.bmc.redfish.odata import collection, read_body, reply, writable
+from quintupleo.bmc.redfish.raid import RaidHandlers
+from quintupleo.bmc.redfish.updates import UpdateHandlers
+from quintupleo.bmc.tasks import TaskList
 from quintupleo.errors import BmcError, NodeBusy
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class RedfishService:
     accounts: Accounts
     session_timeout: int = 1800
     events: EventBus = field(default_factory=EventBus)
+    tasks: TaskList = field(default_factory=TaskList)
     routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -85,15 +89,18 @@ class RedfishService:
         chassis = r"/redfish/v1/Chassis/(?P<node>[^/]+)"
         self._route(chassis + "/Power", GET=self._inventory(inventory.chassis_power))
         self._route(chassis + "/Thermal", GET=self._inventory(inventory.chassis_thermal))
-        for pattern, methods in BiosHandlers(self._node).routes(system).items():
-            self._route(pattern, **methods)
+        for per_system in (BiosHandlers(self._node), RaidHandlers(self._node)):
+            for pattern, methods in per_system.routes(system).items():
+                self._route(pattern, **methods)
         self._route(r"/redfish/v1/SessionService", GET=self.session_service)
         self._route(r"/redfish/v1/SessionService/Sessions", GET=self.session_list,
                     POST=self.login)
         self._route(r"/redfish/v1/SessionService/Sessions/(?P<id>[^/]+)",
                     GET=self.session_get, DELETE=self.logout)
         self.event_handlers = EventHandlers(self.events)
-        for handlers in (AccountHandlers(self.accounts), self.event_handlers):
+        self.update_handlers = UpdateHandlers(self.controllers, self.tasks)
+        for handlers in (AccountHandlers(self.accounts), self.event_handlers,
+                         self.update_handlers):
             for pattern, methods in handlers.routes().items():
                 self._route(pattern, **methods)
 
@@ -105,6 +112,7 @@ class RedfishService:
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         app.on_shutdown.append(lambda _: self.event_handlers.close())
+        app.on_shutdown.append(lambda _: self.update_handlers.close())
         return app
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:

@@ -6,7 +6,8 @@ What Ironic's `redfish` inspect interface reads (through sushy): the Processors 
 Storage with its Drives (CapacityBytes, MediaType, Protocol) and Volumes. Built from what the
 backend knows of the node (NodeInfo and its Hardware): the flavor on Nova, the machine on the
 lab, the fixed description of a fake node. A virtual node has one processor package with all its
-vCPUs as cores, one memory device, and one disk on one controller (virtio-blk: PCIe).
+vCPUs as cores, one memory device, and one disk on one controller (virtio-blk: PCIe); the RAID
+controller beside it (`Storage/1`) is raid.py's.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def summaries(controller: NodeController) -> dict[str, Any]:
     info, path = controller.info, _system(controller)
     return {
         "SerialNumber": info.hardware.serial or None,
-        "BiosVersion": info.hardware.firmware or None,
+        "BiosVersion": controller.platform.bios_version or None,
         "ProcessorSummary": {"Count": 1, "CoreCount": info.cpus,
                              "LogicalProcessorCount": info.cpus,
                              "Model": info.hardware.cpu_model, "Status": ENABLED},
@@ -93,7 +94,7 @@ def simple_storage(controller: NodeController) -> dict[str, Any]:
 
 def storage_collection(controller: NodeController) -> dict[str, Any]:
     path = f"{_system(controller)}/Storage"
-    return collection("StorageCollection", path, "Storage", [f"{path}/0"])
+    return collection("StorageCollection", path, "Storage", [f"{path}/0", f"{path}/1"])
 
 
 def storage(controller: NodeController) -> dict[str, Any]:
@@ -106,7 +107,8 @@ def storage(controller: NodeController) -> dict[str, Any]:
                      "@odata.id": f"{path}#/StorageControllers/0", "MemberId": "0",
                      "Name": "Disk controller", "Status": ENABLED,
                      "SupportedControllerProtocols": [protocol],
-                     "SupportedDeviceProtocols": [protocol]}],
+                     "SupportedDeviceProtocols": [protocol],
+                     "SupportedRAIDTypes": []}],     # Ironic's raid interface passes it by
                  Volumes=link(f"{path}/Volumes"))
 
 

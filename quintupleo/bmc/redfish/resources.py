@@ -43,12 +43,14 @@ def service_root() -> dict[str, Any]:
                  Registries=link(f"{ROOT}/Registries"),
                  EventService=link(f"{ROOT}/EventService"),
                  AccountService=link(f"{ROOT}/AccountService"),
+                 UpdateService=link(f"{ROOT}/UpdateService"),
+                 TaskService=link(f"{ROOT}/TaskService"),
                  Links={"Sessions": link(f"{ROOT}/SessionService/Sessions")})
 
 
 def odata_service_document(controllers: list[NodeController]) -> dict[str, Any]:
     names = ("Systems", "Managers", "Chassis", "SessionService", "AccountService",
-             "Registries", "EventService")
+             "Registries", "EventService", "UpdateService", "TaskService")
     return {"@odata.context": f"{ROOT}/$metadata",
             "value": [{"name": n, "kind": "Singleton", "url": f"{ROOT}/{n}"} for n in names]}
 
@@ -163,7 +165,8 @@ def manager(controller: NodeController) -> dict[str, Any]:
     node = controller.info.id
     return odata("Manager.v1_24_0.Manager", f"{ROOT}/Managers/{node}", Id=node,
                  Name=f"BMC of {controller.info.name}", ManagerType="BMC",
-                 Status={"State": "Enabled", "Health": "OK"}, FirmwareVersion="QuintupleO",
+                 Status={"State": "Enabled", "Health": "OK"},
+                 FirmwareVersion=controller.platform.bmc_version,
                  VirtualMedia=link(f"{ROOT}/Managers/{node}/VirtualMedia"),
                  Links={"ManagerForServers": [link(f"{ROOT}/Systems/{node}")],
                         "ManagerForChassis": [link(f"{ROOT}/Chassis/{node}")]})

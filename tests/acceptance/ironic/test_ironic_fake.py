@@ -4,7 +4,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
+import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -211,3 +216,91 @@ def test_ironic_bios_settings_and_indicator_over_redfish(bmc_server, ironic, rep
             == "blinking"
         ir.call("PUT", f"nodes/{name}/management/indicators/{uuid}@chassis", {"state": "off"})
         assert at_bmc.get("/redfish/v1/Systems/fake-0")["LocationIndicatorActive"] is False
+
+
+@contextlib.contextmanager
+def image_server(root: Path):
+    """An HTTP server of `root` on 127.0.0.1, as the firmware images' web server."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def deploy(ir: Ironic, name: str, steps: list[dict]) -> None:
+    """A ramdisk deploy (of files a fake node does not boot) with `steps` as deploy steps."""
+    for source in ("vmlinuz", "initramfs"):
+        (ir.sources / source).write_bytes(b"not booted by a fake node\n")
+    ir.call("PATCH", f"nodes/{name}", [{"op": "add", "path": "/instance_info", "value": {
+        "kernel": f"file://{ir.sources / 'vmlinuz'}",
+        "ramdisk": f"file://{ir.sources / 'initramfs'}"}}])
+    ir.call("PUT", f"nodes/{name}/states/provision", {"target": "active", "deploy_steps": steps})
+    node = ir.wait(name, lambda n: n["provision_state"] in ("active", "deploy failed"),
+                   "the end of the deploy", 240)
+    assert node["provision_state"] == "active", node["last_error"]
+
+
+def test_ironic_raid_and_firmware_over_redfish(bmc_server, ironic, report, tmp_path):
+    """Ironic's `redfish` raid and firmware interfaces as deploy steps: apply_configuration
+    builds the volume Ironic planned on the RAID controller's drives, and a later deploy
+    replaces it (delete_configuration first: Ironic's redfish raid ignores delete_existing);
+    firmware `update` flashes the BIOS (the task runs until
+    the reboot Ironic makes, the BIOS version changes at that boot) and the BMC (its version
+    changes when its task ends). Each read back at the BMC."""
+    section = "fake backend · Redfish RAID and firmware"
+    ir, name, _, at_bmc = manageable_redfish_node(bmc_server, ironic, report, tmp_path,
+                                                  section, "raid_interface")
+    ir.call("PATCH", f"nodes/{name}", [
+        {"op": "add", "path": "/firmware_interface", "value": "redfish"}])
+    ir.provision(name, "provide", "available")
+    system, storage = "/redfish/v1/Systems/fake-0", "/redfish/v1/Systems/fake-0/Storage/1"
+    images = tmp_path / "images"
+    images.mkdir()
+    for image in ("bios-2.1.0.bin", "bmc-1.5.0.bin"):
+        (images / image).write_bytes(b"\x55\xaa" * 4096)
+
+    def volumes() -> list[dict]:
+        return [at_bmc.get(v["@odata.id"]) for v in at_bmc.get(f"{storage}/Volumes")["Members"]]
+
+    with image_server(images) as url, report.step(
+            section, f"{name}: deploy with RAID 1 and BIOS and BMC firmware steps"):
+        deploy(ir, name, [
+            {"interface": "raid", "step": "apply_configuration", "priority": 150,
+             "args": {"raid_config": {"logical_disks": [
+                 {"size_gb": 8, "raid_level": "1", "is_root_volume": True}]}}},
+            {"interface": "firmware", "step": "update", "priority": 140, "args": {
+                "settings": [{"component": "bios", "url": f"{url}/bios-2.1.0.bin"},
+                             {"component": "bmc", "url": f"{url}/bmc-1.5.0.bin"}]}}])
+    with report.step(section, f"{name}: the volume at the BMC is Ironic's raid_config"):
+        [volume] = volumes()
+        assert volume["RAIDType"] == "RAID1" and volume["CapacityBytes"] == 8 * 2**30
+        assert len(volume["Links"]["Drives"]) == 2
+        [disk] = ir.node(name)["raid_config"]["logical_disks"]
+        assert (disk["raid_level"], disk["size_gb"], disk["id"]) == ("1", 8, volume["Id"])
+    with report.step(section, f"{name}: BIOS 2.1.0 (after Ironic's reboot) and BMC 1.5.0"):
+        assert at_bmc.get(system)["BiosVersion"] == "2.1.0"
+        assert at_bmc.get("/redfish/v1/Managers/fake-0")["FirmwareVersion"] == "1.5.0"
+        firmware = {c["component"]: c["current_version"]
+                    for c in ir.call("GET", f"nodes/{name}/firmware")["firmware"]}
+        assert firmware == {"bios": "2.1.0", "bmc": "1.5.0"}
+        tasks = [at_bmc.get(t["@odata.id"])
+                 for t in at_bmc.get("/redfish/v1/TaskService/Tasks")["Members"]]
+        assert [(t["Name"], t["TaskState"]) for t in tasks] == [
+            ("BIOS firmware 2.1.0 for fake-0", "Completed"),
+            ("BMC firmware 1.5.0 for fake-0", "Completed")]
+    with report.step(section, f"{name}: undeploy; deploy with RAID 0 replacing the volume"):
+        ir.provision(name, "deleted", "available")
+        deploy(ir, name, [
+            {"interface": "raid", "step": "delete_configuration", "priority": 160, "args": {}},
+            {"interface": "raid", "step": "apply_configuration", "priority": 150,
+             "args": {"raid_config": {"logical_disks": [
+                 {"size_gb": 15, "raid_level": "0", "is_root_volume": True}]}}}])
+        [volume] = volumes()
+        assert volume["RAIDType"] == "RAID0" and volume["CapacityBytes"] == 15 * 2**30
+        [disk] = ir.node(name)["raid_config"]["logical_disks"]
+        assert (disk["raid_level"], disk["size_gb"]) == ("0", 15)
