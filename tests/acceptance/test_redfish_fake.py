@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import stat
+import threading
 import time
 
 import pytest
@@ -304,7 +306,7 @@ def test_inventory_sensors_and_secure_boot_through_sushy(bmc_server, client):
     assert system.processors.summary == (2, sushy.ProcessorArchitecture.X86)
     assert system.memory_summary.size_gib == 2
     assert system.simple_storage.disks_sizes_bytes == [10 * 2**30]
-    assert system.storage.drives_sizes_bytes == [10 * 2**30]
+    assert system.storage.drives_sizes_bytes == [10 * 2**30] * 5   # the disk, 4 RAID drives
     assert system.storage.volumes_sizes_bytes == []
     [nic] = system.ethernet_interfaces.get_members()
     assert nic.mac_address == "52:54:00:00:00:00"
@@ -469,3 +471,115 @@ def test_event_service_pushes_and_streams_power_and_boot_changes(bmc_server):
     assert len(received) == 2
     assert bmc.stop() == 0
     listener.shutdown()
+
+
+def post(bmc, path, body, **kwargs) -> requests.Response:
+    kwargs.setdefault("auth", ("admin", "password"))
+    return requests.post(f"{bmc.redfish_url}{path}", json=body, verify=cert(bmc), timeout=10,
+                         **kwargs)
+
+
+def test_raid_volumes_through_sushy(bmc_server, client):
+    """The RAID controller's volumes as sushy creates and deletes them (at once: 201 and 204),
+    the drives they take, and what a controller refuses: an unknown level, too few or busy
+    drives, a capacity beyond what the drives hold. The volumes outlive a BMC restart."""
+    bmc = bmc_server("--fake-nodes", "1")
+    storage = client(bmc).get_system("/redfish/v1/Systems/fake-0").storage.get_member(
+        "/redfish/v1/Systems/fake-0/Storage/1")
+    [controller] = storage.storage_controllers
+    assert set(controller.raid_types) == {sushy.RAIDType.RAID0, sushy.RAIDType.RAID1,
+                                          sushy.RAIDType.RAID5, sushy.RAIDType.RAID10}
+    support = storage.volumes.operation_apply_time_support
+    assert support.mapped_supported_values == [sushy.APPLY_TIME_IMMEDIATE]
+    drives = [d.path for d in storage.drives]
+    created = storage.volumes.create(
+        {"RAIDType": "RAID5", "Name": "data", "Links": {"Drives": [
+            {"@odata.id": d} for d in drives[1:]]}}, apply_time=sushy.APPLY_TIME_IMMEDIATE)
+    assert (created.name, created.raid_type, created.capacity_bytes) == (
+        "data", sushy.RAIDType.RAID5, 2 * 10 * 2**30)   # three drives, one of them parity
+    path = "/redfish/v1/Systems/fake-0/Storage/1"
+    assert get(bmc, f"{path}/Drives/1").json()["Links"]["Volumes"] == [
+        {"@odata.id": created.path}]
+    volumes = f"{path}/Volumes"
+    for body, why in [({"RAIDType": "RAID6"}, "not supported"),
+                      ({"RAIDType": "RAID1"}, "free"),             # one drive is left
+                      ({"RAIDType": "RAID0", "Links": {"Drives": [{"@odata.id": drives[1]}]}},
+                       "already belong"),
+                      ({"RAIDType": "RAID0", "CapacityBytes": 11 * 2**30}, "at most"),
+                      ({"RAIDType": "RAID0", "CapacityBytes": "big"}, "integer"),
+                      ({"RAIDType": "RAID0", "@Redfish.OperationApplyTime": "OnReset"},
+                       "Immediately"),
+                      ({"RAIDType": "RAID0", "Links": {"Drives": [{"@odata.id": "/x"}]}},
+                       "drives of this controller")]:
+        refused = post(bmc, volumes, body)
+        assert refused.status_code == 400 and why in refused.json()["error"]["message"], body
+    bmc.stop()
+    bmc.start()
+    [kept] = get(bmc, volumes).json()["Members"]
+    assert kept["@odata.id"] == created.path
+    created = storage.volumes.get_member(created.path)
+    assert created.delete(apply_time=sushy.APPLY_TIME_IMMEDIATE) is None   # 204: at once
+    assert get(bmc, volumes).json()["Members"] == []
+
+
+def test_firmware_updates_through_sushy(bmc_server, client, tmp_path):
+    """SimpleUpdate through sushy and its task monitor: a BMC image runs when its task ends; a
+    BIOS image's task runs until the next boot, which changes BiosVersion; an image the BMC
+    cannot fetch ends its task in Exception, without the URI's password; an image that names
+    no component, or a target that is no node, is refused at once (400)."""
+    (tmp_path / "bios-2.0.bin").write_bytes(b"image" * 100)
+    (tmp_path / "BMC_3.1.img").write_bytes(b"image" * 100)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: (
+        http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    bmc = bmc_server("--fake-nodes", "2")
+    root = client(bmc)
+    updates = root.get_update_service()
+
+    def finished(monitor):
+        deadline = time.monotonic() + 10
+        while monitor.check_is_processing and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return monitor.get_task()
+
+    try:
+        task = finished(updates.simple_update(f"{url}/BMC_3.1.img",
+                                              targets=["/redfish/v1/Managers/fake-1"]))
+        assert (task.task_state, task.task_status) == (sushy.TASK_STATE_COMPLETED,
+                                                       sushy.HEALTH_OK)
+        assert root.get_manager("/redfish/v1/Managers/fake-1").firmware_version == "3.1"
+        assert root.get_manager("/redfish/v1/Managers/fake-0").firmware_version != "3.1"
+
+        monitor = updates.simple_update(f"{url}/bios-2.0.bin",
+                                        targets=["/redfish/v1/Systems/fake-0"])
+        time.sleep(1)
+        assert monitor.check_is_processing   # written; it runs from the next boot
+        system = root.get_system("/redfish/v1/Systems/fake-0")
+        assert system.bios_version != "2.0"
+        system.reset_system(sushy.ResetType.ON)
+        assert finished(monitor).task_state == sushy.TASK_STATE_COMPLETED
+        system.refresh()
+        assert system.bios_version == "2.0"
+        entry = updates.firmware_inventory.get_member(
+            "/redfish/v1/UpdateService/FirmwareInventory/fake-0-BIOS")
+        assert (entry.version, entry.updateable) == ("2.0", True)
+
+        task = finished(updates.simple_update("http://user:s3cret@127.0.0.1:1/bmc-9.bin",
+                                              targets=["/redfish/v1/Systems/fake-0"]))
+        assert task.task_state == sushy.TASK_STATE_EXCEPTION
+        assert "bmc-9.bin failed" in task.messages[-1].message
+        assert "s3cret" not in json.dumps(get(bmc, task.path).json())
+        assert "s3cret" not in bmc.log
+    finally:
+        server.shutdown()
+        server.server_close()
+    action = "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate"
+    for body, why in [({"ImageURI": f"{url}/firmware.bin", "Targets": [
+                           "/redfish/v1/Systems/fake-0"]}, "names no component"),
+                      ({"ImageURI": f"{url}/bios-1.bin"}, "name one in Targets"),
+                      ({"ImageURI": f"{url}/bios-1.bin", "Targets": ["/redfish/v1/Systems/x"]},
+                       "no system"),
+                      ({"Targets": ["/redfish/v1/Systems/fake-0"]}, "ImageURI is required")]:
+        refused = post(bmc, action, body)
+        assert refused.status_code == 400 and why in refused.json()["error"]["message"], body

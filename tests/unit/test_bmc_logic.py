@@ -8,10 +8,12 @@ import struct
 import pytest
 
 from quintupleo.backends.fake import FakeBackend
+from quintupleo.bmc import raid
 from quintupleo.bmc.controller import NodeController, Refresher
+from quintupleo.bmc.firmware import image_target, shown
 from quintupleo.bmc.ipmi import commands, context, session, wire
 from quintupleo.bmc.store import BootStore
-from quintupleo.errors import NodeBusy, NotInPresentState
+from quintupleo.errors import InvalidSetting, NodeBusy, NotInPresentState
 from quintupleo.model import BootDevice, BootMode, BootOverride, PowerAction, PowerState
 
 
@@ -247,3 +249,30 @@ def test_a_console_replay_matches_the_stream_without_the_control_bytes_nova_drop
     assert asyncio.run(everything(reader)) == b"\r\nQO-NOVA-CD-BOOTED\r\n"
     reader = ConsoleReader(Socket(b"QO\r\n"), log)
     assert asyncio.run(everything(reader)) == b"\r\nQO-NOVA-CD-BOOTED\r\nQO\r\n"
+
+
+def test_raid_plans_what_a_controller_builds():
+    gib = 2**30
+    mirror = raid.plan([], "RAID1", None, None, None, 10 * gib)
+    assert (mirror.id, mirror.drives, mirror.capacity) == ("1", (0, 1), 10 * gib)
+    striped = raid.plan([mirror], "RAID0", [2, 3], 15 * gib + 1, "fast", 10 * gib)
+    assert (striped.id, striped.name, striped.capacity) == ("2", "fast", 15 * gib + raid.STRIPE)
+    for args, why in [(("RAID6", None, None), "not supported"),
+                      (("RAID5", None, None), "free"),
+                      (("RAID0", [1], None), "already belong"),
+                      (("RAID10", [2, 3, 3], None), "distinct"),
+                      (("RAID1", [2], None), "cannot be built"),
+                      (("RAID0", [2], 11 * gib), "at most")]:
+        with pytest.raises(InvalidSetting, match=why):
+            raid.plan([mirror], *args, None, 10 * gib)
+
+
+def test_a_firmware_image_is_named_for_its_component_and_version():
+    assert image_target("http://h/fw/bios-2.1.0.bin") == ("bios", "2.1.0")
+    assert image_target("https://h:8443/BMC_1.4.tar.gz?x=1") == ("bmc", "1.4")
+    assert image_target("http://h/bios-U46_v2.10") == ("bios", "U46_v2.10")
+    for uri in ("http://h/firmware.bin", "ftp://h/bios-1.bin", "http:///bios-1.bin",
+                "http://h/bios-.bin"):
+        with pytest.raises(InvalidSetting):
+            image_target(uri)
+    assert shown("http://user:pw@h:81/bios-1.bin?token=t") == "http://h:81/bios-1.bin"

@@ -44,15 +44,16 @@ def service_root() -> dict[str, Any]:
                  EventService=link(f"{ROOT}/EventService"),
                  AccountService=link(f"{ROOT}/AccountService"),
                  UpdateService=link(f"{ROOT}/UpdateService"),
-                 TaskService=link(f"{ROOT}/TaskService"),
+                 Tasks=link(f"{ROOT}/TaskService"),
                  Links={"Sessions": link(f"{ROOT}/SessionService/Sessions")})
 
 
 def odata_service_document(controllers: list[NodeController]) -> dict[str, Any]:
     names = ("Systems", "Managers", "Chassis", "SessionService", "AccountService",
-             "Registries", "EventService", "UpdateService", "TaskService")
+             "Registries", "EventService", "UpdateService")
     return {"@odata.context": f"{ROOT}/$metadata",
-            "value": [{"name": n, "kind": "Singleton", "url": f"{ROOT}/{n}"} for n in names]}
+            "value": [{"name": n, "kind": "Singleton", "url": f"{ROOT}/{n}"} for n in names]
+            + [{"name": "Tasks", "kind": "Singleton", "url": f"{ROOT}/TaskService"}]}
 
 
 def _status(controller: NodeController) -> dict[str, str]:
