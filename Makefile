@@ -13,7 +13,7 @@ demo: setup devcloud
 
 ## test: set up, bring the local cloud up, and run every test
 test: setup devcloud lint
-	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 setup:
 	./scripts/setup.sh

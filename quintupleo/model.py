@@ -53,6 +53,15 @@ class BootMode(StrEnum):
 
 
 @dataclass(frozen=True)
+class LogicalDisk:
+    """A volume of the node's RAID controller, as the machine would see a disk: its id (the
+    controller's) and size in bytes."""
+
+    id: str
+    capacity: int
+
+
+@dataclass(frozen=True)
 class BootOverride:
     """The next boot's (or every boot's, if persistent) device, as a BMC's boot flags say it."""
 

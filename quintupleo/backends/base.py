@@ -6,7 +6,14 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from quintupleo.errors import NotSupported
-from quintupleo.model import BootDevice, BootOverride, NodeInfo, Observation, PowerAction
+from quintupleo.model import (
+    BootDevice,
+    BootOverride,
+    LogicalDisk,
+    NodeInfo,
+    Observation,
+    PowerAction,
+)
 
 
 class Backend(ABC):
@@ -22,6 +29,8 @@ class Backend(ABC):
     has_console: bool = False
     #: whether nodes have a virtual CD (insert_media)
     has_media: bool = False
+    #: whether the RAID controller's volumes become disks of the machine
+    has_volume_disks: bool = False
     #: whether the nodes' firmware has secure boot keys, so that secure boot can be switched on
     has_secure_boot: bool = False
     #: the devices a boot override may name
@@ -43,9 +52,11 @@ class Backend(ABC):
 
     @abstractmethod
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
-                    media: str | None = None) -> None:
+                    media: str | None = None, disks: tuple[LogicalDisk, ...] = ()) -> None:
         """Start `action` on a node; `boot` is the override this boot must honour (if it boots),
-        `media` the inserted virtual CD (what `insert_media` returned), if any.
+        `media` the inserted virtual CD (what `insert_media` returned), if any, `disks` the
+        volumes its RAID controller has (a backend with `has_volume_disks` attaches them as
+        disks from this boot on; the others leave them to the BMC's record).
 
         Raises NodeBusy when the node is in a transition (the caller retries),
         NotSupported when the backend has no such action, BackendError otherwise.

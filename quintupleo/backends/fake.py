@@ -12,6 +12,7 @@ from quintupleo.model import (
     BootDevice,
     BootOverride,
     Hardware,
+    LogicalDisk,
     NodeInfo,
     Observation,
     PowerAction,
@@ -81,7 +82,7 @@ class FakeBackend(Backend):
         return f"fake-media:{url}"
 
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
-                    media: str | None = None) -> None:
+                    media: str | None = None, disks: tuple[LogicalDisk, ...] = ()) -> None:
         node = self.nodes[node_id]
         if node.target is not None and time.monotonic() < node.busy_until:
             raise NodeBusy(f"{node_id} is still changing power state")

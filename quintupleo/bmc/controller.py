@@ -231,7 +231,8 @@ class NodeController:
             try:
                 if staged:
                     self.transition = action.target
-                await self.backend.power(self.info.id, action, self.override, self.media)
+                await self.backend.power(self.info.id, action, self.override, self.media,
+                                         self.platform.disks())
                 break
             except NodeBusy as exc:
                 if time.monotonic() > deadline:

@@ -26,6 +26,7 @@ from quintupleo import __version__
 from quintupleo.bmc import raid
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import InvalidSetting
+from quintupleo.model import LogicalDisk
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,10 @@ class Platform:
         log.info("node %s: RAID volume %s created (%s, %d bytes, drives %s)", self.node,
                  volume.id, raid_type, volume.capacity, list(volume.drives))
         return volume
+
+    def disks(self) -> tuple[LogicalDisk, ...]:
+        """The volumes, as disks a machine can attach."""
+        return tuple(LogicalDisk(v.id, v.capacity) for v in self.volumes)
 
     def delete_volume(self, volume_id: str) -> None:
         self.volumes = [v for v in self.volumes if v.id != volume_id]

@@ -4,8 +4,9 @@ RAID controller, and the volumes (logical disks) made of them.
 The drives are the BMC's own: each as large as the node's disk, SAS hard disks, as in a common
 server. A volume takes whole drives (no two volumes share one) and offers the capacity its RAID
 level leaves of them; these rules are what a real controller checks before it builds a volume.
-What a volume becomes is the backend's: recorded on fake and Nova nodes (the guest sees its own
-disk, not these), as on a BMC whose host is powered off.
+What a volume becomes is the backend's: on the lab a disk of the machine from its next boot
+(`has_volume_disks`); on fake and Nova nodes a record only (a Nova guest sees the disks Nova
+gives it, not these).
 """
 
 from __future__ import annotations

@@ -150,6 +150,8 @@ def test_pxe_then_disk_then_one_time_pxe_over_ipmi(lab):
 
 
 def test_the_same_over_redfish(lab):
+    """One-time and persistent overrides through sushy; and the RAID controller's volumes,
+    which become disks of the machine at its next boot and are gone after their deletion."""
     root = sushy.Sushy(f"https://127.0.0.1:{lab.port_base + 50}/redfish/v1", username="admin",
                        password="password", verify=str(lab.dir / "bmc" / "redfish-cert.pem"))
     system = root.get_system("/redfish/v1/Systems/node-0")
@@ -173,6 +175,25 @@ def test_the_same_over_redfish(lab):
     system.refresh()
     assert system.power_state == sushy.PowerState.ON
     assert system.boot.enabled == sushy.BootSourceOverrideEnabled.CONTINUOUS
+
+    # a RAID volume made at the controller is a disk of the machine from its next boot on
+    raid = system.storage.get_member("/redfish/v1/Systems/node-0/Storage/1")
+    volume = raid.volumes.create({"RAIDType": "RAID1", "CapacityBytes": 1 << 30},
+                                 apply_time=sushy.APPLY_TIME_IMMEDIATE)
+    system.reset_system(sushy.ResetType.FORCE_RESTART)
+    lab.wait_marker(0, DISK_MARKER, 3)                  # still boots its own disk
+    image = lab.node_dir(0) / "volume-1.qcow2"
+    assert f"file={image}" in " ".join(psutil.Process(lab.qemu_pid(0)).cmdline())
+    assert lab.qemu_pid(0) != pid                       # new disks: QEMU started again
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(image)],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["virtual-size"] == volume.capacity_bytes == 1 << 30
+    volume.delete(apply_time=sushy.APPLY_TIME_IMMEDIATE)
+    system.reset_system(sushy.ResetType.FORCE_RESTART)
+    lab.wait_marker(0, DISK_MARKER, 4)
+    assert "volume-" not in " ".join(psutil.Process(lab.qemu_pid(0)).cmdline())
+    assert not image.exists()
+    system.reset_system(sushy.ResetType.FORCE_OFF)
     root.__del__()
 
 

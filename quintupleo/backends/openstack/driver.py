@@ -29,6 +29,7 @@ from quintupleo.model import (
     BootMode,
     BootOverride,
     Hardware,
+    LogicalDisk,
     NodeInfo,
     Observation,
     PowerAction,
@@ -273,7 +274,7 @@ class OpenStackBackend(Backend):
         return self._seen
 
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
-                    media: str | None = None) -> None:
+                    media: str | None = None, disks: tuple[LogicalDisk, ...] = ()) -> None:
         conn = await self._connection()
         server = await self._run(f"get {node_id}", conn.compute.get_server, node_id)
         if server.task_state is not None:

@@ -31,6 +31,7 @@ from quintupleo.errors import BackendError, NotInPresentState
 from quintupleo.images.media import fetch
 from quintupleo.model import (
     BootOverride,
+    LogicalDisk,
     NodeInfo,
     Observation,
     PowerAction,
@@ -49,6 +50,7 @@ class QemuBackend(Backend):
     settle_poll = 0.0
     has_console = True
     has_media = True
+    has_volume_disks = True
 
     def __init__(self, machines: list[MachineSpec], media_max_bytes: int = 4 << 30) -> None:
         self.machines = {spec.name: Machine(spec) for spec in machines}
@@ -125,13 +127,13 @@ class QemuBackend(Backend):
         await self._blocking(machine.kill)
 
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
-                    media: str | None = None) -> None:
+                    media: str | None = None, disks: tuple[LogicalDisk, ...] = ()) -> None:
         machine = self.machines[node_id]
         running = await self._blocking(machine.running)
         once = boot.active and not boot.persistent
         if action is PowerAction.ON:
             if not running:
-                await self._start(machine, boot, media)
+                await self._start(machine, boot, media, disks)
         elif action is PowerAction.OFF:
             await self._kill(machine)
         elif not running:
@@ -140,20 +142,22 @@ class QemuBackend(Backend):
             await self._qmp(machine, "system_powerdown")
         elif action is PowerAction.DIAG_INTERRUPT:
             await self._qmp(machine, "inject-nmi")
-        elif action is PowerAction.RESET and not once:
+        elif action is PowerAction.RESET and not once and \
+                await self._blocking(machine.has_disks, disks):
             await self._set_boot_order(machine, boot_order(boot))
             await self._qmp(machine, "system_reset")
-        else:   # a cycle, or a reset that boots a device once: QEMU starts again
+        else:   # a cycle, a reset that boots a device once or sees new disks: QEMU again
             await self._kill(machine)
-            await self._start(machine, boot, media)
+            await self._start(machine, boot, media, disks)
         log.debug("node %s: %s done", node_id, action.value)
 
-    async def _start(self, machine: Machine, boot: BootOverride, media: str | None) -> None:
+    async def _start(self, machine: Machine, boot: BootOverride, media: str | None,
+                     disks: tuple[LogicalDisk, ...]) -> None:
         """Start QEMU paused, let a waiting console attach (so it sees the whole boot), run."""
         attached = self._console_attached.setdefault(machine.node.name, asyncio.Event())
         attached.clear()
         await self._forget(machine.node.name)   # a connection to a QEMU that is gone
-        await self._blocking(machine.start, boot_order(boot), media)
+        await self._blocking(machine.start, boot_order(boot), media, disks)
         if machine.node.name in self._console_wanted:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(attached.wait(), CONSOLE_ATTACH_WAIT)

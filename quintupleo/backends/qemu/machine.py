@@ -8,6 +8,8 @@ and its `-name`. Its serial port is a Unix socket for a live console that also l
 to serial.log; SeaBIOS and the NIC's iPXE print there too (sercon), so a boot can be read.
 Firmware is SeaBIOS or OVMF (UEFI, its variables kept per node). The boot order is the
 devices' `bootindex` (disk, NIC, CD), which both firmwares read from QEMU at every reset.
+The RAID controller's volumes are more virtio disks (`volume-N.qcow2`, serial QO-VOLUME-N),
+attached from the boot after they were made; a deleted volume's disk is gone at that boot.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 import psutil
 
 from quintupleo.errors import BackendError
-from quintupleo.model import BootDevice, BootOverride, Hardware
+from quintupleo.model import BootDevice, BootOverride, Hardware, LogicalDisk
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,13 @@ class Machine:
     def tag(self) -> str:
         return self.node.tag
 
-    def argv(self, order: tuple[str, ...], media: str | None = None) -> list[str]:
+    def volume(self, disk: LogicalDisk) -> Path:
+        if not disk.id.isalnum():
+            raise BackendError(f"node {self.node.name}: volume id {disk.id!r} is not a name")
+        return self.dir / f"volume-{disk.id}.qcow2"
+
+    def argv(self, order: tuple[str, ...], media: str | None = None,
+             disks: tuple[LogicalDisk, ...] = ()) -> list[str]:
         node = self.node
         index = {device: number for number, device in enumerate(order, 1)}
         cd = "if=none,id=cd0,media=cdrom,readonly=on" + (f",file={media},format=raw"
@@ -118,6 +126,11 @@ class Machine:
             "-netdev", node.netdev,
             "-device", f"virtio-net-pci,netdev=net0,mac={node.mac},id=nic,"
                        f"bootindex={index['nic']}",
+            *[arg for disk in disks for arg in (
+                "-drive", f"file={self.volume(disk)},if=none,id=vol{disk.id},format=qcow2,"
+                          "cache=unsafe",
+                "-device", f"virtio-blk-pci,drive=vol{disk.id},id=volume{disk.id},"
+                           f"serial=QO-VOLUME-{disk.id}")],
         ]
 
     @property
@@ -165,9 +178,31 @@ class Machine:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def start(self, order: tuple[str, ...], media: str | None) -> None:
+    def has_disks(self, disks: tuple[LogicalDisk, ...]) -> bool:
+        """Whether the running QEMU has exactly these volumes as disks."""
+        pid = self.pid()
+        try:
+            argv = psutil.Process(pid).cmdline() if pid else []
+        except psutil.Error:
+            argv = []
+        attached = {a.split(",")[0] for a in argv if a.startswith(f"file={self.dir}/volume-")}
+        return attached == {f"file={self.volume(d)}" for d in disks}
+
+    def sync_volumes(self, disks: tuple[LogicalDisk, ...]) -> None:
+        """Make the volumes' disk files, and remove those of volumes deleted since."""
+        wanted = {self.volume(d): d for d in disks}
+        for stale in set(self.dir.glob("volume-*.qcow2")) - set(wanted):
+            stale.unlink()
+            log.info("node %s: %s removed (its volume was deleted)", self.node.name, stale.name)
+        for path, disk in wanted.items():
+            if not path.exists():
+                _run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), str(disk.capacity)])
+
+    def start(self, order: tuple[str, ...], media: str | None,
+              disks: tuple[LogicalDisk, ...] = ()) -> None:
         if self.running():
             return
+        self.sync_volumes(disks)
         self.pid_file.unlink(missing_ok=True)
         self.qmp_socket.unlink(missing_ok=True)
         self.console_socket.unlink(missing_ok=True)
@@ -175,7 +210,7 @@ class Machine:
             log.warning("node %s: its virtual CD is gone; starting with an empty drive",
                         self.node.name)
             media = None
-        _run(self.argv(order, media))   # returns once QEMU has daemonized: its sockets exist
+        _run(self.argv(order, media, disks))   # returns once QEMU has daemonized: its sockets exist
 
     def keep_media(self, download: Path) -> str:
         """Keep a fetched CD image as the node's media, named by its content (the same image
