@@ -62,6 +62,19 @@ class LogicalDisk:
 
 
 @dataclass(frozen=True)
+class MachineSettings:
+    """What the BMC's platform asks of the machine at a boot: its RAID volumes as disks, and
+    UEFI secure boot (on or off; `keys`: the default keys enrolled, else setup mode)."""
+
+    disks: tuple[LogicalDisk, ...] = ()
+    secure_boot: bool = False
+    keys: bool = True
+
+
+PLAIN_MACHINE = MachineSettings()   # no volumes, secure boot off
+
+
+@dataclass(frozen=True)
 class BootOverride:
     """The next boot's (or every boot's, if persistent) device, as a BMC's boot flags say it."""
 
@@ -84,6 +97,7 @@ class Hardware:
     firmware: str = ""                 # the BIOS/UEFI firmware and its version, if known
     cpu_model: str = "QEMU Virtual CPU"
     disk_protocol: str = "PCIe"        # virtio-blk is a PCI device (Redfish's Protocol)
+    secure_boot: bool = False          # the firmware can enforce secure boot (keys enrolled)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ from typing import Any
 
 from quintupleo.errors import NotSupported
 from quintupleo.model import (
+    PLAIN_MACHINE,
     BootDevice,
     BootOverride,
-    LogicalDisk,
+    MachineSettings,
     NodeInfo,
     Observation,
     PowerAction,
@@ -31,8 +32,6 @@ class Backend(ABC):
     has_media: bool = False
     #: whether the RAID controller's volumes become disks of the machine
     has_volume_disks: bool = False
-    #: whether the nodes' firmware has secure boot keys, so that secure boot can be switched on
-    has_secure_boot: bool = False
     #: the devices a boot override may name
     boot_devices: frozenset[BootDevice] = frozenset(BootDevice)
     #: how long after starting an action a new observation is worth making (batches actions
@@ -52,11 +51,13 @@ class Backend(ABC):
 
     @abstractmethod
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
-                    media: str | None = None, disks: tuple[LogicalDisk, ...] = ()) -> None:
+                    media: str | None = None,
+                    settings: MachineSettings = PLAIN_MACHINE) -> None:
         """Start `action` on a node; `boot` is the override this boot must honour (if it boots),
-        `media` the inserted virtual CD (what `insert_media` returned), if any, `disks` the
-        volumes its RAID controller has (a backend with `has_volume_disks` attaches them as
-        disks from this boot on; the others leave them to the BMC's record).
+        `media` the inserted virtual CD (what `insert_media` returned), if any, `settings` what
+        the BMC's platform asks of this boot: the RAID volumes (a backend with
+        `has_volume_disks` attaches them as disks; the others leave them to the BMC's record)
+        and secure boot (acted on where the node's Hardware says `secure_boot`).
 
         Raises NodeBusy when the node is in a transition (the caller retries),
         NotSupported when the backend has no such action, BackendError otherwise.

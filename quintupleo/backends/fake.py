@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from quintupleo.backends.base import Backend
 from quintupleo.errors import NodeBusy
 from quintupleo.model import (
+    PLAIN_MACHINE,
     BootDevice,
     BootOverride,
     Hardware,
-    LogicalDisk,
+    MachineSettings,
     NodeInfo,
     Observation,
     PowerAction,
@@ -44,7 +45,6 @@ class FakeBackend(Backend):
 
     name = "fake"
     has_media = True
-    has_secure_boot = True   # recorded, like every setting of a fake node
 
     def __init__(self, count: int, delay: float = 0.0, prefix: str = "fake-",
                  staged: bool = False) -> None:
@@ -61,7 +61,8 @@ class FakeBackend(Backend):
         mac = f"52:54:00:{(index >> 16) & 0xFF:02x}:{(index >> 8) & 0xFF:02x}:{index & 0xFF:02x}"
         return NodeInfo(id=name, name=name, uuid=str(uuid.uuid5(_NAMESPACE, name)), macs=(mac,),
                         cpus=2, memory_mb=2048, local_gb=10,
-                        hardware=Hardware(model="Fake node", serial=f"QO-{index:08d}",
+                        hardware=Hardware(model="Fake node", secure_boot=True,
+                                          serial=f"QO-{index:08d}",
                                           firmware="QuintupleO fake firmware 1.0"))
 
     async def discover(self) -> list[NodeInfo]:
@@ -82,7 +83,8 @@ class FakeBackend(Backend):
         return f"fake-media:{url}"
 
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
-                    media: str | None = None, disks: tuple[LogicalDisk, ...] = ()) -> None:
+                    media: str | None = None,
+                    settings: MachineSettings = PLAIN_MACHINE) -> None:
         node = self.nodes[node_id]
         if node.target is not None and time.monotonic() < node.busy_until:
             raise NodeBusy(f"{node_id} is still changing power state")

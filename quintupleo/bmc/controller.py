@@ -77,7 +77,7 @@ class NodeController:
         self._console: NodeConsole | None = None       # the console's one client
         self.events = events or EventBus()              # what listeners hear of the node
         self.platform = Platform(info.name, self.key, store,   # BIOS, secure boot, indicator
-                                 secure_boot=backend.has_secure_boot,
+                                 secure_boot=info.hardware.secure_boot,
                                  bios_version=info.hardware.firmware,
                                  disk_bytes=info.local_gb << 30)
 
@@ -124,7 +124,7 @@ class NodeController:
 
     @property
     def has_secure_boot(self) -> bool:
-        return self.backend.has_secure_boot
+        return self.info.hardware.secure_boot
 
     @property
     def has_console(self) -> bool:
@@ -232,7 +232,7 @@ class NodeController:
                 if staged:
                     self.transition = action.target
                 await self.backend.power(self.info.id, action, self.override, self.media,
-                                         self.platform.disks())
+                                         self.platform.machine_settings())
                 break
             except NodeBusy as exc:
                 if time.monotonic() > deadline:

@@ -26,7 +26,7 @@ from quintupleo import __version__
 from quintupleo.bmc import raid
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import InvalidSetting
-from quintupleo.model import LogicalDisk
+from quintupleo.model import LogicalDisk, MachineSettings
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +178,10 @@ class Platform:
                  volume.id, raid_type, volume.capacity, list(volume.drives))
         return volume
 
-    def disks(self) -> tuple[LogicalDisk, ...]:
-        """The volumes, as disks a machine can attach."""
-        return tuple(LogicalDisk(v.id, v.capacity) for v in self.volumes)
+    def machine_settings(self) -> MachineSettings:
+        """What the next boot asks of the machine: the volumes as disks, secure boot."""
+        return MachineSettings(tuple(LogicalDisk(v.id, v.capacity) for v in self.volumes),
+                               self.secure_boot, self.has_keys)
 
     def delete_volume(self, volume_id: str) -> None:
         self.volumes = [v for v in self.volumes if v.id != volume_id]

@@ -105,6 +105,9 @@ def serve(
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("openstack").setLevel(logging.WARNING)
     logging.getLogger("keystoneauth").setLevel(logging.WARNING)
+    # what libraries log on the root logger itself (virt-firmware: each UEFI variable it sets)
+    # is heard from at WARNING
+    logging.getLogger().addFilter(lambda record: record.levelno >= logging.WARNING)
     try:
         settings = BmcSettings.load(
             config, bmc_settings, environment=environment, backend=backend, lab=lab,

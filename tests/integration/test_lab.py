@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 import sushy
 
 from harness.bmc_process import SolClient
@@ -301,7 +302,8 @@ def test_uefi_nodes_network_boot_and_boot_the_uefi_ipxe_image_from_disk(tmp_path
     """OVMF nodes (a role with boot-mode=uefi): a one-time UEFI PXE boot (the NIC's EFI iPXE
     ROM, an x86-64 UEFI client, gets the test's script, which prints the marker), then the
     disk, which holds our UEFI iPXE image as the rescue/rebuild strategies boot it on Nova:
-    GRUB, then iPXE network-boots the node."""
+    GRUB, then iPXE network-boots the node. Secure boot switched on at the BMC: the firmware
+    refuses that unsigned GRUB; off again, it boots."""
     run = LabRun(tmp_path / "home", f"u{uuid.uuid4().hex[:6]}", 17500)
     tftp = tmp_path / "tftp"
     tftp.mkdir()
@@ -324,6 +326,23 @@ def test_uefi_nodes_network_boot_and_boot_the_uefi_ipxe_image_from_disk(tmp_path
             run.ipmitool(0, "power", "reset")                # the override was for one boot
             run.wait_marker("efi-0", UEFI_MARKER, 2, timeout=120)
             assert "QuintupleO network boot (UEFI)" in run.serial("efi-0")       # the disk's
+
+            # secure boot, switched at the BMC: OVMF (Microsoft's keys) refuses our unsigned GRUB
+            secure = f"https://127.0.0.1:{run.port_base + 50}/redfish/v1/Systems/efi-0/SecureBoot"
+            http = {"auth": ("admin", "password"), "timeout": 10,
+                    "verify": str(run.dir / "bmc" / "redfish-cert.pem")}
+            assert requests.get(secure, **http).json()["SecureBootMode"] == "UserMode"
+            requests.patch(secure, json={"SecureBootEnable": True}, **http).raise_for_status()
+            denied = run.serial("efi-0").count("Access Denied")
+            run.ipmitool(0, "power", "reset")
+            deadline = time.monotonic() + 120
+            while run.serial("efi-0").count("Access Denied") == denied:
+                assert time.monotonic() < deadline, run.serial("efi-0")[-1500:]
+                time.sleep(0.5)
+            assert requests.get(secure, **http).json()["SecureBootCurrentBoot"] == "Enabled"
+            requests.patch(secure, json={"SecureBootEnable": False}, **http).raise_for_status()
+            run.ipmitool(0, "power", "reset")                # off again: GRUB boots, iPXE runs
+            run.wait_marker("efi-0", UEFI_MARKER, 3, timeout=120)
         mac = nodes[0]["ports"][0]["address"]
         assert f"{UEFI_MARKER} {mac}" in run.serial("efi-0")
     finally:

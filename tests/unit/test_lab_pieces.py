@@ -4,11 +4,15 @@ packet handling and configuration answers."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from virt.firmware.varstore.edk2 import Edk2VarStore
 
 from quintupleo.backends.fake import FakeBackend
+from quintupleo.backends.qemu import uefi
 from quintupleo.backends.qemu.machine import boot_order
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import commands, context
@@ -108,3 +112,24 @@ def test_sol_acknowledges_what_it_receives_and_answers_its_parameters(tmp_path):
     with pytest.raises(context.Completion) as unknown:
         commands.get_sol_configuration(ctx, bytes([1, 42, 0, 0]))
     assert unknown.value.code == Cc.PARAMETER_NOT_SUPPORTED
+
+
+@pytest.mark.skipif(not Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd").exists(), reason="no OVMF")
+def test_a_uefi_variable_store_takes_the_bmcs_secure_boot_settings(tmp_path):
+    """Secure boot on and off, the keys deleted (setup mode) and enrolled again, read back from
+    the store as the firmware will (virt-firmware parses it); nothing written when unchanged."""
+    store = tmp_path / "vars.fd"
+    shutil.copyfile(uefi.TEMPLATE, store)
+
+    def read() -> tuple[bool, set[str]]:
+        variables = Edk2VarStore(str(store)).get_varlist()
+        enabled = variables.get("SecureBootEnable")
+        return (enabled is not None and bytes(enabled.data[:1]) == b"\x01",
+                {k for k in uefi.KEYS if k in variables})
+
+    assert read() == (True, set(uefi.KEYS))            # Debian's template: on, keys enrolled
+    assert uefi.set_secure_boot(store, False, True) and read() == (False, set(uefi.KEYS))
+    before = store.stat().st_mtime_ns
+    assert not uefi.set_secure_boot(store, False, True) and store.stat().st_mtime_ns == before
+    assert uefi.set_secure_boot(store, True, False) and read() == (False, set())   # setup mode
+    assert uefi.set_secure_boot(store, True, True) and read() == (True, set(uefi.KEYS))

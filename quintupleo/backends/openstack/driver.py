@@ -25,11 +25,12 @@ from quintupleo.images.glance import file_hash, publish
 from quintupleo.images.ipxe import ipxe_image_name
 from quintupleo.images.media import fetch
 from quintupleo.model import (
+    PLAIN_MACHINE,
     BootDevice,
     BootMode,
     BootOverride,
     Hardware,
-    LogicalDisk,
+    MachineSettings,
     NodeInfo,
     Observation,
     PowerAction,
@@ -274,7 +275,8 @@ class OpenStackBackend(Backend):
         return self._seen
 
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
-                    media: str | None = None, disks: tuple[LogicalDisk, ...] = ()) -> None:
+                    media: str | None = None,
+                    settings: MachineSettings = PLAIN_MACHINE) -> None:
         conn = await self._connection()
         server = await self._run(f"get {node_id}", conn.compute.get_server, node_id)
         if server.task_state is not None:

@@ -30,8 +30,9 @@ from quintupleo.backends.qemu.monitor import Monitor
 from quintupleo.errors import BackendError, NotInPresentState
 from quintupleo.images.media import fetch
 from quintupleo.model import (
+    PLAIN_MACHINE,
     BootOverride,
-    LogicalDisk,
+    MachineSettings,
     NodeInfo,
     Observation,
     PowerAction,
@@ -127,13 +128,14 @@ class QemuBackend(Backend):
         await self._blocking(machine.kill)
 
     async def power(self, node_id: str, action: PowerAction, boot: BootOverride,
-                    media: str | None = None, disks: tuple[LogicalDisk, ...] = ()) -> None:
+                    media: str | None = None,
+                    settings: MachineSettings = PLAIN_MACHINE) -> None:
         machine = self.machines[node_id]
         running = await self._blocking(machine.running)
         once = boot.active and not boot.persistent
         if action is PowerAction.ON:
             if not running:
-                await self._start(machine, boot, media, disks)
+                await self._start(machine, boot, media, settings)
         elif action is PowerAction.OFF:
             await self._kill(machine)
         elif not running:
@@ -143,21 +145,21 @@ class QemuBackend(Backend):
         elif action is PowerAction.DIAG_INTERRUPT:
             await self._qmp(machine, "inject-nmi")
         elif action is PowerAction.RESET and not once and \
-                await self._blocking(machine.has_disks, disks):
+                await self._blocking(machine.started_with, settings):
             await self._set_boot_order(machine, boot_order(boot))
             await self._qmp(machine, "system_reset")
-        else:   # a cycle, a reset that boots a device once or sees new disks: QEMU again
-            await self._kill(machine)
-            await self._start(machine, boot, media, disks)
+        else:   # a cycle, a reset that boots a device once or with new settings (disks,
+            await self._kill(machine)            # secure boot): QEMU starts again
+            await self._start(machine, boot, media, settings)
         log.debug("node %s: %s done", node_id, action.value)
 
     async def _start(self, machine: Machine, boot: BootOverride, media: str | None,
-                     disks: tuple[LogicalDisk, ...]) -> None:
+                     settings: MachineSettings) -> None:
         """Start QEMU paused, let a waiting console attach (so it sees the whole boot), run."""
         attached = self._console_attached.setdefault(machine.node.name, asyncio.Event())
         attached.clear()
         await self._forget(machine.node.name)   # a connection to a QEMU that is gone
-        await self._blocking(machine.start, boot_order(boot), media, disks)
+        await self._blocking(machine.start, boot_order(boot), media, settings)
         if machine.node.name in self._console_wanted:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(attached.wait(), CONSOLE_ATTACH_WAIT)

@@ -9,14 +9,19 @@ to serial.log; SeaBIOS and the NIC's iPXE print there too (sercon), so a boot ca
 Firmware is SeaBIOS or OVMF (UEFI, its variables kept per node). The boot order is the
 devices' `bootindex` (disk, NIC, CD), which both firmwares read from QEMU at every reset.
 The RAID controller's volumes are more virtio disks (`volume-N.qcow2`, serial QO-VOLUME-N),
-attached from the boot after they were made; a deleted volume's disk is gone at that boot.
+attached from the boot after they were made; a deleted volume's disk is gone at that boot. A
+UEFI node's secure boot is its variable store's (uefi.py), set before QEMU starts. What a QEMU
+was started with is kept beside it (started.json): a reset that asks for other disks or
+secure boot starts QEMU again, as the firmware reads them only then.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -28,14 +33,21 @@ from pathlib import Path
 
 import psutil
 
+from quintupleo.backends.qemu import uefi
 from quintupleo.errors import BackendError
-from quintupleo.model import BootDevice, BootOverride, Hardware, LogicalDisk
+from quintupleo.model import (
+    PLAIN_MACHINE,
+    BootDevice,
+    BootOverride,
+    Hardware,
+    LogicalDisk,
+    MachineSettings,
+)
 
 log = logging.getLogger(__name__)
 
 QEMU = "qemu-system-x86_64"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
 #: the boot devices' QEMU ids, and their usual order: the disk, then the network (a blank disk
 #: falls through to PXE, as on a new server), then the virtual CD
@@ -142,7 +154,7 @@ class Machine:
         """The inventory the machine shows: QEMU's `pc` machine with this node's firmware."""
         firmware = ("OVMF", "ovmf") if self.node.firmware == "uefi" else ("SeaBIOS", "seabios")
         return Hardware(manufacturer="QEMU", model="Standard PC (i440FX + PIIX, 1996)",
-                        serial=self.serial,
+                        serial=self.serial, secure_boot=self.node.firmware == "uefi",
                         firmware=" ".join(filter(None, (firmware[0],
                                                         package_version(firmware[1])))))
 
@@ -158,7 +170,7 @@ class Machine:
         (self.dir / "sercon").write_bytes((0x3F8).to_bytes(8, "little"))
         vars_file = self.dir / "uefi-vars.fd"
         if self.node.firmware == "uefi" and not vars_file.exists():
-            shutil.copyfile(OVMF_VARS, vars_file)   # the node's own UEFI variables
+            shutil.copyfile(uefi.TEMPLATE, vars_file)   # the node's own UEFI variables
         if not self.disk.exists():
             _run(["qemu-img", "create", "-q", "-f", "qcow2", str(self.disk),
                   f"{self.node.disk_gb}G"])
@@ -178,15 +190,13 @@ class Machine:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def has_disks(self, disks: tuple[LogicalDisk, ...]) -> bool:
-        """Whether the running QEMU has exactly these volumes as disks."""
-        pid = self.pid()
+    def started_with(self, settings: MachineSettings) -> bool:
+        """Whether the running QEMU was started with these settings (disks, secure boot)."""
         try:
-            argv = psutil.Process(pid).cmdline() if pid else []
-        except psutil.Error:
-            argv = []
-        attached = {a.split(",")[0] for a in argv if a.startswith(f"file={self.dir}/volume-")}
-        return attached == {f"file={self.volume(d)}" for d in disks}
+            started = json.loads((self.dir / "started.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(started == json.loads(json.dumps(dataclasses.asdict(settings))))
 
     def sync_volumes(self, disks: tuple[LogicalDisk, ...]) -> None:
         """Make the volumes' disk files, and remove those of volumes deleted since."""
@@ -199,10 +209,16 @@ class Machine:
                 _run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), str(disk.capacity)])
 
     def start(self, order: tuple[str, ...], media: str | None,
-              disks: tuple[LogicalDisk, ...] = ()) -> None:
+              settings: MachineSettings = PLAIN_MACHINE) -> None:
         if self.running():
             return
-        self.sync_volumes(disks)
+        self.sync_volumes(settings.disks)
+        if self.node.firmware == "uefi" and uefi.set_secure_boot(
+                self.dir / "uefi-vars.fd", settings.secure_boot, settings.keys):
+            log.info("node %s: secure boot %s (keys %s)", self.node.name,
+                     "on" if settings.secure_boot else "off",
+                     "enrolled" if settings.keys else "deleted")
+        (self.dir / "started.json").write_text(json.dumps(dataclasses.asdict(settings)))
         self.pid_file.unlink(missing_ok=True)
         self.qmp_socket.unlink(missing_ok=True)
         self.console_socket.unlink(missing_ok=True)
@@ -210,7 +226,7 @@ class Machine:
             log.warning("node %s: its virtual CD is gone; starting with an empty drive",
                         self.node.name)
             media = None
-        _run(self.argv(order, media, disks))   # returns once QEMU has daemonized: its sockets exist
+        _run(self.argv(order, media, settings.disks))   # returns once QEMU has daemonized
 
     def keep_media(self, download: Path) -> str:
         """Keep a fetched CD image as the node's media, named by its content (the same image
