@@ -232,31 +232,35 @@ def image_server(root: Path):
         server.server_close()
 
 
-def deploy(ir: Ironic, name: str, steps: list[dict]) -> None:
-    """A ramdisk deploy (of files a fake node does not boot) with `steps` as deploy steps."""
+def deploy(ir: Ironic, name: str, steps: list[dict], **capabilities: str) -> None:
+    """A ramdisk deploy (of files a fake node does not boot) with `steps` as deploy steps and
+    the instance's `capabilities`."""
     for source in ("vmlinuz", "initramfs"):
         (ir.sources / source).write_bytes(b"not booted by a fake node\n")
     ir.call("PATCH", f"nodes/{name}", [{"op": "add", "path": "/instance_info", "value": {
         "kernel": f"file://{ir.sources / 'vmlinuz'}",
-        "ramdisk": f"file://{ir.sources / 'initramfs'}"}}])
+        "ramdisk": f"file://{ir.sources / 'initramfs'}", "capabilities": capabilities}}])
     ir.call("PUT", f"nodes/{name}/states/provision", {"target": "active", "deploy_steps": steps})
     node = ir.wait(name, lambda n: n["provision_state"] in ("active", "deploy failed"),
                    "the end of the deploy", 240)
     assert node["provision_state"] == "active", node["last_error"]
 
 
-def test_ironic_raid_and_firmware_over_redfish(bmc_server, ironic, report, tmp_path):
+def test_ironic_raid_firmware_and_secure_boot_over_redfish(bmc_server, ironic, report,
+                                                           tmp_path):
     """Ironic's `redfish` raid and firmware interfaces as deploy steps: apply_configuration
     builds the volume Ironic planned on the RAID controller's drives, and a later deploy
     replaces it (delete_configuration first: Ironic's redfish raid ignores delete_existing);
     firmware `update` flashes the BIOS (the task runs until
     the reboot Ironic makes, the BIOS version changes at that boot) and the BMC (its version
-    changes when its task ends). Each read back at the BMC."""
-    section = "fake backend · Redfish RAID and firmware"
+    changes when its task ends); and secure boot, which the instance asks for: on for the
+    deploy, off again when it is undeployed. Each read back at the BMC."""
+    section = "fake backend · Redfish RAID, firmware and secure boot"
     ir, name, _, at_bmc = manageable_redfish_node(bmc_server, ironic, report, tmp_path,
                                                   section, "raid_interface")
     ir.call("PATCH", f"nodes/{name}", [
-        {"op": "add", "path": "/firmware_interface", "value": "redfish"}])
+        {"op": "add", "path": "/firmware_interface", "value": "redfish"},
+        {"op": "add", "path": "/properties/capabilities", "value": "boot_mode:uefi"}])
     ir.provision(name, "provide", "available")
     system, storage = "/redfish/v1/Systems/fake-0", "/redfish/v1/Systems/fake-0/Storage/1"
     images = tmp_path / "images"
@@ -268,14 +272,19 @@ def test_ironic_raid_and_firmware_over_redfish(bmc_server, ironic, report, tmp_p
         return [at_bmc.get(v["@odata.id"]) for v in at_bmc.get(f"{storage}/Volumes")["Members"]]
 
     with image_server(images) as url, report.step(
-            section, f"{name}: deploy with RAID 1 and BIOS and BMC firmware steps"):
+            section, f"{name}: deploy (secure boot) with RAID 1, BIOS and BMC firmware steps"):
         deploy(ir, name, [
             {"interface": "raid", "step": "apply_configuration", "priority": 150,
              "args": {"raid_config": {"logical_disks": [
                  {"size_gb": 8, "raid_level": "1", "is_root_volume": True}]}}},
             {"interface": "firmware", "step": "update", "priority": 140, "args": {
                 "settings": [{"component": "bios", "url": f"{url}/bios-2.1.0.bin"},
-                             {"component": "bmc", "url": f"{url}/bmc-1.5.0.bin"}]}}])
+                             {"component": "bmc", "url": f"{url}/bmc-1.5.0.bin"}]}}],
+               secure_boot="true")
+    secure = at_bmc.get(f"{system}/SecureBoot")
+    with report.step(section, f"{name}: secure boot on, in this boot (at the BMC, in Ironic)"):
+        assert (secure["SecureBootEnable"], secure["SecureBootCurrentBoot"]) == (True, "Enabled")
+        assert ir.node(name)["secure_boot"] is True
     with report.step(section, f"{name}: the volume at the BMC is Ironic's raid_config"):
         [volume] = volumes()
         assert volume["RAIDType"] == "RAID1" and volume["CapacityBytes"] == 8 * 2**30
@@ -295,6 +304,7 @@ def test_ironic_raid_and_firmware_over_redfish(bmc_server, ironic, report, tmp_p
             ("BMC firmware 1.5.0 for fake-0", "Completed")]
     with report.step(section, f"{name}: undeploy; deploy with RAID 0 replacing the volume"):
         ir.provision(name, "deleted", "available")
+        assert at_bmc.get(f"{system}/SecureBoot")["SecureBootEnable"] is False
         deploy(ir, name, [
             {"interface": "raid", "step": "delete_configuration", "priority": 160, "args": {}},
             {"interface": "raid", "step": "apply_configuration", "priority": 150,
