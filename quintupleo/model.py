@@ -63,12 +63,14 @@ class LogicalDisk:
 
 @dataclass(frozen=True)
 class MachineSettings:
-    """What the BMC's platform asks of the machine at a boot: its RAID volumes as disks, and
-    UEFI secure boot (on or off; `keys`: the default keys enrolled, else setup mode)."""
+    """What the BMC's platform asks of the machine at a boot: its RAID volumes as disks, UEFI
+    secure boot (on or off; `keys`: the default keys enrolled, else setup mode), and the BIOS's
+    boot mode ("Bios" or "Uefi"; empty: the machine's own)."""
 
     disks: tuple[LogicalDisk, ...] = ()
     secure_boot: bool = False
     keys: bool = True
+    boot_mode: str = ""
 
 
 PLAIN_MACHINE = MachineSettings()   # no volumes, secure boot off
@@ -98,6 +100,7 @@ class Hardware:
     cpu_model: str = "QEMU Virtual CPU"
     disk_protocol: str = "PCIe"        # virtio-blk is a PCI device (Redfish's Protocol)
     secure_boot: bool = False          # the firmware can enforce secure boot (keys enrolled)
+    boot_mode: str = "Bios"            # the firmware's boot mode as delivered: Bios or Uefi
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,8 @@ class NodeController:
         self.platform = Platform(info.name, self.key, store,   # BIOS, secure boot, indicator
                                  secure_boot=info.hardware.secure_boot,
                                  bios_version=info.hardware.firmware,
-                                 disk_bytes=info.local_gb << 30)
+                                 disk_bytes=info.local_gb << 30,
+                                 boot_mode=info.hardware.boot_mode)
 
     @property
     def power(self) -> PowerState | None:

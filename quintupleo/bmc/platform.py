@@ -97,7 +97,8 @@ class Platform:
     """One node's BIOS settings (current and pending) and indicator, persisted."""
 
     def __init__(self, node: str, key: str, store: BootStore, secure_boot: bool = False,
-                 bios_version: str = "", disk_bytes: int = 1 << 30) -> None:
+                 bios_version: str = "", disk_bytes: int = 1 << 30, boot_mode: str = "Bios"
+                 ) -> None:
         self.node, self.key, self.store = node, key, store
         saved = store.load_platform(key)
         self.bios_version: str = saved.get("bios_version", bios_version)
@@ -112,8 +113,12 @@ class Platform:
         self.secure_boot = self.has_keys and saved.get("secure_boot", False) is True
         self.secure_boot_now = self.has_keys and saved.get("secure_boot_now", False) is True
         current = saved.get("bios", {})
-        self.bios: dict[str, Any] = {**DEFAULTS, **{k: v for k, v in current.items()
-                                                    if k in ATTRIBUTES}}
+        if "factory_boot_mode" not in saved:   # kept before BootMode acted on a lab's firmware,
+            current.pop("BootMode", None)      # when it was "Bios" on every node: not a choice
+        # the factory settings: the registry's defaults, the boot mode the firmware came with
+        self.defaults = {**DEFAULTS, "BootMode": boot_mode}
+        self.bios: dict[str, Any] = {**self.defaults, **{k: v for k, v in current.items()
+                                                         if k in ATTRIBUTES}}
         self.pending: dict[str, Any] = {k: v for k, v in saved.get("pending", {}).items()
                                         if k in ATTRIBUTES}
         self.indicator: str = saved.get("indicator", "Off")
@@ -146,7 +151,7 @@ class Platform:
 
     def reset_to_defaults(self) -> None:
         """ResetBios: the factory defaults, at the next boot."""
-        self.pending = {k: v for k, v in DEFAULTS.items() if not ATTRIBUTES[k].read_only}
+        self.pending = {k: v for k, v in self.defaults.items() if not ATTRIBUTES[k].read_only}
         self._save()
         log.info("node %s: BIOS reset to defaults at the next boot", self.node)
 
@@ -179,9 +184,11 @@ class Platform:
         return volume
 
     def machine_settings(self) -> MachineSettings:
-        """What the next boot asks of the machine: the volumes as disks, secure boot."""
+        """What the next boot asks of the machine: the volumes as disks, secure boot, and the
+        boot mode that boot will have (the pending setting, which it applies)."""
+        mode = self.pending.get("BootMode", self.bios["BootMode"])
         return MachineSettings(tuple(LogicalDisk(v.id, v.capacity) for v in self.volumes),
-                               self.secure_boot, self.has_keys)
+                               self.secure_boot, self.has_keys, str(mode))
 
     def delete_volume(self, volume_id: str) -> None:
         self.volumes = [v for v in self.volumes if v.id != volume_id]
@@ -239,5 +246,6 @@ class Platform:
             "bios": self.bios, "pending": self.pending, "indicator": self.indicator,
             "keys": self.has_keys, "secure_boot": self.secure_boot,
             "secure_boot_now": self.secure_boot_now, "bios_version": self.bios_version,
+            "factory_boot_mode": self.defaults["BootMode"],
             "bios_version_pending": self.bios_version_pending, "bmc_version": self.bmc_version,
             "volumes": [v.as_dict() for v in self.volumes]})

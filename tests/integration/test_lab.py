@@ -151,8 +151,9 @@ def test_pxe_then_disk_then_one_time_pxe_over_ipmi(lab):
 
 
 def test_the_same_over_redfish(lab):
-    """One-time and persistent overrides through sushy; and the RAID controller's volumes,
-    which become disks of the machine at its next boot and are gone after their deletion."""
+    """One-time and persistent overrides through sushy; the RAID controller's volumes, which
+    become disks of the machine at its next boot and are gone after their deletion; and the
+    BIOS's BootMode, which switches the machine's firmware at the next boot."""
     root = sushy.Sushy(f"https://127.0.0.1:{lab.port_base + 50}/redfish/v1", username="admin",
                        password="password", verify=str(lab.dir / "bmc" / "redfish-cert.pem"))
     system = root.get_system("/redfish/v1/Systems/node-0")
@@ -194,6 +195,21 @@ def test_the_same_over_redfish(lab):
     lab.wait_marker(0, DISK_MARKER, 4)
     assert "volume-" not in " ".join(psutil.Process(lab.qemu_pid(0)).cmdline())
     assert not image.exists()
+
+    # the BIOS setting BootMode is the machine's firmware from the next boot: OVMF, SeaBIOS
+    system.bios.set_attributes({"BootMode": "Uefi"})
+    seen = len(lab.serial(0))
+    system.reset_system(sushy.ResetType.FORCE_RESTART)
+    deadline = time.monotonic() + 60
+    while "BdsDxe" not in lab.serial(0)[seen:]:         # OVMF's boot manager speaks
+        assert time.monotonic() < deadline, lab.serial(0)[-1500:]
+        time.sleep(0.5)
+    assert "OVMF_CODE" in " ".join(psutil.Process(lab.qemu_pid(0)).cmdline())
+    system.bios.refresh()
+    assert system.bios.attributes["BootMode"] == "Uefi"
+    system.bios.set_attributes({"BootMode": "Bios"})
+    system.reset_system(sushy.ResetType.FORCE_RESTART)
+    lab.wait_marker(0, DISK_MARKER, 5)                  # SeaBIOS boots the boot sector again
     system.reset_system(sushy.ResetType.FORCE_OFF)
     root.__del__()
 

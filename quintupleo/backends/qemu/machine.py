@@ -6,13 +6,14 @@ labs.
 QEMU runs daemonized (a BMC restart leaves running nodes running), found again by its PID file
 and its `-name`. Its serial port is a Unix socket for a live console that also logs everything
 to serial.log; SeaBIOS and the NIC's iPXE print there too (sercon), so a boot can be read.
-Firmware is SeaBIOS or OVMF (UEFI, its variables kept per node). The boot order is the
+Firmware is SeaBIOS or OVMF (UEFI, its variables kept per node): the node's own, or what its
+BIOS setting BootMode says (Bios: SeaBIOS, Uefi: OVMF) once changed. The boot order is the
 devices' `bootindex` (disk, NIC, CD), which both firmwares read from QEMU at every reset.
 The RAID controller's volumes are more virtio disks (`volume-N.qcow2`, serial QO-VOLUME-N),
 attached from the boot after they were made; a deleted volume's disk is gone at that boot. A
 UEFI node's secure boot is its variable store's (uefi.py), set before QEMU starts. What a QEMU
-was started with is kept beside it (started.json): a reset that asks for other disks or
-secure boot starts QEMU again, as the firmware reads them only then.
+was started with is kept beside it (started.json): a reset that asks for other disks, secure
+boot or boot mode starts QEMU again, as the firmware reads them only then.
 """
 
 from __future__ import annotations
@@ -113,9 +114,13 @@ class Machine:
             raise BackendError(f"node {self.node.name}: volume id {disk.id!r} is not a name")
         return self.dir / f"volume-{disk.id}.qcow2"
 
+    def firmware(self, settings: MachineSettings) -> str:
+        """The firmware this boot runs: "uefi" (OVMF) or "bios" (SeaBIOS)."""
+        return {"Uefi": "uefi", "Bios": "bios"}.get(settings.boot_mode, self.node.firmware)
+
     def argv(self, order: tuple[str, ...], media: str | None = None,
-             disks: tuple[LogicalDisk, ...] = ()) -> list[str]:
-        node = self.node
+             settings: MachineSettings = PLAIN_MACHINE) -> list[str]:
+        node, disks = self.node, settings.disks
         index = {device: number for number, device in enumerate(order, 1)}
         cd = "if=none,id=cd0,media=cdrom,readonly=on" + (f",file={media},format=raw"
                                                           if media else "")
@@ -131,7 +136,7 @@ class Machine:
             "-chardev", f"socket,id=serial0,path={self.console_socket},server=on,wait=off,"
                         f"logfile={self.serial_log},logappend=on",
             "-serial", "chardev:serial0",
-            *self.firmware_args(),
+            *self.firmware_args(self.firmware(settings)),
             "-drive", f"file={self.disk},if=none,id=disk0,format=qcow2,cache=unsafe",
             "-device", f"virtio-blk-pci,drive=disk0,id=disk,bootindex={index['disk']}",
             "-drive", cd, "-device", f"ide-cd,drive=cd0,id=cd,bootindex={index['cd']}",
@@ -155,11 +160,12 @@ class Machine:
         firmware = ("OVMF", "ovmf") if self.node.firmware == "uefi" else ("SeaBIOS", "seabios")
         return Hardware(manufacturer="QEMU", model="Standard PC (i440FX + PIIX, 1996)",
                         serial=self.serial, secure_boot=self.node.firmware == "uefi",
+                        boot_mode="Uefi" if self.node.firmware == "uefi" else "Bios",
                         firmware=" ".join(filter(None, (firmware[0],
                                                         package_version(firmware[1])))))
 
-    def firmware_args(self) -> list[str]:
-        if self.node.firmware != "uefi":   # SeaBIOS, QEMU's default; its console on COM1 too
+    def firmware_args(self, firmware: str) -> list[str]:
+        if firmware != "uefi":   # SeaBIOS, QEMU's default; its console on COM1 too
             return ["-fw_cfg", f"name=etc/sercon-port,file={self.dir / 'sercon'}"]
         return ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
                 "-drive", f"if=pflash,format=raw,file={self.dir / 'uefi-vars.fd'}"]
@@ -168,12 +174,16 @@ class Machine:
         self.dir.mkdir(parents=True, exist_ok=True)
         # SeaBIOS's serial console (sercon) port, as the little-endian integer it reads
         (self.dir / "sercon").write_bytes((0x3F8).to_bytes(8, "little"))
-        vars_file = self.dir / "uefi-vars.fd"
-        if self.node.firmware == "uefi" and not vars_file.exists():
-            shutil.copyfile(uefi.TEMPLATE, vars_file)   # the node's own UEFI variables
+        if self.node.firmware == "uefi":
+            self.create_variables()
         if not self.disk.exists():
             _run(["qemu-img", "create", "-q", "-f", "qcow2", str(self.disk),
                   f"{self.node.disk_gb}G"])
+
+    def create_variables(self) -> None:
+        vars_file = self.dir / "uefi-vars.fd"
+        if not vars_file.exists():
+            shutil.copyfile(uefi.TEMPLATE, vars_file)   # the node's own UEFI variables
 
     # ---- life -------------------------------------------------------------------------------
     def pid(self) -> int | None:
@@ -213,7 +223,9 @@ class Machine:
         if self.running():
             return
         self.sync_volumes(settings.disks)
-        if self.node.firmware == "uefi" and uefi.set_secure_boot(
+        if self.firmware(settings) == "uefi":
+            self.create_variables()
+        if self.firmware(settings) == "uefi" and uefi.set_secure_boot(
                 self.dir / "uefi-vars.fd", settings.secure_boot, settings.keys):
             log.info("node %s: secure boot %s (keys %s)", self.node.name,
                      "on" if settings.secure_boot else "off",
@@ -226,7 +238,7 @@ class Machine:
             log.warning("node %s: its virtual CD is gone; starting with an empty drive",
                         self.node.name)
             media = None
-        _run(self.argv(order, media, settings.disks))   # returns once QEMU has daemonized
+        _run(self.argv(order, media, settings))   # returns once QEMU has daemonized
 
     def keep_media(self, download: Path) -> str:
         """Keep a fetched CD image as the node's media, named by its content (the same image
