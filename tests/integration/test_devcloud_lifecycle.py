@@ -137,6 +137,15 @@ def test_down_leaves_no_process_of_ours(devcloud, running_vm):
     assert_all_stopped(devcloud)
 
 
+@pytest.fixture
+def stopped_devcloud(devcloud_home) -> Devcloud:
+    """The local cloud, down: the start-up faults below follow one another without the 30 s
+    start each would cost (the next test's `devcloud` brings it up again)."""
+    cloud = Devcloud(devcloud_home)
+    cloud.down()
+    return cloud
+
+
 def test_reset_returns_to_the_bootstrapped_state(devcloud):
     conn = openstack.connect(cloud="devcloud")
     net = conn.network.create_network(name="qo-test-reset")
@@ -147,69 +156,66 @@ def test_reset_returns_to_the_bootstrapped_state(devcloud):
     assert conn.image.find_image("quintupleo-tiny") is not None
 
 
-def test_port_in_use_names_the_service_and_starts_nothing(devcloud):
-    devcloud.down()
-    port = State.load(devcloud.layout).port("glance")
+def test_port_in_use_names_the_service_and_starts_nothing(stopped_devcloud):
+    port = State.load(stopped_devcloud.layout).port("glance")
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
-        result = cli("up", "--home", str(devcloud.layout.home))
+        result = cli("up", "--home", str(stopped_devcloud.layout.home))
         assert result.returncode == 1
         assert "glance" in result.stderr and str(port) in result.stderr
         assert "already in use" in result.stderr
-        assert str(devcloud.layout.log("glance")) in result.stderr.replace("\n", "")
+        assert str(stopped_devcloud.layout.log("glance")) in result.stderr.replace("\n", "")
         assert "Traceback" not in result.stderr
-        assert_all_stopped(devcloud)
+        assert_all_stopped(stopped_devcloud)
 
 
-def test_service_that_dies_on_start_is_named_and_the_rest_stopped(devcloud):
-    devcloud.down()
-    conf = devcloud.layout.etc / "placement" / "placement.conf"
+def test_service_that_dies_on_start_is_named_and_the_rest_stopped(stopped_devcloud):
+    conf = stopped_devcloud.layout.etc / "placement" / "placement.conf"
     good = conf.read_text()
     conf.write_text(good.replace("auth_strategy = keystone", "auth_strategy = no-such-strategy"))
     try:
         with pytest.raises(DevcloudError) as failure:
-            devcloud.up()
+            stopped_devcloud.up()
         assert failure.value.service == "placement"
-        assert failure.value.log == devcloud.layout.log("placement")
+        assert failure.value.log == stopped_devcloud.layout.log("placement")
         assert "exited while starting" in str(failure.value)
         assert "auth_strategy" in str(failure.value)  # the cause, from the log's last lines
-        assert_all_stopped(devcloud)
+        assert_all_stopped(stopped_devcloud)
     finally:
         conf.write_text(good)
 
 
-def test_corrupt_data_dir_is_named_with_a_way_out(devcloud):
-    devcloud.down()
-    db = devcloud.layout.db("keystone")
+def test_corrupt_data_dir_is_named_with_a_way_out(stopped_devcloud):
+    db = stopped_devcloud.layout.db("keystone")
     saved = db.with_suffix(".saved")
     shutil.copy(db, saved)
     try:
         db.write_bytes(b"this is not a database" * 100)
         with pytest.raises(DevcloudError) as failure:
-            devcloud.up()
+            stopped_devcloud.up()
         assert "corrupt" in str(failure.value) and str(db) in str(failure.value)
         assert "devcloud reset" in str(failure.value)
-        assert_all_stopped(devcloud)
+        assert_all_stopped(stopped_devcloud)
     finally:
         saved.replace(db)
 
 
-def test_missing_program_is_named_with_its_package(devcloud, monkeypatch):
-    devcloud.down()
-    monkeypatch.setenv("PATH", str(devcloud.layout.venv / "bin"))  # no /usr/bin: no epmd
+def test_missing_program_is_named_with_its_package(stopped_devcloud, monkeypatch):
+    monkeypatch.setenv("PATH", str(stopped_devcloud.layout.venv / "bin"))  # no /usr/bin: no epmd
     with pytest.raises(DevcloudError) as failure:
-        devcloud.up()
+        stopped_devcloud.up()
     assert failure.value.service == "epmd"
     assert "rabbitmq-server" in str(failure.value)
-    assert_all_stopped(devcloud)
+    assert_all_stopped(stopped_devcloud)
 
 
-def test_errors_and_logs_show_no_password(devcloud):
-    state = State.load(devcloud.layout)
+def test_errors_and_logs_show_no_password(stopped_devcloud):
+    state = State.load(stopped_devcloud.layout)
     secrets = [state.admin_password, state.member_password, state.service_password]
-    logs = "".join(p.read_text(errors="replace") for p in devcloud.layout.logs.glob("*.log"))
+    logs = "".join(p.read_text(errors="replace")
+                   for p in stopped_devcloud.layout.logs.glob("*.log"))
     for secret in secrets:
         assert secret not in logs
     assert state.admin_password not in repr(state)

@@ -68,7 +68,10 @@ def test_system_shows_the_servers_nics_and_flavor(conn, system, nodes, bmc):
                         auth=("admin", "password"), timeout=10,
                         verify=str(bmc.state_dir / "redfish-cert.pem")).json()
     assert dimm["CapacityMiB"] == flavor.ram
-    assert system.storage.drives_sizes_bytes == [max(1, flavor.disk) * 2**30]
+    disk = max(1, flavor.disk) * 2**30
+    storage = {s.identity: s for s in system.storage.get_members()}
+    assert [drive.capacity_bytes for drive in storage["0"].drives] == [disk]   # the server's disk
+    assert set(system.storage.drives_sizes_bytes) == {disk}   # the RAID controller's drives: alike
     assert (system.manufacturer, system.serial_number) == ("OpenStack Foundation", nodes[0].id)
     secure = system.secure_boot   # Nova's firmware has no keys here: setup mode, said so
     assert (secure.enabled, secure.mode) == (False, sushy.SecureBootMode.SETUP)
