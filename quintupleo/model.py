@@ -100,6 +100,9 @@ class Hardware:
     cpu_model: str = "QEMU Virtual CPU"
     disk_protocol: str = "PCIe"        # virtio-blk is a PCI device (Redfish's Protocol)
     secure_boot: bool = False          # the firmware can enforce secure boot (keys enrolled)
+    # secure boot fixed outside the BMC (a cloud's image or flavor says it): on or off, not the
+    # BMC's to switch; None: the firmware's own switch, as `secure_boot` allows
+    secure_boot_fixed: bool | None = None
     boot_mode: str = "Bios"            # the firmware's boot mode as delivered: Bios or Uefi
 
 

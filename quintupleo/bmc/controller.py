@@ -80,7 +80,8 @@ class NodeController:
                                  secure_boot=info.hardware.secure_boot,
                                  bios_version=info.hardware.firmware,
                                  disk_bytes=info.local_gb << 30,
-                                 boot_mode=info.hardware.boot_mode)
+                                 boot_mode=info.hardware.boot_mode,
+                                 fixed_secure_boot=info.hardware.secure_boot_fixed)
 
     @property
     def power(self) -> PowerState | None:

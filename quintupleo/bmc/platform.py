@@ -97,8 +97,8 @@ class Platform:
     """One node's BIOS settings (current and pending) and indicator, persisted."""
 
     def __init__(self, node: str, key: str, store: BootStore, secure_boot: bool = False,
-                 bios_version: str = "", disk_bytes: int = 1 << 30, boot_mode: str = "Bios"
-                 ) -> None:
+                 bios_version: str = "", disk_bytes: int = 1 << 30, boot_mode: str = "Bios",
+                 fixed_secure_boot: bool | None = None) -> None:
         self.node, self.key, self.store = node, key, store
         saved = store.load_platform(key)
         self.bios_version: str = saved.get("bios_version", bios_version)
@@ -112,6 +112,9 @@ class Platform:
         self.has_keys = secure_boot and saved.get("keys", True) is True
         self.secure_boot = self.has_keys and saved.get("secure_boot", False) is True
         self.secure_boot_now = self.has_keys and saved.get("secure_boot_now", False) is True
+        self.fixed_secure_boot = fixed_secure_boot   # set by the cloud, not here
+        if fixed_secure_boot is not None:
+            self.has_keys = self.secure_boot = self.secure_boot_now = fixed_secure_boot
         current = saved.get("bios", {})
         if "factory_boot_mode" not in saved:   # kept before BootMode acted on a lab's firmware,
             current.pop("BootMode", None)      # when it was "Bios" on every node: not a choice
@@ -157,6 +160,11 @@ class Platform:
 
     def enable_secure_boot(self, enabled: bool) -> None:
         """Secure boot at the next boot (only with keys enrolled)."""
+        if self.fixed_secure_boot is not None and enabled != self.fixed_secure_boot:
+            raise InvalidSetting(
+                f"node {self.node}: secure boot is {'on' if self.fixed_secure_boot else 'off'} "
+                "as its cloud sets it (the image's os_secure_boot property, or the flavor's "
+                "os:secure_boot), which the BMC cannot change")
         if enabled and not self.has_keys:
             raise InvalidSetting(f"node {self.node}: its firmware has no secure boot keys "
                                  "(setup mode): secure boot cannot be enabled")
@@ -169,6 +177,8 @@ class Platform:
         """ResetKeys: the default keys again (`keep`), or none (setup mode, secure boot off)."""
         if keep and not self.has_keys and not self._can_have_keys:
             raise InvalidSetting(f"node {self.node}: its firmware has no secure boot keys")
+        if self.fixed_secure_boot is not None and keep != self.has_keys:
+            raise InvalidSetting(f"node {self.node}: its secure boot keys are its cloud's")
         self.has_keys = keep
         if not keep:
             self.secure_boot = False

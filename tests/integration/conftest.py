@@ -35,10 +35,10 @@ def boot(conn, network, name):
     image = conn.image.find_image("quintupleo-tiny")
     flavor = conn.compute.find_flavor("qo.tiny")
 
-    def _boot(suffix: str = "", wait: bool = True, **port_args):
+    def _boot(suffix: str = "", wait: bool = True, image_id: str | None = None, **port_args):
         port = conn.network.create_port(network_id=net.id, name=f"{name}{suffix}",
                                          port_security_enabled=False, **port_args)
-        server = conn.compute.create_server(name=f"{name}{suffix}", image_id=image.id,
+        server = conn.compute.create_server(name=f"{name}{suffix}", image_id=image_id or image.id,
                                             flavor_id=flavor.id, networks=[{"port": port.id}])
         servers.append(server)
         return conn.compute.wait_for_server(server, wait=60) if wait else server

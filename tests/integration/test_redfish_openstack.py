@@ -18,8 +18,19 @@ def newest_action(conn, server) -> str:
 
 
 @pytest.fixture
-def nodes(conn, boot):
-    servers = [boot(f"-{i}", wait=False) for i in range(2)]
+def secure_image(conn, name):
+    """An image Nova boots with UEFI secure boot (zone nova's fake host boots nothing)."""
+    image = conn.image.create_image(name=f"{name}-secure", data=b"\0" * 512, disk_format="raw",
+                                    container_format="bare", hw_firmware_type="uefi",
+                                    os_secure_boot="required", wait=True)
+    yield image
+    conn.image.delete_image(image, ignore_missing=True)
+
+
+@pytest.fixture
+def nodes(conn, boot, secure_image):
+    """Two servers: the tiny image (BIOS), and an image that asks for secure boot (UEFI)."""
+    servers = [boot("-0", wait=False), boot("-1", wait=False, image_id=secure_image.id)]
     return [settle(conn, s.id, "ACTIVE") for s in servers]
 
 
@@ -73,8 +84,30 @@ def test_system_shows_the_servers_nics_and_flavor(conn, system, nodes, bmc):
     assert [drive.capacity_bytes for drive in storage["0"].drives] == [disk]   # the server's disk
     assert set(system.storage.drives_sizes_bytes) == {disk}   # the RAID controller's drives: alike
     assert (system.manufacturer, system.serial_number) == ("OpenStack Foundation", nodes[0].id)
-    secure = system.secure_boot   # Nova's firmware has no keys here: setup mode, said so
+    secure = system.secure_boot   # Nova's to set (its image's): off, and no keys to enable it
     assert (secure.enabled, secure.mode) == (False, sushy.SecureBootMode.SETUP)
+    assert system.bios.attributes["BootMode"] == "Bios"
+
+
+def test_secure_boot_and_firmware_are_the_images(bmc, nodes):
+    """The image's os_secure_boot=required and hw_firmware_type=uefi: the node says secure boot
+    on and UEFI, and the BMC refuses to switch what Nova decides (400, the reason named)."""
+    root = sushy.Sushy(f"{bmc.redfish_url}/redfish/v1", username="admin", password="password",
+                       verify=str(bmc.state_dir / "redfish-cert.pem"))
+    try:
+        plain, secured = (root.get_system(f"/redfish/v1/Systems/{n.id}") for n in nodes)
+        secure = secured.secure_boot
+        assert (secure.enabled, secure.current_boot, secure.mode) == (
+            True, sushy.SecureBootCurrentBoot.ENABLED, sushy.SecureBootMode.USER)
+        assert secured.bios.attributes["BootMode"] == "Uefi"
+        for system, wanted in ((secured, False), (plain, True)):
+            with pytest.raises(sushy.exceptions.BadRequestError) as refused:
+                system.secure_boot.set_enabled(wanted)
+            assert "os_secure_boot" in str(refused.value)
+        assert secured.secure_boot.enabled is True
+        secured.secure_boot.set_enabled(True)   # what it is already: accepted
+    finally:
+        root.__del__()
 
 
 def test_out_of_band_stop_shows_in_redfish(conn, bmc, nodes):

@@ -57,6 +57,11 @@ def observation(server: Any) -> Observation:
                        fault=fault)
 
 
+def image_of(server: Any) -> str:
+    """The ID of the image a server was booted from ("" when booted from a volume)."""
+    return getattr(server.image, "id", None) or ""
+
+
 class OpenStackBackend(Backend):
     name = "openstack"
 
@@ -134,18 +139,39 @@ class OpenStackBackend(Backend):
         for port in sorted(ports, key=lambda p: p.created_at or ""):
             if port.device_id in self._ids:
                 macs.setdefault(port.device_id, []).append(port.mac_address)
-        return [self._info(s, macs.get(s.id, [])) for s in servers]
+        images = await self._image_properties(conn, servers)
+        return [self._info(s, macs.get(s.id, []), images.get(image_of(s), {})) for s in servers]
+
+    async def _image_properties(self, conn: Any, servers: list[Any]) -> dict[str, dict[str, Any]]:
+        """The properties of each server's image (one call per image; a deleted or hidden
+        image has none: Nova's defaults, BIOS and no secure boot)."""
+        found: dict[str, dict[str, Any]] = {}
+        for image_id in sorted({image_of(s) for s in servers} - {""}):
+            try:
+                image = await self._run(f"get image {image_id}", conn.image.get_image, image_id)
+            except BackendError as exc:
+                if exc.status not in (403, 404):
+                    log.warning("%s; its servers get Nova's default firmware", exc)
+                continue
+            found[image_id] = dict(image.properties or {})
+        return found
 
     @staticmethod
-    def _info(server: Any, macs: list[str]) -> NodeInfo:
+    def _info(server: Any, macs: list[str], image: dict[str, Any]) -> NodeInfo:
+        """A server as a node; its firmware is the image's (`hw_firmware_type`), its secure
+        boot the image's or the flavor's (`os_secure_boot`, `os:secure_boot`): Nova's to set."""
         flavor = server.flavor
+        secure = "required" in (image.get("os_secure_boot"),
+                                (flavor.extra_specs or {}).get("os:secure_boot"))
         return NodeInfo(id=server.id, name=server.name, uuid=server.id, macs=tuple(macs),
                         cpus=int(flavor.vcpus or 1), memory_mb=int(flavor.ram or 512),
                         local_gb=max(1, int(flavor.disk or 1)),
                         extra={"flavor": flavor.original_name or flavor.name or ""},
                         # what Nova's libvirt driver writes in the SMBIOS tables by default
                         hardware=Hardware(manufacturer="OpenStack Foundation",
-                                          model="OpenStack Nova", serial=server.id))
+                                          model="OpenStack Nova", serial=server.id,
+                                          boot_mode="Uefi" if image.get("hw_firmware_type")
+                                          == "uefi" else "Bios", secure_boot_fixed=secure))
 
     async def _prepare_strategy(self, conn: Any) -> None:
         """Refuse to start with a strategy this cloud cannot do: say why now, not at a boot."""
