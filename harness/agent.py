@@ -38,10 +38,11 @@ def build(out: Path) -> Path:
 
 
 def prepare(ir: Ironic, name: str, agent: Path, image_base_url: str,
-            root_device: dict | None = None) -> None:
+            root_device: dict | None = None, secure_boot: bool = False) -> None:
     """The node set for the real agent: its kernel and ramdisk (file:// sources), `direct`
     deploy of the whole-disk image (served from Ironic's http_root), in-band inspection,
-    automated cleaning."""
+    automated cleaning; with `secure_boot`, the instance asks for it (Ironic switches it on
+    through the BMC before the image's boot, off when undeploying)."""
     for part in ("ipa.kernel", "ipa.initramfs"):
         shutil.copyfile(agent / part, ir.sources / part)
     shutil.copyfile(agent / IMAGE, ir.work / "http" / IMAGE)
@@ -52,7 +53,9 @@ def prepare(ir: Ironic, name: str, agent: Path, image_base_url: str,
              "automated_clean": True,
              "instance_info": {"image_source": f"{image_base_url}/{IMAGE}",
                                "image_os_hash_algo": "sha256", "image_os_hash_value": digest,
-                               "image_disk_format": "raw"}}
+                               "image_disk_format": "raw",
+                               **({"capabilities": {"secure_boot": "true"}} if secure_boot
+                                  else {})}}
     if root_device:
         patch["properties/root_device"] = root_device
     ir.call("PATCH", f"nodes/{name}", [{"op": "add", "path": f"/{path}", "value": value}
@@ -83,9 +86,11 @@ def wait_text(console: Callable[[], str], text: str, count: int, timeout: float)
 
 
 def deploy(ir: Ironic, name: str, console: Callable[[], str],
-           around: Callable[[str], AbstractContextManager] | None = None) -> Phases:
-    """Inspect, provide, deploy and undeploy NAME; CONSOLE() is all its serial output so far.
-    Asserts what each phase must leave behind."""
+           around: Callable[[str], AbstractContextManager] | None = None,
+           deployed: Callable[[], None] = lambda: None) -> Phases:
+    """Inspect, provide, deploy and undeploy NAME; CONSOLE() is all its serial output so far;
+    DEPLOYED() checks the node while its image runs. Asserts what each phase must leave
+    behind."""
     phases = Phases(around)
     with phases.phase("inspect: the agent boots (iPXE through the BMC)"):
         agents = console().count(AGENT_LINE)
@@ -109,6 +114,7 @@ def deploy(ir: Ironic, name: str, console: Callable[[], str],
                        "active", 600)
         assert node["provision_state"] == "active", node["last_error"]
         wait_text(console, DISK_MARKER, disks + 1, 300)
+    deployed()
     with phases.phase("undeploy: the agent boots again"):
         agents = console().count(AGENT_LINE)
         ir.call("PUT", f"nodes/{name}/states/provision", {"target": "deleted"})
@@ -126,9 +132,11 @@ UNDERCLOUD_HOST = 254  # the undercloud link's address on the nodes' network: .2
 
 @contextlib.contextmanager
 def lab_node(work: Path, start_ironic: Callable[..., Ironic], agent: Path, firmware: str,
-             driver: str, port: int) -> Iterator[tuple[Ironic, str, Lab]]:
+             driver: str, port: int, secure_boot: bool = False
+             ) -> Iterator[tuple[Ironic, str, Lab]]:
     """A lab of one node (2 GiB), the undercloud's link and services on its network, and an
-    Ironic for the agent with the node enrolled, managed and set for the agent."""
+    Ironic for the agent with the node enrolled, managed and set for the agent (and its
+    instance for secure boot, with `secure_boot`)."""
     lab = Lab(work / "home")
     link = None
     try:
@@ -143,7 +151,7 @@ def lab_node(work: Path, start_ironic: Callable[..., Ironic], agent: Path, firmw
         [name] = [n["name"] for n in json.loads(inventory.read_text())["nodes"]]
         ir.enroll(inventory)
         ir.provision(name, "manage", "manageable")
-        prepare(ir, name, agent, Lab.HTTP)
+        prepare(ir, name, agent, Lab.HTTP, secure_boot=secure_boot)
         yield ir, name, lab
     finally:
         lab.close()

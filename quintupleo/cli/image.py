@@ -64,15 +64,17 @@ def build_agent_command(
                                       "disk.raw go.")] = Path("agent"),
 ) -> None:
     """Build Ironic Python Agent's kernel and ramdisk (Debian packages and the agent from the
-    Python index; cached by its inputs) and the whole-disk image to deploy (BIOS and UEFI)."""
+    Python index; cached by its inputs) and the whole-disk image to deploy (BIOS and UEFI,
+    Debian's signed shim and GRUB: it boots with secure boot on too)."""
     from quintupleo.images.agent import build_agent
     from quintupleo.images.marker import whole_disk_image
+    from quintupleo.images.signed import signed_chain
 
     try:
         with err.status("building the agent ramdisk (a few minutes the first time)") as status:
             built = build_agent(out.expanduser(),
                                 log=lambda step: status.update(f"agent ramdisk: {step}"))
-            disk = whole_disk_image(out.expanduser() / "disk.raw")
+            disk = whole_disk_image(out.expanduser() / "disk.raw", signed=signed_chain())
     except QuintupleOError as exc:
         raise _fail(exc) from None
     table = Table("file", "size", "sha256")

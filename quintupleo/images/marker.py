@@ -9,10 +9,12 @@ its serial console, which one it booted. Nothing is downloaded; a few bytes of m
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 from quintupleo.images.ipxe import EPOCH, GRUB_EFI_MODULES, VOLUME_ID, esp_disk, run_tool
+from quintupleo.images.signed import SignedChain
 
 ORIGIN = 0x7C00
 #: what the program does once the marker is out: wait forever (no CPU: interrupts are off), or
@@ -97,11 +99,14 @@ DISK_GUIDS = ("51a7e0b0-0000-4000-8000-000000000000", "51a7e0b0-0000-4000-8000-0
               "51a7e0b0-0000-4000-8000-000000000002")   # fixed: reproducible images
 
 
-def whole_disk_image(path: Path, marker: str = DISK_MARKER, size: int = 16 << 20) -> Path:
+def whole_disk_image(path: Path, marker: str = DISK_MARKER, size: int = 16 << 20,
+                     signed: SignedChain | None = None) -> Path:
     """A whole-disk image as provisioning tools deploy them, for BIOS and UEFI alike: GPT with a
     BIOS boot partition (GRUB's core image; boot.img in the protective MBR) and an EFI system
     partition (FAT: GRUB as the removable-media loader and one grub.cfg that prints `marker` on
-    the serial console and idles). GPT, not DOS: Ironic's agent finds an ESP by GPT only."""
+    the serial console and idles). GPT, not DOS: Ironic's agent finds an ESP by GPT only.
+    With `signed`, the removable-media loader is Debian's signed shim and its signed GRUB
+    (which finds /boot/grub/grub.cfg too): the image boots with UEFI secure boot on."""
     with tempfile.TemporaryDirectory(prefix="qo-disk-") as scratch:
         work = Path(scratch)
         (work / "grub.cfg").write_text(DISK_GRUB_CFG.format(marker=marker))
@@ -134,9 +139,15 @@ def whole_disk_image(path: Path, marker: str = DISK_MARKER, size: int = 16 << 20
         run_tool("mkfs.fat", "-i", VOLUME_ID, "--offset", str(ESP_LBA), path,
                  str((size - esp_offset - 34 * 512) // 1024))
         esp = f"{path}@@{esp_offset}"
-        for copied in (loader, work / "grub.cfg"):     # mcopy -m keeps the files' times
+        loaders = {"BOOTX64.EFI": loader}
+        if signed is not None:   # shim loads grubx64.efi from its own directory
+            loaders = {"BOOTX64.EFI": work / "shimx64.efi", "grubx64.efi": work / "grubx64.efi"}
+            shutil.copyfile(signed.shim, loaders["BOOTX64.EFI"])
+            shutil.copyfile(signed.grub, loaders["grubx64.efi"])
+        for copied in (*loaders.values(), work / "grub.cfg"):   # mcopy -m keeps their times
             os.utime(copied, (int(EPOCH), int(EPOCH)))
         run_tool("mmd", "-i", esp, "::/EFI", "::/EFI/BOOT", "::/boot", "::/boot/grub")
-        run_tool("mcopy", "-m", "-i", esp, loader, "::/EFI/BOOT/BOOTX64.EFI")
+        for name, copied in loaders.items():
+            run_tool("mcopy", "-m", "-i", esp, copied, f"::/EFI/BOOT/{name}")
         run_tool("mcopy", "-m", "-i", esp, work / "grub.cfg", "::/boot/grub/grub.cfg")
     return path

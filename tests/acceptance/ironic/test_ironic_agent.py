@@ -16,8 +16,10 @@ import os
 import subprocess
 
 import pytest
+import requests
 
 from harness import agent
+from harness.nodes import Lab
 from quintupleo.images.marker import DISK_MARKER
 
 LAB_PORT, CLOUD_PORT = 17800, 15760
@@ -49,19 +51,38 @@ def assert_inspected(ir, name: str, disk_gb: int, mac: str) -> None:
     assert [p["address"] for p in ports] == [mac]
 
 
+def secure_boot(lab: Lab) -> dict:
+    """The node's SecureBoot resource, at its BMC."""
+    return requests.get(f"https://127.0.0.1:{LAB_PORT + 50}/redfish/v1/Systems/node-0/SecureBoot",
+                        auth=("admin", "password"), timeout=10,
+                        verify=str(lab.dir / "bmc" / "redfish-cert.pem")).json()
+
+
 @pytest.mark.parametrize(("firmware", "driver"), [("bios", "ipmi"), ("uefi", "redfish")])
 def test_ironic_direct_deploy_with_the_real_agent_on_a_lab_node(ironic, report, tmp_path,
                                                                 agent_dir, firmware, driver):
+    """On UEFI the instance asks for secure boot: Ironic switches it on through our BMC for
+    the image's boot (OVMF with Microsoft's keys enforces it: the image's signed shim and
+    GRUB boot, an unsigned loader would not) and off before the agent boots again."""
     section = f"lab (QEMU, {'SeaBIOS' if firmware == 'bios' else 'OVMF'}, {driver}) · " \
               "Ironic direct deploy with Ironic Python Agent"
+    secure = firmware == "uefi"
     with contextlib.ExitStack() as stack:
         with report.step(section, f"lab up: 1 node ({firmware}, 2 GiB, {agent.LAB_DISK_GB} GiB "
                                   "disk), the undercloud's link, dnsmasq and HTTP; Ironic "
                                   "(ipxe, direct, agent inspection, fast track); enroll, manage"):
             ir, name, lab = stack.enter_context(
-                agent.lab_node(tmp_path, ironic, agent_dir, firmware, driver, LAB_PORT))
+                agent.lab_node(tmp_path, ironic, agent_dir, firmware, driver, LAB_PORT, secure))
+
+        def deployed() -> None:   # the image booted from disk with secure boot as asked
+            at_bmc = secure_boot(lab)
+            assert (at_bmc["SecureBootEnable"], at_bmc["SecureBootCurrentBoot"]) == \
+                (secure, "Enabled" if secure else "Disabled")
+            assert ir.node(name)["secure_boot"] is (True if secure else None)
+
         agent.deploy(ir, name, lab.console,
-                     lambda phase: report.step(section, f"{name}: {phase}"))
+                     lambda phase: report.step(section, f"{name}: {phase}"), deployed)
+        assert secure_boot(lab)["SecureBootEnable"] is False        # off again for the agent
         mac = json.loads((lab.dir / "nodes.json").read_text())["nodes"][0]["ports"][0]["address"]
         assert_inspected(ir, name, agent.LAB_DISK_GB, mac)
         assert lab.console().count(DISK_MARKER) == 1
