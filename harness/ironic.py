@@ -134,9 +134,11 @@ endpoint_override = http://{host}:{port}
 
 [agent]
 deploy_logs_local_path = {work}/deploy-logs
-# after the agent's power-off Ironic polls the BMC: each second for 30 s, not each 5 s for 30 s
+# after the agent's power-off Ironic polls the BMC each second (not each 5 s) for 45 s (not
+# 30 s): a Nova guest's own power-off reaches the compute API 15 s late (libvirt's lifecycle
+# delay), and the BMC within its refresh interval (10 s)
 post_deploy_get_power_state_retry_interval = 1
-post_deploy_get_power_state_retries = 30
+post_deploy_get_power_state_retries = 45
 """
 # (add ipa-debug=1 for the agent's debug log)
 AGENT_PXE = "kernel_append_params = nofb vga=normal console=ttyS0,115200n8\n"

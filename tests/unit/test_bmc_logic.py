@@ -276,3 +276,21 @@ def test_a_firmware_image_is_named_for_its_component_and_version():
         with pytest.raises(InvalidSetting):
             image_target(uri)
     assert shown("http://user:pw@h:81/bios-1.bin?token=t") == "http://h:81/bios-1.bin"
+
+
+def test_a_nova_server_reads_as_a_machine_would():
+    """Nova's view as a BMC's power state: a rescued guest that powered itself off is off,
+    though Nova leaves it "rescued"; one that runs, or an active server, is on."""
+    from openstack.compute.v2.server import Server
+
+    from quintupleo.backends.openstack.driver import observation
+
+    def power(**fields) -> PowerState:
+        return observation(Server(**fields)).power
+
+    assert power(vm_state="rescued", power_state=1) is PowerState.ON
+    assert power(vm_state="rescued", power_state=4) is PowerState.OFF
+    assert power(vm_state="active", power_state=1) is PowerState.ON
+    assert power(vm_state="stopped", power_state=4) is PowerState.OFF
+    assert power(vm_state="stopped", power_state=4, task_state="powering-on") is PowerState.ON
+    assert observation(Server(vm_state="active", task_state="rebooting")).busy

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 ON_VM_STATES = {"active", "rescued", "resized"}
 RUNNING = 1             # Nova's power_state for a running guest
+GUEST_DOWN = (4, 6)     # its power_state SHUTDOWN, CRASHED: the guest stopped on its own
 SETTLE_POLL = 0.5       # between reads while a strategy waits for a step's task to end
 SETTLE_TIMEOUT = 600.0
 
@@ -48,7 +49,12 @@ SETTLE_TIMEOUT = 600.0
 def observation(server: Any) -> Observation:
     vm_state = (server.vm_state or "").lower()
     task_state = server.task_state
-    on = vm_state in ON_VM_STATES or (vm_state == "stopped" and task_state == "powering-on") \
+    # A rescued guest that powered itself off (an agent's poweroff) stays "rescued": Nova's
+    # power sync leaves that state alone and only records the power state (libvirt reports
+    # the stop 15 s late); an active one Nova stops itself.
+    on = (vm_state in ON_VM_STATES
+          and not (vm_state == "rescued" and server.power_state in GUEST_DOWN)) \
+        or (vm_state == "stopped" and task_state == "powering-on") \
         or (vm_state == "error" and server.power_state == RUNNING)
     fault = None
     if vm_state == "error":
