@@ -159,7 +159,9 @@ class OpenStackBackend(Backend):
                 if exc.status not in (403, 404):
                     log.warning("%s; its servers get Nova's default firmware", exc)
                 continue
-            found[image_id] = dict(image.properties or {})
+            # openstacksdk holds os_secure_boot apart from the other properties
+            found[image_id] = {**(image.properties or {}),
+                               "os_secure_boot": getattr(image, "needs_secure_boot", None)}
         return found
 
     @staticmethod

@@ -18,6 +18,11 @@ from nova.virt import fake
 
 
 class RecordingFakeDriver(fake.FakeDriverWithoutFakeNodes):
+    # as a cloud whose hosts boot with UEFI secure boot: images that ask for it
+    # (os_secure_boot=required) are scheduled here (the trait), though nothing boots
+    capabilities = {**fake.FakeDriverWithoutFakeNodes.capabilities,  # noqa: RUF012
+                    "supports_secure_boot": True}
+
     def _record(self, event, instance, image_meta=None):
         entry = {"time": time.time(), "event": event, "instance": instance.uuid}
         if image_meta is not None:
