@@ -13,6 +13,7 @@ import json
 import os
 import time
 
+from nova.compute import power_state
 from nova.conf import CONF
 from nova.virt import fake
 
@@ -56,6 +57,9 @@ class RecordingFakeDriver(fake.FakeDriverWithoutFakeNodes):
     def rescue(self, context, instance, network_info, image_meta, *args, **kwargs):
         self._fail_if_asked("rescue", instance, image_meta)
         super().rescue(context, instance, network_info, image_meta, *args, **kwargs)
+        # a hypervisor boots the rescue image, also of a stopped server (Nova's fake leaves
+        # such a guest shut down, which a BMC reads as a rescued guest that powered off)
+        self.instances[instance.uuid].state = power_state.RUNNING
         self._record("rescue", instance, image_meta)
 
     def unrescue(self, *args, **kwargs):
