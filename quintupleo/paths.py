@@ -12,3 +12,9 @@ def state_dir(part: str) -> Path:
         return Path(os.environ["QUINTUPLEO_HOME"]) / part
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "quintupleo" / part
+
+
+def cache_dir(part: str) -> Path:
+    """$XDG_CACHE_HOME/quintupleo/PART (~/.cache by default): what can be made again."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "quintupleo" / part

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quintupleo.errors import ConfigError
+from quintupleo.paths import cache_dir
 
 IPA_VERSION = "13.0.0"
 SUITE = "bookworm"
@@ -117,15 +118,10 @@ def recipe_digest() -> str:
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "quintupleo" / "agent"
-
-
 def build_agent(out: Path, log: Callable[[str], None] | None = None) -> AgentRamdisk:
     """DIR/ipa.kernel and DIR/ipa.initramfs, from the cache when its inputs are unchanged."""
     started = time.monotonic()
-    cached = cache_dir() / recipe_digest()
+    cached = cache_dir("agent") / recipe_digest()
     built = not (cached / "ipa.initramfs").exists()
     if built:
         _check_tools()

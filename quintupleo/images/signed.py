@@ -7,7 +7,6 @@ would run grub-install on this host) and kept in the user's cache by package ver
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quintupleo.errors import ConfigError
+from quintupleo.paths import cache_dir
 
 PACKAGES = {"shim-signed": "usr/lib/shim/shimx64.efi.signed",
             "grub-efi-amd64-signed": "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"}
@@ -29,7 +29,7 @@ class SignedChain:
 def signed_chain() -> SignedChain:
     """The signed shim and GRUB of the Debian release this host runs (downloaded once)."""
     versions = {name: _candidate(name) for name in PACKAGES}
-    cache = _cache_dir() / "+".join(f"{n}_{v}" for n, v in sorted(versions.items()))
+    cache = cache_dir("signed-efi") / "+".join(f"{n}_{v}" for n, v in sorted(versions.items()))
     if not all((cache / Path(path).name).exists() for path in PACKAGES.values()):
         cache.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="qo-signed-", dir=cache.parent) as scratch:
@@ -67,8 +67,3 @@ def _apt(argv: list[str], cwd: Path) -> None:
         raise ConfigError(f"{argv[0]} failed: {exc}") from None
     if result.returncode != 0:
         raise ConfigError(f"{' '.join(argv[:2])} failed: {result.stderr.strip()[-500:]}")
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "quintupleo" / "signed-efi"
