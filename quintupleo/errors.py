@@ -29,6 +29,11 @@ class ConfigError(QuintupleOError):
     """A settings file or flag is wrong: says which and how to fix it."""
 
 
+class StateError(QuintupleOError):
+    """A state file of ours (boot overrides, accounts, a journal) is unreadable: names the
+    file and what to do; the file is left as it is."""
+
+
 class BmcError(QuintupleOError):
     """A BMC request could not be done. Each kind knows its IPMI completion code and HTTP status."""
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from quintupleo.backends.base import Backend
+from quintupleo.bmc import logs
 from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController, Refresher
 from quintupleo.bmc.events import EventBus
@@ -19,6 +20,7 @@ from quintupleo.bmc.redfish.app import RedfishService
 from quintupleo.bmc.redfish.tls import self_signed, server_context
 from quintupleo.bmc.settings import BmcSettings
 from quintupleo.bmc.store import BootStore
+from quintupleo.bmc.throttle import FailureCounter, LoginGuard
 from quintupleo.errors import ConfigError
 from quintupleo.inventory import InventoryNode, write_private
 from quintupleo.inventory.ironic import ironic_document
@@ -49,6 +51,7 @@ class BmcService:
     accounts: Accounts | None = None
     events: EventBus = field(default_factory=EventBus)
     _runner: web.AppRunner | None = None
+    sources: FailureCounter | None = None    # failed logins per source, for all front ends
 
     async def start(self) -> None:
         settings = self.settings
@@ -56,6 +59,9 @@ class BmcService:
         self._store = BootStore(settings.state_dir / "boot.sqlite")
         self.accounts = Accounts(Credentials(settings.username, settings.password),
                                  settings.state_dir / "accounts.sqlite")
+        policy = settings.lockout
+        self.sources = FailureCounter(policy.source_threshold, policy.duration, policy.window)
+        logs.install()
         saved = self._store.load_all()
         media = self._store.load_media()
         self.refresher = Refresher(self.backend, self.controllers, settings.refresh_interval)
@@ -69,6 +75,7 @@ class BmcService:
             self.controllers.append(controller)
         await self.refresher.refresh()   # answer the first poll with a real state
         self._tasks.append(asyncio.get_running_loop().create_task(self.refresher.run()))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._flush_traffic_log()))
         await self._listen_ipmi()
         if settings.redfish:
             await self._listen_redfish()
@@ -95,7 +102,8 @@ class BmcService:
             bmc = node.bmc
             assert self.accounts is not None
             endpoint = IpmiEndpoint(controller, bmc.ipmi, self.accounts,
-                                    self.settings.session_timeout)
+                                    self.settings.session_timeout,
+                                    LoginGuard(self.settings.lockout, self.sources))
             try:
                 self._transports.append(await listen(endpoint, bmc.ipmi_address, bmc.ipmi_port))
             except OSError as exc:
@@ -116,8 +124,13 @@ class BmcService:
                 raise ConfigError(f"TLS certificate or key unusable: {exc}") from None
         assert self.accounts is not None
         service = RedfishService({c.info.id: c for c in self.controllers}, self.accounts,
-                                 settings.redfish_session_timeout, events=self.events)
-        self._runner = web.AppRunner(service.application(), access_log=None)
+                                 settings.redfish_session_timeout, events=self.events,
+                                 guard=LoginGuard(settings.lockout, self.sources))
+        # keepalive_timeout also bounds how long a new connection may take to send its first
+        # request's headers (aiohttp arms it at connect): no slow-header client holds a socket
+        self._runner = web.AppRunner(service.application(), access_log=None,
+                                     keepalive_timeout=settings.redfish_idle_timeout,
+                                     max_line_size=8190, max_field_size=8190, max_headers=64)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.redfish_address, settings.redfish_port,
                            ssl_context=context)
@@ -126,6 +139,11 @@ class BmcService:
         except OSError as exc:
             raise ConfigError(f"cannot listen for Redfish on {settings.redfish_address}:"
                               f"{settings.redfish_port}: {exc.strerror}") from None
+
+    async def _flush_traffic_log(self) -> None:
+        while True:
+            await asyncio.sleep(logs.PERIOD)
+            logs.traffic.flush()
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -140,6 +158,7 @@ class BmcService:
             self._store.close()
         if self.accounts is not None:
             self.accounts.close()
+        logs.traffic.flush(everything=True)
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         """Start, serve until SIGTERM/SIGINT, stop."""

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from quintupleo.backends.openstack.boot import STRATEGIES as BOOT_STRATEGIES
+from quintupleo.bmc.throttle import LockoutPolicy
 from quintupleo.errors import ConfigError
 from quintupleo.inventory import BmcAccess
 from quintupleo.model import Credentials, NodeInfo
@@ -55,6 +56,12 @@ class BmcSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     redfish_session_timeout: int = 1800
+    redfish_idle_timeout: float = 15.0    # a connection's time to send its headers, or idle
+    # failed logins (per user name, per source address) before a lockout, and its length
+    account_lockout_threshold: int = 5
+    account_lockout_duration: float = 60.0
+    account_lockout_counter_reset_after: float = 60.0
+    source_lockout_threshold: int = 20
     state_dir: Path = field(default_factory=default_state_dir)
     inventory_out: Path | None = None
     inventory_driver: str = "ipmi"
@@ -118,12 +125,25 @@ class BmcSettings:
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.refresh_interval <= 0 or self.session_timeout <= 0:
             raise ConfigError("refresh_interval and session_timeout must be positive")
+        if self.redfish_idle_timeout <= 0:
+            raise ConfigError("redfish_idle_timeout must be positive")
+        if self.account_lockout_threshold < 0 or self.source_lockout_threshold < 0:
+            raise ConfigError("lockout thresholds are 0 (no lockout) or more")
+        if self.account_lockout_duration <= 0 or self.account_lockout_counter_reset_after <= 0:
+            raise ConfigError("account_lockout_duration and account_lockout_counter_reset_after"
+                              " must be positive")
         for name, node in self.nodes.items():
             if not isinstance(node, dict) or set(node) - NODE_KEYS:
                 raise ConfigError(f"nodes.{name}: allowed keys are {', '.join(sorted(NODE_KEYS))}")
         for credentials in [self.password, *(n.get("password") for n in self.nodes.values())]:
             if credentials is not None and len(str(credentials).encode()) > 20:
                 raise ConfigError("IPMI 2.0 passwords are at most 20 bytes")
+
+    @property
+    def lockout(self) -> LockoutPolicy:
+        return LockoutPolicy(self.account_lockout_threshold, self.source_lockout_threshold,
+                             self.account_lockout_duration,
+                             self.account_lockout_counter_reset_after)
 
     # ---- per-node views --------------------------------------------------------------------
     def _node(self, info: NodeInfo) -> dict[str, Any]:

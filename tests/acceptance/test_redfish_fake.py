@@ -158,7 +158,8 @@ def test_protocol_errors_are_redfish_error_bodies(bmc_server):
 
     def patch(body, **headers):
         return requests.patch(f"{url}/redfish/v1/Systems/fake-0", data=body, verify=cert(bmc),
-                              auth=("admin", "password"), headers=headers, timeout=10)
+                              auth=("admin", "password"), timeout=10,
+                              headers={"Content-Type": "application/json", **headers})
 
     assert error_id(patch("{not json")) == "Base.1.22.MalformedJSON"
     assert error_id(patch(json.dumps({"Bogus": 1}))) == "Base.1.22.PropertyUnknown"
@@ -193,7 +194,8 @@ def test_protocol_errors_are_redfish_error_bodies(bmc_server):
                            verify=cert(bmc), auth=("admin", "password"), timeout=10)
     assert insert.status_code == 400 and "http" in insert.json()["error"]["message"]
     huge = requests.post(f"{url}/redfish/v1/SessionService/Sessions", data="x" * 200_000,
-                         verify=cert(bmc), timeout=10)
+                         headers={"Content-Type": "application/json"}, verify=cert(bmc),
+                         timeout=10)
     assert huge.status_code == 413 and "Traceback" not in huge.text
     assert "Traceback" not in bmc.log
 

@@ -11,10 +11,17 @@ from quintupleo.backends.fake import FakeBackend
 from quintupleo.bmc import raid
 from quintupleo.bmc.controller import NodeController, Refresher
 from quintupleo.bmc.firmware import image_target, shown
-from quintupleo.bmc.ipmi import commands, context, session, wire
+from quintupleo.bmc.ipmi import commands, context, handshake, session, wire
 from quintupleo.bmc.store import BootStore
 from quintupleo.errors import InvalidSetting, NodeBusy, NotInPresentState
-from quintupleo.model import BootDevice, BootMode, BootOverride, PowerAction, PowerState
+from quintupleo.model import (
+    BootDevice,
+    BootMode,
+    BootOverride,
+    Credentials,
+    PowerAction,
+    PowerState,
+)
 
 
 @pytest.mark.parametrize("override", [
@@ -39,37 +46,40 @@ def test_boot_flags_ironic_bytes():
         commands.decode_boot_flags(bytes([0x80, 0x3C, 0, 0, 0]))   # floppy
 
 
-def _open(handshake: session.Handshake, suite: session.CipherSuite) -> tuple[int, bytes]:
+SOURCE = "192.0.2.7"
+
+
+def _open(setup: handshake.Handshake, suite: session.CipherSuite,
+          source: str = SOURCE) -> tuple[int, bytes]:
     records = bytes([0, 0, 0, 8, suite.auth_alg, 0, 0, 0, 1, 0, 0, 8, suite.integrity_alg,
                      0, 0, 0, 2, 0, 0, 8, suite.confidentiality_alg, 0, 0, 0])
-    answer = handshake.open_session(bytes([7, 4, 0, 0]) + struct.pack("<I", 0xA1) + records)
-    assert answer[1] == session.ST_OK
+    answer = setup.open_session(bytes([7, 4, 0, 0]) + struct.pack("<I", 0xA1) + records, source)
+    assert answer[1] == handshake.ST_OK
     return struct.unpack_from("<I", answer, 8)[0], answer
 
 
 @pytest.mark.parametrize("suite", session.SUITES.values(), ids=lambda s: f"suite{s.id}")
 def test_rakp3_with_a_wrong_key_is_refused(suite):
-    creds = session.Credentials("admin", "password")
-    handshake = session.Handshake(creds, bytes(16))
-    bmc_id, _ = _open(handshake, suite)
+    setup = handshake.Handshake(Credentials("admin", "password"), bytes(16))
+    bmc_id, _ = _open(setup, suite)
     rm = bytes(range(16))
-    rakp2 = handshake.rakp1(bytes([7, 0, 0, 0]) + struct.pack("<I", bmc_id) + rm
-                            + bytes([0x14, 0, 0, 5]) + b"admin")
-    assert rakp2[1] == session.ST_OK
+    rakp2 = setup.rakp1(bytes([7, 0, 0, 0]) + struct.pack("<I", bmc_id) + rm
+                        + bytes([0x14, 0, 0, 5]) + b"admin", SOURCE)
+    assert rakp2[1] == handshake.ST_OK
     rc = rakp2[8:24]
     wrong = suite.mac(b"not-the-password".ljust(20, b"\0"),
                       rc + struct.pack("<I", 0xA1) + bytes([0x14, 5]) + b"admin")
-    rakp4 = handshake.rakp3(bytes([7, 0, 0, 0]) + struct.pack("<I", bmc_id) + wrong)
-    assert rakp4[1] == session.ST_INVALID_ICV
-    assert handshake.get(bmc_id) is None          # the half-open session is gone
+    rakp4 = setup.rakp3(bytes([7, 0, 0, 0]) + struct.pack("<I", bmc_id) + wrong, SOURCE)
+    assert rakp4[1] == handshake.ST_INVALID_ICV
+    assert setup.get(bmc_id) is None          # the half-open session is gone
 
 
 def test_cipher_suite_zero_is_refused():
-    handshake = session.Handshake(session.Credentials("admin", "password"), bytes(16))
+    setup = handshake.Handshake(Credentials("admin", "password"), bytes(16))
     none = bytes([0, 0, 0, 8, 0, 0, 0, 0, 1, 0, 0, 8, 0, 0, 0, 0, 2, 0, 0, 8, 0, 0, 0, 0])
-    answer = handshake.open_session(bytes([1, 4, 0, 0, 1, 0, 0, 0]) + none)
-    assert answer[1] == session.ST_NO_CIPHER_SUITE_MATCH
-    assert not handshake.sessions
+    answer = setup.open_session(bytes([1, 4, 0, 0, 1, 0, 0, 0]) + none, SOURCE)
+    assert answer[1] == handshake.ST_NO_CIPHER_SUITE_MATCH
+    assert not setup.sessions
 
 
 def test_sequence_window_rejects_zero_replay_and_stale():
@@ -133,14 +143,14 @@ def test_controller_rules(tmp_path):
     assert store.load_all()["fake:fake-0"] == BootOverride(BootDevice.NONE, False, BootMode.UEFI)
 
 
-def test_idle_sessions_expire():
-    handshake = session.Handshake(session.Credentials("admin", "password"), bytes(16),
-                                  timeout=0.05)
-    bmc_id, _ = _open(handshake, session.SUITES[3])
-    assert handshake.get(bmc_id) is not None
+def test_idle_setups_expire():
+    setup = handshake.Handshake(Credentials("admin", "password"), bytes(16))
+    setup.SETUP_TIMEOUT = 0.05
+    bmc_id, _ = _open(setup, session.SUITES[3])
+    assert setup.get(bmc_id) is not None
     import time
     time.sleep(0.1)
-    assert handshake.get(bmc_id) is None
+    assert setup.get(bmc_id) is None
 
 
 def test_staged_boot_reads_on_only_when_done(tmp_path):

@@ -19,6 +19,7 @@ from quintupleo.bmc.accounts import IPMI_PRIVILEGE, MAX_ACCOUNTS, Account
 from quintupleo.bmc.ipmi import session as rmcp
 from quintupleo.bmc.ipmi.completion import Cc
 from quintupleo.bmc.ipmi.context import Command, Completion, Context, need
+from quintupleo.bmc.ipmi.handshake import Handshake
 from quintupleo.bmc.platform import INLET_CELSIUS, POWER_WATTS
 from quintupleo.model import PowerState
 
@@ -253,7 +254,7 @@ def get_session_info(ctx: Context, data: bytes) -> bytes:
         raise Completion(Cc.INVALID_DATA)
     user = next((uid for uid, a in _users(ctx).items()
                  if a.username.encode() == session.username), 2)
-    head = bytes([active.index(session) + 1, rmcp.Handshake.MAX_SESSIONS, len(active), user,
+    head = bytes([active.index(session) + 1, Handshake.MAX_ACTIVE, len(active), user,
                   session.privilege, 0x10 | LAN_CHANNEL])
     if session is not ctx.session or ctx.address is None:
         return head

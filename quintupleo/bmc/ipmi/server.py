@@ -14,8 +14,11 @@ import uuid
 from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import commands, context, wire
-from quintupleo.bmc.ipmi.session import Handshake, Session, SetupAborted
+from quintupleo.bmc.ipmi.handshake import Handshake, SetupAborted
+from quintupleo.bmc.ipmi.session import Session
 from quintupleo.bmc.ipmi.sol import SolConsole
+from quintupleo.bmc.logs import traffic
+from quintupleo.bmc.throttle import LoginGuard, TokenBuckets
 from quintupleo.model import Credentials
 
 log = logging.getLogger(__name__)
@@ -25,46 +28,52 @@ _RAKP_HANDLERS = {
     wire.PAYLOAD_RAKP1: ("rakp1", wire.PAYLOAD_RAKP2),
     wire.PAYLOAD_RAKP3: ("rakp3", wire.PAYLOAD_RAKP4),
 }
-
-_SETUP_REFUSALS = {
-    0x01: "too many sessions", 0x02: "unknown session", 0x09: "invalid role",
-    0x0D: "unknown or null user name", 0x0F: "wrong password (RAKP 3 check failed)",
-    0x11: "no matching cipher suite (we offer 17 and 3)", 0x12: "illegal parameter",
-}
+# Traffic outside a session (discovery, session setup) from one source, per node: an ipmitool
+# login is about six packets; more than this is a flood, dropped before it is read.
+SETUP_RATE, SETUP_BURST = 200.0, 400.0
+RAKP2_MAX_DELAY = 0.5     # slowing a guesser's RAKP 2 stays under ipmitool's 1 s retry
 
 
 class IpmiEndpoint(asyncio.DatagramProtocol):
     """The IPMI LAN interface of one node's BMC."""
 
     def __init__(self, controller: NodeController, credentials: Credentials,
-                 accounts: Accounts | None = None, session_timeout: float = 60.0) -> None:
+                 accounts: Accounts | None = None, session_timeout: float = 60.0,
+                 guard: LoginGuard | None = None) -> None:
         self.controller = controller
         # IPMI sends a GUID least significant byte first
         self.guid = uuid.UUID(controller.info.uuid).bytes[::-1]
         self.accounts = accounts or Accounts(credentials)
-        self.handshake = Handshake(credentials, self.guid, session_timeout, self.accounts)
+        self.handshake = Handshake(credentials, self.guid, session_timeout, self.accounts,
+                                   guard, on_close=self._session_closed, report=self._refused)
         self.boot_parameters = context.BootParameters()
         self.transport: asyncio.DatagramTransport | None = None
-        self.sol = SolConsole(controller, self._sendto)
+        self.sol = SolConsole(controller, self._sendto, session_timeout)
+        self.setup_rate = TokenBuckets(SETUP_RATE, SETUP_BURST)
         self._address: wire.Address | None = None    # the sender of the datagram being handled
         self.dropped = 0
-        self._last_drop_log = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def _sendto(self, datagram: bytes, addr: wire.Address) -> None:
-        if self.transport is not None:
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(datagram, addr)
 
     def _close_session(self, bmc_id: int) -> None:
-        self.sol.session_closed(bmc_id)
         self.handshake.close(bmc_id)
 
+    def _session_closed(self, session: Session) -> None:
+        self.sol.session_closed(session.bmc_id)
+
     def datagram_received(self, data: bytes, addr: wire.Address) -> None:
+        in_session = data[4:5] == b"\x06" and data[6:10] != b"\0\0\0\0"
+        if not in_session and not self.setup_rate.allow(addr[0]):
+            self.dropped += 1      # a flood: not even parsed
+            return
         self._address = addr
         try:
-            answer = self.handle(data, f"{addr[0]}:{addr[1]}")
+            answer = self.handle(data, addr)
         except wire.Malformed as exc:
             self._drop(addr, str(exc))
             return
@@ -72,30 +81,28 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
             log.exception("node %s: unexpected error on a datagram from %s",
                           self.controller.info.name, addr[0])
             return
-        if answer is not None and self.transport is not None:
-            self.transport.sendto(answer, addr)
+        if answer is not None:
+            self._sendto(answer, addr)
 
-    def _refused(self, peer: str, reason: str) -> None:
-        log.warning("node %s: session setup from %s refused: %s", self.controller.info.name,
-                    peer.rsplit(":", 1)[0], reason)
+    def _refused(self, kind: str, source: str, reason: str) -> None:
+        traffic.warning(f"IPMI {kind}", "node %s: IPMI %s from %s: %s",
+                        self.controller.info.name, kind, source, reason)
 
     def _drop(self, addr: wire.Address, reason: str) -> None:
         self.dropped += 1
-        now = time.monotonic()
-        if now - self._last_drop_log > 10:   # a flood must not flood the log too
-            self._last_drop_log = now
-            log.warning("node %s: dropped a packet from %s (%s); %d dropped so far",
-                        self.controller.info.name, addr[0], reason, self.dropped)
+        traffic.warning("IPMI malformed", "node %s: dropped a packet from %s (%s)",
+                        self.controller.info.name, addr[0], reason)
 
     # ---- packet handling -------------------------------------------------------------------
-    def handle(self, datagram: bytes, peer: str) -> bytes | None:
+    def handle(self, datagram: bytes, addr: wire.Address) -> bytes | None:
+        peer = f"{addr[0]}:{addr[1]}"
         kind = wire.rmcp_class(datagram)
         if kind == wire.CLASS_ASF:
             return wire.build_asf_pong(wire.parse_asf_ping(datagram))
         if kind != wire.CLASS_IPMI:
             raise wire.Malformed(f"RMCP class {kind:#x}")
         if wire.session_auth_type(datagram) == wire.AUTH_RMCP_PLUS:
-            return self._rmcp_plus(datagram, peer)
+            return self._rmcp_plus(datagram, addr)
         return self._sessionless(datagram, peer)
 
     def _sessionless(self, datagram: bytes, peer: str) -> bytes | None:
@@ -108,7 +115,8 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
                                       request.data)
         return wire.build_rmcp15(wire.build_ipmi_response(request, code, data))
 
-    def _rmcp_plus(self, datagram: bytes, peer: str) -> bytes | None:
+    def _rmcp_plus(self, datagram: bytes, addr: wire.Address) -> bytes | None:
+        peer = f"{addr[0]}:{addr[1]}"
         payload_type = datagram[5] & 0x3F if len(datagram) > 5 else -1
         if payload_type in _RAKP_HANDLERS:
             packet = wire.parse_rmcp_plus(datagram)
@@ -116,13 +124,21 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
                 raise wire.Malformed("session setup must be outside a session")
             method, answer_type = _RAKP_HANDLERS[payload_type]
             try:
-                answer = getattr(self.handshake, method)(packet.payload)
-            except SetupAborted as exc:
-                self._refused(peer, str(exc))
+                answer = getattr(self.handshake, method)(packet.payload, addr[0])
+            except SetupAborted:
                 return None
-            if answer[1] != 0:
-                self._refused(peer, _SETUP_REFUSALS.get(answer[1], f"status {answer[1]:#04x}"))
-            return wire.build_rmcp_plus(answer_type, 0, 0, answer)
+            reply = wire.build_rmcp_plus(answer_type, 0, 0, answer)
+            if answer_type != wire.PAYLOAD_RAKP2 or answer[1] != 0:
+                return reply
+            loop = asyncio.get_running_loop()
+            # a RAKP 2 left unanswered is a failed login (ipmitool says nothing when the hash
+            # does not match its password): look when its setup times out
+            loop.call_later(self.handshake.SETUP_TIMEOUT + 0.1, self.handshake.expire)
+            delay = self.handshake.guard.delay(addr[0], RAKP2_MAX_DELAY)
+            if delay:   # a guesser waits for each hash
+                loop.call_later(delay, self._sendto, reply, addr)
+                return None
+            return reply
         if payload_type not in (wire.PAYLOAD_IPMI, wire.PAYLOAD_SOL):
             raise wire.Malformed(f"payload type {payload_type:#x} not supported")
         session_id = int.from_bytes(datagram[6:10], "little")

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from quintupleo.bmc.console import NodeConsole
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.ipmi import session as rmcp
 from quintupleo.bmc.ipmi import wire
+from quintupleo.bmc.logs import traffic
 
 log = logging.getLogger(__name__)
 
 PAYLOAD_SIZE = 200        # characters per SOL packet, both ways (told in Activate Payload)
 RETRIES = 7               # SOL parameter 4: retry count ...
 RETRY_INTERVAL = 0.5      # ... and interval (the parameter says 50 x 10 ms)
+NACK = 0x40               # operation/status, BMC to console: the packet was not accepted
 
 # SOL configuration parameters (IPMI v2.0 table 26-5), as Get SOL Configuration answers them
 PARAMETERS = {
@@ -41,9 +44,11 @@ class SolConsole:
     """The SOL payload of one node's IPMI endpoint."""
 
     def __init__(self, controller: NodeController,
-                 send: Callable[[bytes, wire.Address], None]) -> None:
+                 send: Callable[[bytes, wire.Address], None], session_timeout: float = 60.0
+                 ) -> None:
         self.controller = controller
         self._send = send                       # a sealed datagram to the client's address
+        self.session_timeout = session_timeout  # a client silent this long is gone
         self.session: rmcp.Session | None = None
         self.address: wire.Address | None = None
         self._console: NodeConsole | None = None
@@ -84,6 +89,10 @@ class SolConsole:
         data = payload[4:]
         if sequence == 0:
             return None     # an acknowledgement only
+        if len(data) > PAYLOAD_SIZE:    # more than Activate Payload allowed: not typed at all
+            traffic.warning("SOL refused", "node %s: SOL packet of %d characters refused (at "
+                            "most %d)", self.controller.info.name, len(data), PAYLOAD_SIZE)
+            return bytes([0, sequence, 0, NACK])
         if self._console is not None:
             self._console.type(data)
         return bytes([0, sequence, len(data), 0])
@@ -103,5 +112,11 @@ class SolConsole:
                 return
             except TimeoutError:
                 continue
-        log.warning("node %s: SOL client stopped acknowledging; console output dropped",
-                    self.controller.info.name)
+        if self.session is not None and (
+                time.monotonic() - self.session.last_seen > self.session_timeout):
+            log.info("node %s: SOL client gone (its session timed out); SOL deactivated",
+                     self.controller.info.name)
+            self.deactivate()
+            return
+        traffic.warning("SOL unacknowledged", "node %s: SOL client stopped acknowledging; "
+                        "console output dropped", self.controller.info.name)

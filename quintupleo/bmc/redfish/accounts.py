@@ -6,6 +6,7 @@ ConfigureComponents; accounts ConfigureUsers, except changing one's own password
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from aiohttp import web
 from quintupleo.bmc.accounts import ROLES, Account, Accounts
 from quintupleo.bmc.redfish.errors import RedfishError
 from quintupleo.bmc.redfish.odata import ROOT, collection, link, odata, read_body, reply
+from quintupleo.bmc.throttle import LockoutPolicy, LoginGuard
 
 SERVICE = f"{ROOT}/AccountService"
 ACCOUNTS = f"{SERVICE}/Accounts"
@@ -36,17 +38,21 @@ def forbidden(account: Account, privilege: str) -> RedfishError:
                         f"{privilege} privilege.", "InsufficientPrivilege")
 
 
-def account_service() -> dict[str, Any]:
+def account_service(policy: LockoutPolicy) -> dict[str, Any]:
     return odata("AccountService.v1_18_1.AccountService", SERVICE, Id="AccountService",
                  Name="Account Service", ServiceEnabled=True, MinPasswordLength=1,
                  MaxPasswordLength=20, Status={"State": "Enabled", "Health": "OK"},
+                 AccountLockoutThreshold=policy.user_threshold,
+                 AccountLockoutDuration=int(policy.duration),
+                 AccountLockoutCounterResetAfter=int(policy.window),
+                 AccountLockoutCounterResetEnabled=True,
                  Accounts=link(ACCOUNTS), Roles=link(ROLE_PATH))
 
 
-def account(entry: Account) -> dict[str, Any]:
+def account(entry: Account, locked: bool = False) -> dict[str, Any]:
     return odata("ManagerAccount.v1_14_1.ManagerAccount", f"{ACCOUNTS}/{entry.id}",
                  Id=entry.id, Name="BMC account", UserName=entry.username, RoleId=entry.role,
-                 Enabled=entry.enabled, Locked=False, AccountTypes=["Redfish", "IPMI"],
+                 Enabled=entry.enabled, Locked=locked, AccountTypes=["Redfish", "IPMI"],
                  Password=None, Links={"Role": link(f"{ROLE_PATH}/{entry.role}")})
 
 
@@ -58,8 +64,12 @@ def role(name: str) -> dict[str, Any]:
 class AccountHandlers:
     """The AccountService's handlers; each gets the caller's account in request["account"]."""
 
-    def __init__(self, accounts: Accounts) -> None:
+    def __init__(self, accounts: Accounts, guard: LoginGuard) -> None:
         self.accounts = accounts
+        self.guard = guard            # Locked: the user name is locked out over Redfish
+
+    def _shown(self, entry: Account) -> dict[str, Any]:
+        return account(entry, bool(self.guard.users.locked(entry.username)))
 
     def routes(self) -> dict[str, dict[str, Any]]:
         return {SERVICE: {"GET": self.service},
@@ -77,14 +87,14 @@ class AccountHandlers:
         return found
 
     async def service(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
-        return reply(account_service())
+        return reply(account_service(self.guard.policy))
 
     async def list(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
         return reply(collection("ManagerAccountCollection", ACCOUNTS, "Accounts",
                                 [f"{ACCOUNTS}/{a.id}" for a in self.accounts.all()]))
 
     async def get(self, request: web.Request, match: dict[str, str]) -> web.StreamResponse:
-        return reply(account(self._find(match["id"])))
+        return reply(self._shown(self._find(match["id"])))
 
     async def create(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
         body = await read_body(request)
@@ -101,7 +111,7 @@ class AccountHandlers:
         caller: Account = request["account"]
         entry = self._find(match["id"])
         body = await read_body(request)
-        allowed = {"Password", "RoleId", "Enabled"}
+        allowed = {"Password", "RoleId", "Enabled", "Locked"}
         for key in body:
             if key not in allowed:
                 raise RedfishError(400, f"Property {key} cannot be changed.",
@@ -110,6 +120,15 @@ class AccountHandlers:
         if not caller.may("ConfigureUsers") and not (own_password
                                                      and caller.may("ConfigureSelf")):
             raise forbidden(caller, "ConfigureUsers")
+        if "Locked" in body:        # an administrator may only unlock (DSP2046)
+            if body["Locked"] is not False:
+                raise RedfishError(400, "Locked may only be set to false (to unlock).",
+                                   "PropertyValueNotInList", (json.dumps(body["Locked"]),
+                                                              "Locked"))
+            self.guard.users.forgive(entry.username)
+            body = {k: v for k, v in body.items() if k != "Locked"}
+            if not body:
+                return reply(self._shown(entry))
         password, role_id, enabled = body.get("Password"), body.get("RoleId"), body.get(
             "Enabled")
         if (password is not None and not isinstance(password, str)) or (
@@ -117,7 +136,7 @@ class AccountHandlers:
                 enabled is not None and not isinstance(enabled, bool)):
             raise RedfishError(400, "Password and RoleId are strings, Enabled a boolean.",
                                "PropertyValueTypeError", ("", "ManagerAccount"))
-        return reply(account(self.accounts.change(entry, password, role_id, enabled)))
+        return reply(self._shown(self.accounts.change(entry, password, role_id, enabled)))
 
     async def delete(self, request: web.Request, match: dict[str, str]) -> web.StreamResponse:
         self.accounts.delete(self._find(match["id"]))

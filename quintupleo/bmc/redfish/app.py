@@ -21,16 +21,17 @@ from quintupleo.bmc.events import EventBus
 from quintupleo.bmc.redfish import inventory
 from quintupleo.bmc.redfish import resources as rf
 from quintupleo.bmc.redfish.accounts import AccountHandlers, forbidden, required_privilege
-from quintupleo.bmc.redfish.auth import Sessions, unauthorized
+from quintupleo.bmc.redfish.auth import Sessions
 from quintupleo.bmc.redfish.bios import BiosHandlers
 from quintupleo.bmc.redfish.console import serve_console
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.events import EventHandlers
 from quintupleo.bmc.redfish.metadata import metadata_document
-from quintupleo.bmc.redfish.odata import collection, read_body, reply, writable
+from quintupleo.bmc.redfish.odata import collection, json_only, read_body, reply, writable
 from quintupleo.bmc.redfish.raid import RaidHandlers
 from quintupleo.bmc.redfish.updates import UpdateHandlers
 from quintupleo.bmc.tasks import TaskList
+from quintupleo.bmc.throttle import LockoutPolicy, LoginGuard
 from quintupleo.errors import BmcError, NodeBusy
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ Handler = Callable[[web.Request, Match], Awaitable[web.StreamResponse]]
 PUBLIC = {("GET", "/redfish"), ("GET", "/redfish/v1"), ("GET", "/redfish/v1/odata"),
           ("GET", "/redfish/v1/$metadata"), ("POST", "/redfish/v1/SessionService/Sessions")}
 METHODS = {"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"}   # others: 501
+WITH_BODY = {"POST", "PATCH", "PUT"}
 
 #: the system's inventory: path under the system -> its resource
 INVENTORY: dict[str, Callable[[NodeController], dict[str, Any]]] = {
@@ -59,10 +61,11 @@ class RedfishService:
     session_timeout: int = 1800
     events: EventBus = field(default_factory=EventBus)
     tasks: TaskList = field(default_factory=TaskList)
+    guard: LoginGuard = field(default_factory=lambda: LoginGuard(LockoutPolicy()))
     routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.sessions = Sessions(self.accounts, self.session_timeout)
+        self.sessions = Sessions(self.accounts, self.session_timeout, self.guard)
         system = r"/redfish/v1/Systems/(?P<node>[^/]+)"
         self._route(r"/redfish", GET=self.version)
         self._route(r"/redfish/v1", GET=self.root)
@@ -99,13 +102,14 @@ class RedfishService:
                     GET=self.session_get, DELETE=self.logout)
         self.event_handlers = EventHandlers(self.events)
         self.update_handlers = UpdateHandlers(self.controllers, self.tasks)
-        for handlers in (AccountHandlers(self.accounts), self.event_handlers,
+        for handlers in (AccountHandlers(self.accounts, self.guard), self.event_handlers,
                          self.update_handlers):
             for pattern, methods in handlers.routes().items():
                 self._route(pattern, **methods)
 
     def _route(self, pattern: str, **methods: Handler) -> None:
-        self.routes.append((re.compile(pattern + "$"), methods))
+        # ASCII: an index is 0-9, not any script's digits
+        self.routes.append((re.compile(pattern + "$", re.ASCII), methods))
 
     # ---- the aiohttp entry point ---------------------------------------------------------
     def application(self) -> web.Application:
@@ -127,8 +131,9 @@ class RedfishService:
                                       headers)
         except web.HTTPException as exc:   # raised by aiohttp itself, e.g. a body too large
             response = error_response(RedfishError(exc.status, exc.reason), headers)
-        except Exception:
-            log.exception("redfish %s %s failed", request.method, request.path)
+        except Exception:   # a bug: its cause goes to the log, the client gets a Redfish body
+            log.exception("redfish %s %s from %s failed", request.method, request.path,
+                          request.remote)
             response = error_response(RedfishError(500, "Internal error; see the BMC log."),
                                       headers)
         if not response.prepared:    # a WebSocket console has sent its headers already
@@ -142,6 +147,8 @@ class RedfishService:
         if odata_version is not None and odata_version.strip() != "4.0":
             raise RedfishError(412, f"OData-Version {odata_version} is not supported; this "
                                "service speaks 4.0.", "PreconditionFailed", (request.path,))
+        if request.method in WITH_BODY:
+            json_only(request)
         path = request.path.rstrip("/") or "/"
         method = "GET" if request.method == "HEAD" else request.method
         if method == "POST" and path.endswith("/Members"):   # DSP0266: the same as the collection
@@ -156,8 +163,9 @@ class RedfishService:
                 raise RedfishError(405, f"{request.method} is not allowed on {path}",
                                    headers={"Allow": allow})
             if (method, path) not in PUBLIC:
-                account = self.sessions.authenticate(request.headers.get("X-Auth-Token"),
-                                                     request.headers.get("Authorization", ""))
+                account = await self.sessions.authenticate(
+                    request.headers.get("X-Auth-Token"), request.headers.get("Authorization", ""),
+                    request.remote or "?")
                 privilege = required_privilege(method, path)
                 if not account.may(privilege):
                     raise forbidden(account, privilege)
@@ -274,10 +282,7 @@ class RedfishService:
         if not isinstance(user, str) or not isinstance(password, str):
             raise RedfishError(400, "UserName and Password are required.",
                                "ActionParameterMissing", ("Sessions", "UserName, Password"))
-        account = self.sessions.accounts.check(user, password)
-        if account is None:
-            log.warning("redfish: failed login for user %r from %s", user, request.remote)
-            raise unauthorized("Invalid user name or password.")
+        account = await self.sessions.check(user, password, request.remote or "?", "login")
         token, session = self.sessions.login(account)
         location = f"/redfish/v1/SessionService/Sessions/{session.id}"
         return self._json(rf.session(session.id, user), 201,

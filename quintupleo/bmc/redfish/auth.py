@@ -2,11 +2,14 @@
 
 Sessions are created by a login (POST to the Sessions collection) and end by a logout (DELETE)
 or after `timeout` seconds unused; the oldest gives way when there are MAX_SESSIONS. A token is
-never logged.
+never logged. Every password check (Basic or login) goes through the login guard: failures
+are counted per source and user name, answered a little later each time, and locked out
+(bmc/throttle.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import secrets
@@ -14,7 +17,9 @@ import time
 from dataclasses import dataclass, field
 
 from quintupleo.bmc.accounts import Account, Accounts
+from quintupleo.bmc.logs import traffic
 from quintupleo.bmc.redfish.errors import RedfishError
+from quintupleo.bmc.throttle import LockoutPolicy, LoginGuard
 
 MAX_SESSIONS = 64
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="QuintupleO"'}
@@ -36,9 +41,11 @@ class WebSession:
 class Sessions:
     accounts: Accounts
     timeout: int = 1800
+    guard: LoginGuard = field(default_factory=lambda: LoginGuard(LockoutPolicy()))
     by_token: dict[str, WebSession] = field(default_factory=dict)
 
-    def authenticate(self, token: str | None, authorization: str) -> Account:
+    async def authenticate(self, token: str | None, authorization: str,
+                           source: str) -> Account:
         """The account a request's X-Auth-Token or Authorization header opens; 401 otherwise."""
         if token:
             session = self._live().get(token)
@@ -49,13 +56,35 @@ class Sessions:
             return account
         if authorization.startswith("Basic "):
             try:
-                user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+                user, _, password = base64.b64decode(authorization[6:], validate=True).decode(
+                ).partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 raise unauthorized("Malformed Basic credentials.") from None
-            account = self.accounts.check(user, password)
-            if account is not None:
-                return account
+            return await self.check(user, password, source, "Basic authentication")
         raise unauthorized("Authentication required: Basic or X-Auth-Token.")
+
+    async def check(self, user: str, password: str, source: str, how: str) -> Account:
+        """The account these credentials open, if neither the source nor the user name is
+        locked out; a failure is counted, and answered after the guard's delay."""
+        refusal = self.guard.refusal(source, user)
+        if refusal is not None:
+            traffic.warning("Redfish login refused", "redfish: %s as %r from %s refused: %s",
+                            how, user[:32], source, refusal)
+            raise RedfishError(401, "Too many failed logins: try again later.",
+                               "NoValidSession", headers={
+                                   **CHALLENGE,
+                                   "Retry-After": str(self.guard.retry_after(source, user))})
+        account = self.accounts.check(user, password)
+        if account is not None:
+            self.guard.succeeded(source, user)
+            return account
+        delay = self.guard.delay(source)
+        locked = self.guard.failed(source, user)
+        traffic.warning("Redfish login failed", "redfish: %s as %r from %s failed%s", how,
+                        user[:32], source, f"; {' and '.join(locked)} now locked out for "
+                        f"{self.guard.policy.duration:.0f} s" if locked else "")
+        await asyncio.sleep(delay)
+        raise unauthorized("Invalid user name or password.")
 
     def login(self, account: Account) -> tuple[str, WebSession]:
         """A new session for an account whose credentials were checked: (token, session)."""
