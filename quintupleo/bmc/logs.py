@@ -37,7 +37,8 @@ class TrafficLog:
         self._kinds: dict[str, _Kind] = {}
         self.total_dropped = 0
 
-    def warning(self, kind: str, message: str, *args: object) -> None:
+    def warning(self, kind: str, message: str, *args: object,
+                level: int = logging.WARNING) -> None:
         now = time.monotonic()
         state = self._kinds.get(kind)
         if state is None or now - state.started >= self.period:
@@ -46,7 +47,7 @@ class TrafficLog:
             state = self._kinds[kind] = _Kind(now)
         if state.written < self.burst:
             state.written += 1
-            log.warning(message, *args)
+            log.log(level, message, *args)
         else:
             state.dropped += 1
             self.total_dropped += 1

@@ -28,10 +28,9 @@ from collections.abc import Callable
 from quintupleo.bmc.accounts import IPMI_PRIVILEGE, Accounts
 from quintupleo.bmc.ipmi import wire
 from quintupleo.bmc.ipmi.session import ADMINISTRATOR, CALLBACK, SUITES, Session
+from quintupleo.bmc.logs import traffic
 from quintupleo.bmc.throttle import LockoutPolicy, LoginGuard
 from quintupleo.model import Credentials
-
-log = logging.getLogger(__name__)
 
 # RMCP+ status codes (IPMI v2.0 table 13-15)
 ST_OK = 0x00
@@ -43,7 +42,7 @@ ST_INVALID_ICV = 0x0F
 ST_NO_CIPHER_SUITE_MATCH = 0x11
 ST_ILLEGAL_PARAMETER = 0x12
 
-# for the log: (kind, source, what happened); kinds: "failed login", "refused setup"
+# for the log: (kind, source, what happened); kinds: "failed login", "lockout", "refused setup"
 Report = Callable[[str, str, str], None]
 
 
@@ -99,9 +98,10 @@ class Handshake:
         if failure is not None and session.rc and not session.active:
             name = session.username.decode(errors="replace")
             locked = self.guard.failed(session.source, name)
-            self.report("failed login", session.source, f"user name {name!r}, {failure}"
-                        + (f"; {' and '.join(locked)} now locked out for "
-                           f"{self.guard.policy.duration:.0f} s" if locked else ""))
+            self.report("failed login", session.source, f"user name {name!r}, {failure}")
+            if locked:
+                self.report("lockout", session.source, f"{' and '.join(locked)} now locked "
+                            f"out for {self.guard.policy.duration:.0f} s")
         self.on_close(session)
 
     def _make_room(self, source: str, active: bool) -> bool:
@@ -123,8 +123,9 @@ class Handshake:
             return True
         victim = min(victims, key=lambda s: s.last_seen)
         if victim.active:
-            log.info("IPMI session of %s closed to make room for %s (%d of %d in use)",
-                     victim.source, source, len(group), limit)
+            traffic.warning("IPMI session given way", "IPMI session of %s closed to make room"
+                            " for %s (%d of %d in use)", victim.source, source, len(group),
+                            limit, level=logging.INFO)
         self._drop(victim, "no RAKP 3 before a newer setup took its slot")
         return True
 
@@ -177,7 +178,7 @@ class Handshake:
             raise wire.Malformed("short RAKP 1")
         tag = payload[0]
         session = self._pending(payload, source)
-        if session is None or session.rc:
+        if session is None:     # (a RAKP 1 sent again, its RAKP 2 lost, is answered again)
             return bytes([tag, ST_INVALID_SESSION_ID, 0, 0]) + bytes(4)
         role, name_length = payload[24], payload[27]
         username = payload[28:28 + name_length]
@@ -216,6 +217,10 @@ class Handshake:
         if len(payload) < 8:
             raise wire.Malformed("short RAKP 3")
         tag, status = payload[0], payload[1]
+        session = self.get(struct.unpack_from("<I", payload, 4)[0])
+        if session is not None and session.active and session.source == source \
+                and session.rakp3 == payload:
+            return session.rakp4        # our RAKP 4 was lost and the console asks again
         session = self._pending(payload, source)
         if session is None or not session.rc:
             return bytes([tag, ST_INVALID_SESSION_ID, 0, 0]) + bytes(4)
@@ -243,5 +248,7 @@ class Handshake:
         session.derive_keys(session.key)
         session.active = True
         session.last_seen = time.monotonic()
-        return bytes([tag, ST_OK, 0, 0]) + struct.pack("<I", session.console_id) \
+        session.rakp3 = payload
+        session.rakp4 = bytes([tag, ST_OK, 0, 0]) + struct.pack("<I", session.console_id) \
             + session.rakp4_icv(self.guid)
+        return session.rakp4

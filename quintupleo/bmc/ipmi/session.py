@@ -61,6 +61,8 @@ class Session:
     username: bytes = b""
     source: str = ""                 # the console's address
     account_privilege: int = 0       # the account's limit, checked once the password is proved
+    rakp3: bytes = b""               # the RAKP 3 that opened it, and our answer (sent again
+    rakp4: bytes = b""               # if the console repeats it)
     key: bytes = field(default=b"", repr=False)   # Kuid: the account's password
     sik: bytes = b""
     k1: bytes = b""

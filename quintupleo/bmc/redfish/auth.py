@@ -80,9 +80,11 @@ class Sessions:
             return account
         delay = self.guard.delay(source)
         locked = self.guard.failed(source, user)
-        traffic.warning("Redfish login failed", "redfish: %s as %r from %s failed%s", how,
-                        user[:32], source, f"; {' and '.join(locked)} now locked out for "
-                        f"{self.guard.policy.duration:.0f} s" if locked else "")
+        traffic.warning("Redfish failed login", "redfish: %s as %r from %s failed", how,
+                        user[:32], source)
+        if locked:
+            traffic.warning("Redfish lockout", "redfish: %s now locked out for %.0f s",
+                            " and ".join(locked), self.guard.policy.duration)
         await asyncio.sleep(delay)
         raise unauthorized("Invalid user name or password.")
 
