@@ -51,6 +51,7 @@ class BmcService:
     accounts: Accounts | None = None
     events: EventBus = field(default_factory=EventBus)
     _runner: web.AppRunner | None = None
+    _http: asyncio.Server | None = None
     sources: FailureCounter | None = None    # failed logins per source, for all front ends
 
     async def start(self) -> None:
@@ -125,17 +126,23 @@ class BmcService:
         assert self.accounts is not None
         service = RedfishService({c.info.id: c for c in self.controllers}, self.accounts,
                                  settings.redfish_session_timeout, events=self.events,
-                                 guard=LoginGuard(settings.lockout, self.sources))
+                                 guard=LoginGuard(settings.lockout, self.sources),
+                                 idle_timeout=settings.redfish_idle_timeout)
         # keepalive_timeout also bounds how long a new connection may take to send its first
         # request's headers (aiohttp arms it at connect): no slow-header client holds a socket
         self._runner = web.AppRunner(service.application(), access_log=None,
                                      keepalive_timeout=settings.redfish_idle_timeout,
                                      max_line_size=8190, max_field_size=8190, max_headers=64)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.redfish_address, settings.redfish_port,
-                           ssl_context=context)
+        assert self._runner.server is not None
+        loop = asyncio.get_running_loop()
         try:
-            await site.start()
+            # asyncio itself, not aiohttp's TCPSite: only it bounds the TLS handshake (a client
+            # that connects and never speaks TLS is let go after the idle timeout too)
+            self._http = await loop.create_server(
+                self._runner.server, settings.redfish_address, settings.redfish_port,
+                ssl=context, reuse_address=True,
+                ssl_handshake_timeout=settings.redfish_idle_timeout if context else None)
         except OSError as exc:
             raise ConfigError(f"cannot listen for Redfish on {settings.redfish_address}:"
                               f"{settings.redfish_port}: {exc.strerror}") from None
@@ -146,8 +153,10 @@ class BmcService:
             logs.traffic.flush()
 
     async def stop(self) -> None:
+        if self._http is not None:
+            self._http.close()
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()   # ends the connections and the streams
         for transport in self._transports:
             transport.close()
         for task in self._tasks:

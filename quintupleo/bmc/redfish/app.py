@@ -27,7 +27,14 @@ from quintupleo.bmc.redfish.console import serve_console
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
 from quintupleo.bmc.redfish.events import EventHandlers
 from quintupleo.bmc.redfish.metadata import metadata_document
-from quintupleo.bmc.redfish.odata import collection, json_only, read_body, reply, writable
+from quintupleo.bmc.redfish.odata import (
+    BODY_TIMEOUT,
+    collection,
+    json_only,
+    read_body,
+    reply,
+    writable,
+)
 from quintupleo.bmc.redfish.raid import RaidHandlers
 from quintupleo.bmc.redfish.updates import UpdateHandlers
 from quintupleo.bmc.tasks import TaskList
@@ -62,6 +69,7 @@ class RedfishService:
     events: EventBus = field(default_factory=EventBus)
     tasks: TaskList = field(default_factory=TaskList)
     guard: LoginGuard = field(default_factory=lambda: LoginGuard(LockoutPolicy()))
+    idle_timeout: float = 15.0       # how long a request body may take to arrive
     routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -114,6 +122,7 @@ class RedfishService:
     # ---- the aiohttp entry point ---------------------------------------------------------
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024)
+        app[BODY_TIMEOUT] = self.idle_timeout
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         app.on_shutdown.append(lambda _: self.event_handlers.close())
         app.on_shutdown.append(lambda _: self.update_handlers.close())

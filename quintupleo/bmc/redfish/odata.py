@@ -2,7 +2,7 @@
 and the JSON a request carries and a reply sends (ETag, Link rel=describedby).
 
 A request body is taken only as `application/json` in UTF-8 (415 otherwise: a form or text
-body is what a browser may be made to send across sites), within BODY_TIMEOUT seconds, and
+body is what a browser may be made to send across sites), within the idle timeout, and
 nested at most MAX_DEPTH deep (no Redfish body nests more than a few levels)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from quintupleo.bmc.redfish.errors import RedfishError
 
 ROOT = "/redfish/v1"
 MAX_DEPTH = 16
-BODY_TIMEOUT = 10.0
+BODY_TIMEOUT = web.AppKey("body_timeout", float)     # seconds (the service's idle timeout)
 _NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')   # strings (skipped) and brackets
 SCHEMAS = "http://redfish.dmtf.org/schemas/v1"   # where the JSON schemas of Link: are
 
@@ -91,10 +91,11 @@ def _no_constants(name: str) -> None:
 
 async def read_body(request: web.Request) -> dict[str, Any]:
     json_only(request)
+    timeout = request.app.get(BODY_TIMEOUT, 15.0)
     try:
-        raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+        raw = await asyncio.wait_for(request.read(), timeout)
     except TimeoutError:
-        raise RedfishError(408, f"The request body did not arrive within {BODY_TIMEOUT:.0f} s."
+        raise RedfishError(408, f"The request body did not arrive within {timeout:.0f} s."
                            ) from None
     try:
         text = raw.decode()
