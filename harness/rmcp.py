@@ -108,6 +108,9 @@ class Console:
                           username=name)
         session.derive_keys(key)
         self.session = session
+        code, _ = self.command(0x06, 0x3B, bytes([role & 0x0F]))   # as ipmitool -L does
+        if code:
+            raise LoginFailed("Set Session Privilege Level", code)
         return session
 
     def sealed(self, message: bytes, payload_type: int = wire.PAYLOAD_IPMI) -> bytes:

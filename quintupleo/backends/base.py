@@ -81,8 +81,9 @@ class Backend(ABC):
         """A console client (SOL) is attached to the node, or no longer: a backend may hold a
         starting node until its console is connected, so no output is lost."""
 
-    def remember_media(self, node_id: str, media: str) -> None:  # noqa: B027 - optional
-        """A CD inserted before a restart of the BMC (persisted by the controller)."""
+    def remember_media(self, node_id: str, media: str | None) -> None:  # noqa: B027 - optional
+        """At the BMC's start: the CD the node holds (persisted by the controller), or None.
+        What else an insert interrupted by a kill left behind for the node may go."""
 
     async def eject_media(self, node_id: str, media: str) -> None:  # noqa: B027 - optional
         """Forget an inserted CD (the node boots its usual device again)."""

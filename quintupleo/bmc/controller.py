@@ -62,6 +62,7 @@ class NodeController:
         self.store = store
         self.key = f"{backend.name}:{info.id}"
         self._power: PowerState | None = None         # None until the first observation
+        self._observed: PowerState | None = None       # what the backend last showed
         self.override = override or BootOverride()
         self.missing = False                           # the backend no longer lists the node
         self.media: str | None = None                  # the inserted virtual CD (backend ref)
@@ -200,10 +201,12 @@ class NodeController:
                                "nodes have none, or not with these settings)")
         check_url(url)
         media = await self.backend.insert_media(self.info.id, url)
-        if self.media is not None and self.media != media:
-            await self.backend.eject_media(self.info.id, self.media)
-        self.media, self.media_url = media, url
+        old, self.media, self.media_url = self.media, media, url
+        # saved before the old CD goes: a kill in between leaves a stale file to prune at the
+        # next start, never a saved CD whose file is gone
         self.store.save_media(self.key, url, media)
+        if old is not None and old != media:
+            await self.backend.eject_media(self.info.id, old)
         log.info("node %s: virtual media inserted (%s)", self.info.name, media)
 
     async def eject_media(self) -> None:
@@ -219,11 +222,19 @@ class NodeController:
                 await self._execute(self._queue[0])
             except BmcError as exc:
                 log.error("node %s: %s failed: %s", self.info.name, self._queue[0].value, exc)
+                self._failed()
             except Exception:
                 log.exception("node %s: %s failed", self.info.name, self._queue[0].value)
+                self._failed()
             finally:
                 self._queue.popleft()
                 self._awaiting = self.transition = None
+
+    def _failed(self) -> None:
+        """An action that never reached the backend: the model goes back to what the backend
+        last showed (the next action queued, if any, keeps its own target)."""
+        if len(self._queue) <= 1 and self._observed is not None:
+            self.power = self._observed
 
     async def _execute(self, action: PowerAction) -> None:
         deadline = time.monotonic() + ACTION_TIMEOUT
@@ -272,6 +283,7 @@ class NodeController:
         self.missing = False
         if started_at < self._issued_at:
             return   # read before our last call took effect: stale
+        self._observed = observation.power
         if observation.fault != self.fault:
             if observation.fault:
                 log.error("node %s: %s reports a failure: %s", self.info.name,

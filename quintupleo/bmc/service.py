@@ -71,8 +71,7 @@ class BmcService:
                 info, self.backend, self._store, saved.get(f"{self.backend.name}:{info.id}"),
                 on_action=self.refresher.poke, events=self.events)
             controller.media_url, controller.media = media.get(controller.key, (None, None))
-            if controller.media is not None:
-                self.backend.remember_media(info.id, controller.media)
+            self.backend.remember_media(info.id, controller.media)
             self.controllers.append(controller)
         await self.refresher.refresh()   # answer the first poll with a real state
         self._tasks.append(asyncio.get_running_loop().create_task(self.refresher.run()))

@@ -191,7 +191,8 @@ TARGETS = st.sampled_from([
     ("PATCH", "/redfish/v1/Systems/fake-0/Bios/Settings"), ("PATCH", "/redfish/v1/Chassis/fake-0"),
     ("POST", "/redfish/v1/Managers/fake-0/VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia"),
     ("PATCH", "/redfish/v1/Managers/fake-0/VirtualMedia/Cd"),
-    ("POST", "/redfish/v1/AccountService/Accounts"), ("PATCH", "/redfish/v1/AccountService/Accounts/1"),
+    ("POST", "/redfish/v1/AccountService/Accounts"),
+    ("PATCH", "/redfish/v1/AccountService/Accounts/1"),
     ("POST", "/redfish/v1/EventService/Subscriptions"), ("PUT", "/redfish/v1/Systems/fake-0"),
     ("DELETE", "/redfish/v1/SessionService/Sessions/nope"), ("GET", "/redfish/v1/Systems/%00"),
 ])

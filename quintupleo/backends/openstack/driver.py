@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openstack
+from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as os_exc
 
 from quintupleo.backends.base import Backend
@@ -44,6 +45,7 @@ RUNNING = 1             # Nova's power_state for a running guest
 GUEST_DOWN = (4, 6)     # its power_state SHUTDOWN, CRASHED: the guest stopped on its own
 SETTLE_POLL = 0.5       # between reads while a strategy waits for a step's task to end
 SETTLE_TIMEOUT = 600.0
+API_TIMEOUT = 60.0      # one cloud API call; a cloud that hangs is an error, not a hang
 
 
 def observation(server: Any) -> Observation:
@@ -107,11 +109,15 @@ class OpenStackBackend(Backend):
                                exc.status_code) from None
         except os_exc.SDKException as exc:
             raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from None
+        except ks_exc.ClientException as exc:   # the cloud unreachable, or slower than API_TIMEOUT
+            raise BackendError(f"{what}: the cloud did not answer ({type(exc).__name__}: "
+                               f"{str(exc)[:160]})") from None
 
     async def _connection(self) -> Any:
         if self._conn is None:
             try:
-                self._conn = await self._run("connect", openstack.connect, cloud=self.cloud)
+                self._conn = await self._run("connect", openstack.connect, cloud=self.cloud,
+                                             api_timeout=API_TIMEOUT)
             except BackendError as exc:
                 raise ConfigError(f"cloud {self.cloud or '(OS_CLOUD)'}: {exc}; check "
                                   "clouds.yaml and --cloud / OS_CLOUD") from None
@@ -240,8 +246,9 @@ class OpenStackBackend(Backend):
         self.remember_media(node_id, image.id)
         return str(image.id)
 
-    def remember_media(self, node_id: str, media: str) -> None:
-        self._media_users.setdefault(media, set()).add(node_id)
+    def remember_media(self, node_id: str, media: str | None) -> None:
+        if media is not None:
+            self._media_users.setdefault(media, set()).add(node_id)
 
     async def eject_media(self, node_id: str, media: str) -> None:
         """Forget the node's CD; its Glance image goes when no other node holds it."""

@@ -177,6 +177,9 @@ class QemuBackend(Backend):
                             format="raw")
         return str(media)
 
+    def remember_media(self, node_id: str, media: str | None) -> None:
+        self.machines[node_id].prune_media(media)
+
     async def eject_media(self, node_id: str, media: str) -> None:
         machine = self.machines[node_id]
         if await self._blocking(machine.running):

@@ -251,6 +251,13 @@ class Machine:
         download.replace(media)
         return str(media)
 
+    def prune_media(self, keep: str | None) -> None:
+        """Remove CD images other than `keep`: downloads and CDs an insert interrupted by a
+        kill of the BMC left in the node's directory."""
+        for path in [*self.dir.glob("qo-media-*.iso"), *self.dir.glob("media-*.iso")]:
+            if str(path) != keep:
+                path.unlink(missing_ok=True)
+
     def kill(self) -> None:
         """Hard power off: the process ends now (no guest shutdown)."""
         pid = self.pid()
