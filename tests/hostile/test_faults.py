@@ -9,7 +9,6 @@ import http.server
 import os
 import random
 import signal
-import struct
 import threading
 import time
 
@@ -105,7 +104,7 @@ class TrickleHandler(http.server.BaseHTTPRequestHandler):
     image = os.urandom(256 * 1024)
     started = threading.Event()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", str(len(self.image)))
         self.end_headers()

@@ -76,7 +76,7 @@ def test_guessed_passwords_are_slowed_and_locked_out(bmc_server, config):
         wrong = call(bmc, "GET", "/redfish/v1/Systems", auth=("ops", f"guess-{guess}"))
         took.append(time.monotonic() - started)
         assert wrong.status_code == 401
-    assert took[3] >= 0.35 and took[0] < 0.2          # each failure answers a little later
+    assert took[3] >= took[0] + 0.3                    # each failure answers a little later
     locked = call(bmc, "GET", "/redfish/v1/Systems", auth=("ops", "ops-pw"))
     assert locked.status_code == 401 and int(locked.headers["Retry-After"]) >= 1
     login = call(bmc, "POST", SESSIONS, json={"UserName": "ops", "Password": "ops-pw"})
