@@ -37,7 +37,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         name = f"b{uuid.uuid4().hex[:5]}"
-        env = dict(os.environ, QUINTUPLEO_HOME=str(tmp / "home"))
+        env = dict(os.environ, QUINTUPLEO_HOME=str(tmp / "home"),
+                   QUINTUPLEO_BMC_PASSWORD="password")
         qo = [sys.executable, "-m", "quintupleo", "lab"]
         subprocess.run([*qo, "up", "--name", name, "--nodes", str(args.nodes), "--cidr",
                         "10.252.0.0/24", "--ipmi-port-base", "17500", "--redfish-port",

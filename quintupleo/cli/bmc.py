@@ -74,7 +74,8 @@ def serve(
         help="BMC user name of every node [default: admin].")] = None,
     password: Annotated[str | None, typer.Option(
         envvar="QUINTUPLEO_BMC_PASSWORD",
-        help="BMC password of every node [default: password].")] = None,
+        help="BMC password of every node [default: password]. Prefer the variable: a flag "
+             "shows in ps.")] = None,
     refresh_interval: Annotated[float | None, typer.Option(
         help="Seconds between batch reads of every node's power [default: 10].")] = None,
     redfish: Annotated[bool | None, typer.Option(

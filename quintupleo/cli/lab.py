@@ -61,8 +61,10 @@ def up(
         help="Node i's IPMI on 127.0.0.1:BASE+i [default: 6230].")] = None,
     redfish_port: Annotated[int | None, typer.Option(
         help="Redfish on 127.0.0.1:PORT [default: 8000].")] = None,
-    password: Annotated[str, typer.Option(envvar="QUINTUPLEO_BMC_PASSWORD",
-                                          help="The BMCs' password (user admin).")] = "password",
+    password: Annotated[str | None, typer.Option(
+        envvar="QUINTUPLEO_BMC_PASSWORD",
+        help="The BMCs' password (user admin) [default: a random one, kept in the lab's "
+             "bmc-password file]. Prefer the variable: a flag shows in ps.")] = None,
     accel: Annotated[str, typer.Option(help="tcg | auto (KVM if a network-boot smoke test "
                                        "proves it works here, else TCG) | kvm.")] = "tcg",
     rootless: Annotated[bool | None, typer.Option(
@@ -97,8 +99,9 @@ def up(
     console.print(f"[green]✓[/] lab {lab.name}: {len(lab.nodes)} nodes ({lab.accel}), "
                   "powered off")
     last = lab.ipmi_port_base + len(lab.nodes) - 1
-    console.print(f"  IPMI: 127.0.0.1:{lab.ipmi_port_base}..{last} (admin / your password); "
-                  f"Redfish: https://127.0.0.1:{lab.redfish_port}")
+    console.print(f"  IPMI: 127.0.0.1:{lab.ipmi_port_base}..{last}; Redfish: "
+                  f"https://127.0.0.1:{lab.redfish_port}; user admin, password in "
+                  f"{lab.dir / 'bmc-password'}")
     console.print(f"  inventory: {lab.dir / 'nodes.json'}; serial logs: {lab.dir / 'nodes'}/*/"
                   "serial.log")
     if lab.tftp_root:

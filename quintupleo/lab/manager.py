@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import psutil
 
 from quintupleo.backends.qemu.machine import find_processes
 from quintupleo.errors import ConfigError
+from quintupleo.inventory import write_private
 from quintupleo.lab import network
 from quintupleo.lab.accel import choose as choose_accel
 from quintupleo.lab.layout import Lab, Role, check_name, labs_dir, new_nodes
@@ -41,7 +43,7 @@ class NodeStatus:
 
 def up(name: str, roles: int | list[Role], cidr: str = "192.168.24.0/24",
        ipmi_port_base: int = 6230, redfish_port: int = 8000,
-       password: str = "password", accel: str = "tcg", rootless: bool | None = None,
+       password: str | None = None, accel: str = "tcg", rootless: bool | None = None,
        tftp_root: str | None = None, bootfile: str | None = None,
        inventory_driver: str = "ipmi") -> Lab:
     check_name(name)
@@ -80,8 +82,20 @@ def up(name: str, roles: int | list[Role], cidr: str = "192.168.24.0/24",
             raise ConfigError(f"the lab's DHCP/TFTP server did not start: "
                               f"{result.stderr.strip()[-500:]}")
     if bmc_pid(lab) is None:
-        _start_bmc(lab, password)
+        _start_bmc(lab, bmc_password(lab, password))
     return lab
+
+
+def bmc_password(lab: Lab, given: str | None = None) -> str:
+    """The lab's BMC password: the one given (kept for the next `up`), else the one kept, else
+    a new random one (RAKP lets anyone who asks test guesses offline: a well-known password
+    is no password). Kept in the lab's directory, readable by its owner only."""
+    path = lab.dir / "bmc-password"
+    if given is None and path.exists():
+        return path.read_text().strip()
+    password = given or secrets.token_urlsafe(12)     # 16 characters: IPMI allows 20 bytes
+    write_private(path, password + "\n")
+    return password
 
 
 def _start_bmc(lab: Lab, password: str) -> None:

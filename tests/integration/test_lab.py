@@ -38,7 +38,8 @@ CD_MARKER, UEFI_MARKER = "QO-CD-MARKER-93d2", "QO-UEFI-MARKER-c4a8"
 class LabRun:
     def __init__(self, home: Path, name: str, port_base: int) -> None:
         self.home, self.name, self.port_base = home, name, port_base
-        self.env = dict(os.environ, QUINTUPLEO_HOME=str(home))
+        # the password the tests type (a lab's own is random)
+        self.env = dict(os.environ, QUINTUPLEO_HOME=str(home), QUINTUPLEO_BMC_PASSWORD="password")
         self.dir = home / "labs" / name
         self.netns = f"qo-lab-{name}"
 
