@@ -39,6 +39,7 @@ bench: setup devcloud
 	$(VENV)/bin/python bench/lab.py
 	$(VENV)/bin/python bench/ironic.py
 	$(VENV)/bin/python bench/agent_build.py
+	$(VENV)/bin/python bench/hostile.py
 
 down:
 	$(QO) devcloud down
