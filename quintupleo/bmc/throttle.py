@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 CAPACITY = 4096
+KEY_LENGTH = 64           # a user name as long as a request allows is counted by its start
 DELAY_STEP = 0.2          # seconds added to a failed answer per recent failure of its source
 MAX_DELAY = 1.0
 
@@ -54,11 +55,11 @@ class FailureCounter:
 
     def locked(self, key: str) -> float:
         """Seconds left of the key's lockout; 0 when it may try."""
-        entry = self._entries.get(key)
+        entry = self._entries.get(key[:KEY_LENGTH])
         return max(0.0, entry.locked_until - self.clock()) if entry else 0.0
 
     def recent(self, key: str) -> int:
-        entry = self._entries.get(key)
+        entry = self._entries.get(key[:KEY_LENGTH])
         if entry is None:
             return 0
         now = self.clock()
@@ -68,7 +69,7 @@ class FailureCounter:
         """Count a failure; True when it locks the key out."""
         if self.threshold <= 0:
             return False
-        now = self.clock()
+        key, now = key[:KEY_LENGTH], self.clock()
         entry = self._entries.pop(key, None) or _Entry()
         self._entries[key] = entry                       # most recent last
         entry.failures = [w for w in entry.failures if now - w < self.window][-self.threshold:]
@@ -83,7 +84,7 @@ class FailureCounter:
 
     def forgive(self, key: str) -> None:
         """A success, or an administrator's unlock: forget the key's failures and lockout."""
-        self._entries.pop(key, None)
+        self._entries.pop(key[:KEY_LENGTH], None)
 
 
 class LoginGuard:

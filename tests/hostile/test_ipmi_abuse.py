@@ -7,6 +7,8 @@ import contextlib
 import os
 import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 
@@ -170,3 +172,11 @@ def test_one_client_cannot_hold_every_session_nor_flood_others_out(bmc_server):
     console = Console(bmc.port_base, source="127.0.3.3")
     console.login()
     assert console.request(ipmi_request(0x00, 0x01)) is not None
+
+
+def test_the_password_flags_say_that_they_show_in_ps():
+    for group in (["bmc", "serve"], ["lab", "up"]):
+        help_text = subprocess.run([sys.executable, "-m", "quintupleo", *group, "--help"],
+                                   capture_output=True, text=True, timeout=60,
+                                   env={**os.environ, "COLUMNS": "300"}).stdout
+        assert "QUINTUPLEO_BMC_PASSWORD" in help_text and "shows in ps" in help_text, group
