@@ -247,6 +247,11 @@ class Lab:
         self.services: list[subprocess.Popen] = []
         self.up = False
 
+    @property
+    def password(self) -> str:
+        """The lab's BMC password (random, made by `lab up`)."""
+        return (self.dir / "bmc-password").read_text().strip()
+
     def qo(self, *args: str) -> str:
         result = subprocess.run([sys.executable, "-m", "quintupleo", "lab", *args, "--name",
                                  self.name], env=self.env, capture_output=True, text=True,

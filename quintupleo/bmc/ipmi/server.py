@@ -70,6 +70,9 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         in_session = data[4:5] == b"\x06" and data[6:10] != b"\0\0\0\0"
         if not in_session and not self.setup_rate.allow(addr[0]):
             self.dropped += 1      # a flood: not even parsed
+            traffic.warning("IPMI flood", "node %s: %s sends more than %.0f packets/s outside "
+                            "a session; the rest are dropped unread",
+                            self.controller.info.name, addr[0], SETUP_RATE)
             return
         self._address = addr
         try:

@@ -54,7 +54,7 @@ def assert_inspected(ir, name: str, disk_gb: int, mac: str) -> None:
 def secure_boot(lab: Lab) -> dict:
     """The node's SecureBoot resource, at its BMC."""
     return requests.get(f"https://127.0.0.1:{LAB_PORT + 50}/redfish/v1/Systems/node-0/SecureBoot",
-                        auth=("admin", "password"), timeout=10,
+                        auth=("admin", lab.password), timeout=10,
                         verify=str(lab.dir / "bmc" / "redfish-cert.pem")).json()
 
 
