@@ -59,7 +59,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         ours, _ = serve(tmp, "ours", "--backend", "openstack", "--cloud", "devcloud",
                         "--prefix", f"qoi-{run_id}-ours", "--ipmi-port-base", str(OURS_PORT),
-                        "--redfish-port", str(OURS_PORT), "--inventory-out",
+                        "--redfish-port", str(OURS_PORT), "--inventory-output",
                         str(tmp / "nodes.json"))
         log = tmp / "ovb.log"
         ovb = subprocess.Popen(

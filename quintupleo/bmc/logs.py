@@ -1,4 +1,5 @@
-"""What the BMC logs about refused and malformed traffic, kept small under a flood.
+"""How the BMC logs: what it says about refused and malformed traffic, kept small under a
+flood, and JSON lines for log collectors.
 
 A flood of bad packets, failed logins or broken HTTP requests must not become a flood of log
 lines: each kind of line is written at most BURST times per PERIOD seconds; the others are
@@ -9,6 +10,7 @@ malformed request (a traceback per request) becomes one such line.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -92,3 +94,16 @@ def install() -> None:
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, MalformedHttp) for f in server.filters):
         server.addFilter(MalformedHttp())
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message (and the
+    exception's text, when there is one), for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                 + f".{int(record.msecs):03d}Z", "level": record.levelname.lower(),
+                 "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)

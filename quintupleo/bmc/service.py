@@ -79,11 +79,11 @@ class BmcService:
         await self._listen_ipmi()
         if settings.redfish:
             await self._listen_redfish()
-        if settings.inventory_out is not None:
-            write_private(settings.inventory_out,
+        if settings.inventory_output is not None:
+            write_private(settings.inventory_output,
                           ironic_document(self.endpoints, settings.inventory_driver))
             log.info("wrote Ironic inventory of %d nodes to %s", len(self.endpoints),
-                     settings.inventory_out)
+                     settings.inventory_output)
 
     async def _listen_ipmi(self) -> None:
         seen: dict[tuple[str, int], str] = {}

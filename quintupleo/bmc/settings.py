@@ -26,6 +26,14 @@ BACKENDS = ("fake", "openstack", "qemu")
 NODE_KEYS = {"ipmi_address", "ipmi_port", "username", "password"}
 
 
+class SettingError(ConfigError):
+    """A setting that cannot be: where it came from (the file, or the flag), its key, why."""
+
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        self.source, self.key, self.reason = source, key, reason
+        super().__init__(f"{source}: {key}: {reason}" if key else f"{source}: {reason}")
+
+
 def default_state_dir() -> Path:
     return state_dir("bmc")
 
@@ -63,7 +71,7 @@ class BmcSettings:
     account_lockout_counter_reset_after: float = 60.0
     source_lockout_threshold: int = 20
     state_dir: Path = field(default_factory=default_state_dir)
-    inventory_out: Path | None = None
+    inventory_output: Path | None = None
     inventory_driver: str = "ipmi"
     environment: str | None = None
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -73,71 +81,91 @@ class BmcSettings:
              environment_settings: Callable[[str], dict[str, Any]] | None = None,
              **overrides: Any) -> BmcSettings:
         """Read `path` (if any), then apply every override that is not None; validate. Settings
-        that name an environment start from `environment_settings(name)` (its BMC's)."""
+        that name an environment start from `environment_settings(name)` (its BMC's). A wrong
+        key, type or value is a SettingError naming where it came from and the key."""
         values: dict[str, Any] = {}
+        where: dict[str, str] = {}           # key -> where its value came from
         if path is not None:
             try:
                 loaded = YAML(typ="safe").load(path.read_text())
             except (OSError, YAMLError) as exc:
-                raise ConfigError(f"cannot read {path}: {exc}") from exc
+                raise SettingError(str(path), "", f"cannot read it: "
+                                   f"{' '.join(str(exc).split())}") from None
             if not isinstance(loaded, dict):
-                raise ConfigError(f"{path}: expected a mapping of settings")
+                raise SettingError(str(path), "", "expected a mapping of settings")
             known = {f.name for f in fields(cls)}
-            unknown = set(loaded) - known
-            if unknown:
-                raise ConfigError(f"{path}: unknown settings {', '.join(sorted(unknown))}; "
-                                  f"known: {', '.join(sorted(known))}")
+            for key in loaded:
+                if key not in known:
+                    raise SettingError(str(path), str(key), "unknown setting; known: "
+                                       + ", ".join(sorted(known)))
             values.update(loaded)
-        values.update({k: v for k, v in overrides.items() if v is not None and v != []})
+            where.update(dict.fromkeys(loaded, str(path)))
+        flags = {k: v for k, v in overrides.items() if v is not None and v != []}
+        values.update(flags)
+        where.update({k: f"--{k.replace('_', '-')}" for k in flags})
         if values.get("environment"):   # an environment's BMC: its settings are the base layer
             if environment_settings is None:
                 raise ConfigError("environment: not known here (serve it with "
                                   "`quintupleo bmc serve --environment NAME`)")
-            values = {**environment_settings(values["environment"]), **values}
-        for key in ("state_dir", "inventory_out", "tls_cert", "tls_key"):
-            if values.get(key) is not None:
-                values[key] = Path(values[key]).expanduser()
+            base = environment_settings(values["environment"])
+            where.update({k: f"environment {values['environment']}" for k in base
+                          if k not in where})
+            values = {**base, **values}
+        for key, value in values.items():
+            values[key] = _typed(key, value, where.get(key, "settings"))
         settings = cls(**values)
-        settings.validate()
+        try:
+            settings.validate()
+        except SettingError as exc:
+            raise SettingError(where.get(exc.key.split(".")[0], exc.source), exc.key,
+                               exc.reason) from None
         return settings
 
     def validate(self) -> None:
+        def bad(key: str, reason: str) -> SettingError:
+            return SettingError("settings", key, reason)
         if self.backend not in BACKENDS:
-            raise ConfigError(f"backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+            raise bad("backend", f"{self.backend!r}: choose one of {', '.join(BACKENDS)}")
         if self.backend == "fake" and not 1 <= self.fake_nodes <= 100_000:
-            raise ConfigError("fake_nodes must be between 1 and 100000")
+            raise bad("fake_nodes", "must be between 1 and 100000")
         if self.backend == "qemu" and not self.lab:
-            raise ConfigError("the qemu backend needs --lab (a lab made by `quintupleo lab up`)")
+            raise bad("lab", "the qemu backend needs a lab (made by `quintupleo lab up`)")
         if self.backend == "openstack" and not (self.prefix or self.servers):
-            raise ConfigError("the openstack backend needs --prefix or --server (name or ID)")
+            raise bad("prefix", "the openstack backend needs a prefix or servers (name or ID)")
         if self.boot_strategy not in BOOT_STRATEGIES:
-            raise ConfigError(f"boot_strategy {self.boot_strategy!r}: choose one of "
-                              f"{', '.join(BOOT_STRATEGIES)}")
+            raise bad("boot_strategy", f"{self.boot_strategy!r}: choose one of "
+                      f"{', '.join(BOOT_STRATEGIES)}")
         if set(self.pxe_images) - {"legacy", "uefi"}:
-            raise ConfigError("pxe_images: keys are legacy and uefi (Glance image name or ID)")
+            raise bad("pxe_images", "keys are legacy and uefi (Glance image name or ID)")
         if not 1 <= self.media_max_mb <= 65536:
-            raise ConfigError("media_max_mb must be between 1 and 65536")
+            raise bad("media_max_mb", "must be between 1 and 65536")
         if self.inventory_driver not in ("ipmi", "redfish"):
-            raise ConfigError("inventory_driver: choose ipmi or redfish")
+            raise bad("inventory_driver", "choose ipmi or redfish")
         if self.inventory_driver == "redfish" and not self.redfish:
-            raise ConfigError("a redfish inventory needs the Redfish endpoint (not --no-redfish)")
+            raise bad("inventory_driver", "a redfish inventory needs the Redfish endpoint "
+                      "(not --no-redfish)")
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ConfigError("--tls-cert and --tls-key go together")
-        if self.refresh_interval <= 0 or self.session_timeout <= 0:
-            raise ConfigError("refresh_interval and session_timeout must be positive")
-        if self.redfish_idle_timeout <= 0:
-            raise ConfigError("redfish_idle_timeout must be positive")
-        if self.account_lockout_threshold < 0 or self.source_lockout_threshold < 0:
-            raise ConfigError("lockout thresholds are 0 (no lockout) or more")
-        if self.account_lockout_duration <= 0 or self.account_lockout_counter_reset_after <= 0:
-            raise ConfigError("account_lockout_duration and account_lockout_counter_reset_after"
-                              " must be positive")
+            raise bad("tls_cert", "tls_cert and tls_key go together")
+        if not 0 < self.ipmi_port_base < 65536 or not 0 < self.redfish_port < 65536:
+            raise bad("ipmi_port_base" if not 0 < self.ipmi_port_base < 65536
+                      else "redfish_port", "a port is 1 to 65535")
+        for key in ("refresh_interval", "session_timeout", "redfish_idle_timeout",
+                    "redfish_session_timeout", "account_lockout_duration",
+                    "account_lockout_counter_reset_after"):
+            if getattr(self, key) <= 0:
+                raise bad(key, "must be positive")
+        for key in ("account_lockout_threshold", "source_lockout_threshold", "fake_delay"):
+            if getattr(self, key) < 0:
+                raise bad(key, "must be 0 or more")
         for name, node in self.nodes.items():
-            if not isinstance(node, dict) or set(node) - NODE_KEYS:
-                raise ConfigError(f"nodes.{name}: allowed keys are {', '.join(sorted(NODE_KEYS))}")
-        for credentials in [self.password, *(n.get("password") for n in self.nodes.values())]:
+            for key in set(node) - NODE_KEYS:
+                raise bad(f"nodes.{name}.{key}", "unknown; allowed: "
+                          + ", ".join(sorted(NODE_KEYS)))
+        for key, credentials in [("password", self.password),
+                                 *((f"nodes.{n}.password", node.get("password"))
+                                   for n, node in self.nodes.items())]:
             if credentials is not None and len(str(credentials).encode()) > 20:
-                raise ConfigError("IPMI 2.0 passwords are at most 20 bytes")
+                raise bad(key, "IPMI 2.0 passwords are at most 20 bytes")
 
     @property
     def lockout(self) -> LockoutPolicy:
@@ -177,3 +205,43 @@ class BmcSettings:
         node = self._node(info)
         return Credentials(str(node.get("username", self.username)),
                            str(node.get("password", self.password)))
+
+
+_KINDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "int": (int, "an integer"), "float": ((int, float), "a number"),
+          "bool": (bool, "true or false (a YAML boolean)"), "str": (str, "a string"),
+          "Path": (str, "a path"), "list": (list, "a list"), "dict": (dict, "a mapping")}
+_NODE_KINDS = {"ipmi_address": "str", "ipmi_port": "int", "username": "str", "password": "str"}
+
+
+def _typed(key: str, value: Any, source: str) -> Any:
+    """The value as its setting's type; a SettingError for a value of another type (a YAML
+    `'no'` is a string, not false)."""
+    declared = {f.name: str(f.type) for f in fields(BmcSettings)}[key]
+    if value is None and "None" in declared:
+        return None
+    kind = declared.split("[")[0].split(" ")[0]
+    if key == "nodes":
+        _check("nodes", value, "dict", source)
+        for name, node in value.items():
+            _check(f"nodes.{name}", node, "dict", source)
+            for field_, field_kind in _NODE_KINDS.items():
+                if field_ in node:
+                    _check(f"nodes.{name}.{field_}", node[field_], field_kind, source)
+        return value
+    if isinstance(value, Path) and kind == "Path":
+        return value.expanduser()
+    _check(key, value, kind, source)
+    if kind == "list" and not all(isinstance(v, str) for v in value):
+        raise SettingError(source, key, "expected a list of strings")
+    if kind == "Path":
+        return Path(value).expanduser()
+    if kind == "float":
+        return float(value)
+    return value
+
+
+def _check(key: str, value: Any, kind: str, source: str) -> None:
+    types, said = _KINDS[kind]
+    if (isinstance(value, bool) and kind != "bool") or not isinstance(value, types):
+        raise SettingError(source, key, f"expected {said}, got {value!r}")

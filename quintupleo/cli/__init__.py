@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from quintupleo import __version__
@@ -12,6 +14,7 @@ app = typer.Typer(
     help="Virtual bare metal out of ordinary OpenStack instances.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,    # help as plain text: a `[default: …]` in it is not markup
 )
 app.add_typer(devcloud.app, name="devcloud")
 app.add_typer(bmc.app, name="bmc")
@@ -36,4 +39,21 @@ def main_options(
 
 
 def main() -> None:
-    app()
+    command = typer.main.get_command(app)
+    _name_values(command)
+    command()
+
+
+def _name_values(command: Any) -> None:
+    """Help names an option's value after the option (`--state-dir DIR`) or lists its choices
+    (`--format table|json|yaml`), never a Python type; flags take no value."""
+    for param in getattr(command, "params", []):
+        long = [o for o in param.opts if o.startswith("--")]
+        if param.metavar is not None or getattr(param, "is_flag", False) or not long:
+            continue
+        described = getattr(param, "type_descriptor", None)
+        choices = described.choices if described is not None and described.is_choice else None
+        param.metavar = "|".join(str(getattr(c, "value", c)) for c in choices) if choices \
+            else long[0].rsplit("-", 1)[-1].upper()
+    for sub in getattr(command, "commands", {}).values():
+        _name_values(sub)

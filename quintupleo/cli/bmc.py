@@ -5,25 +5,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.handlers
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.markup import escape
 
 from quintupleo.backends.base import Backend
 from quintupleo.backends.fake import FakeBackend
+from quintupleo.bmc.logs import JsonLines
 from quintupleo.bmc.service import BmcService
 from quintupleo.bmc.settings import BmcSettings
+from quintupleo.cli.output import fail
 from quintupleo.environments.store import bmc_settings
 from quintupleo.errors import QuintupleOError
 
 app = typer.Typer(help="Virtual BMCs: IPMI 2.0 (lanplus) and Redfish for many nodes from one "
                        "process.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=None)
 console = Console(stderr=True)
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 def backend_for(settings: BmcSettings) -> Backend:
@@ -91,24 +105,18 @@ def serve(
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for Redfish.")] = None,
     state_dir: Annotated[Path | None, typer.Option(
         help="Where boot overrides persist [default: $XDG_STATE_HOME/quintupleo/bmc].")] = None,
-    inventory_out: Annotated[Path | None, typer.Option(
+    inventory_output: Annotated[Path | None, typer.Option(
         help="Write Ironic's `baremetal create` JSON for the served nodes here.")] = None,
     inventory_driver: Annotated[str | None, typer.Option(
         help="Ironic driver in that file: ipmi | redfish [default: ipmi].")] = None,
-    log_level: Annotated[str, typer.Option(help="debug | info | warning")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="What to log.")] = LogLevel.info,
+    log_file: Annotated[Path | None, typer.Option(
+        help="Log to this file (reopened when moved, for logrotate) [default: stderr].")] = None,
+    log_format: Annotated[LogFormat, typer.Option(
+        help="text: one line per event; json: one JSON object per line.")] = LogFormat.text,
 ) -> None:
     """Serve virtual BMCs until interrupted (SIGTERM / Ctrl-C)."""
-    if console.is_terminal:
-        logging.basicConfig(level=log_level.upper(), format="%(name)s: %(message)s",
-                            handlers=[RichHandler(console=console, show_path=False)])
-    else:   # one greppable line per event
-        logging.basicConfig(level=log_level.upper(),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("openstack").setLevel(logging.WARNING)
-    logging.getLogger("keystoneauth").setLevel(logging.WARNING)
-    # what libraries log on the root logger itself (virt-firmware: each UEFI variable it sets)
-    # is heard from at WARNING
-    logging.getLogger().addFilter(lambda record: record.levelno >= logging.WARNING)
+    _log_to(log_level, log_file, log_format)
     try:
         settings = BmcSettings.load(
             config, bmc_settings, environment=environment, backend=backend, lab=lab,
@@ -117,10 +125,34 @@ def serve(
             ipmi_port_base=ipmi_port_base, username=username, password=password,
             refresh_interval=refresh_interval, redfish=redfish, redfish_address=redfish_address,
             redfish_port=redfish_port, tls=tls, tls_cert=tls_cert, tls_key=tls_key,
-            state_dir=state_dir, inventory_out=inventory_out, inventory_driver=inventory_driver)
+            state_dir=state_dir, inventory_output=inventory_output,
+            inventory_driver=inventory_driver)
+    except QuintupleOError as exc:     # the settings themselves: a usage error
+        raise fail(exc, 2) from None
+    try:
         asyncio.run(BmcService(settings, backend_for(settings)).run())
     except QuintupleOError as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     except KeyboardInterrupt:
         pass
+
+
+def _log_to(level: LogLevel, path: Path | None, style: LogFormat) -> None:
+    handler: logging.Handler
+    if path is not None:
+        handler = logging.handlers.WatchedFileHandler(path.expanduser())
+    elif console.is_terminal and style is LogFormat.text:
+        handler = RichHandler(console=console, show_path=False)
+    else:
+        handler = logging.StreamHandler()
+    if style is LogFormat.json:
+        handler.setFormatter(JsonLines())
+    elif not isinstance(handler, RichHandler):   # one greppable line per event
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
+                                               "%(message)s"))
+    logging.basicConfig(level=level.value.upper(), handlers=[handler], force=True)
+    logging.getLogger("openstack").setLevel(logging.WARNING)
+    logging.getLogger("keystoneauth").setLevel(logging.WARNING)
+    # what libraries log on the root logger itself (virt-firmware: each UEFI variable it sets)
+    # is heard from at WARNING
+    logging.getLogger().addFilter(lambda record: record.levelno >= logging.WARNING)

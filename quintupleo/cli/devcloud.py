@@ -21,7 +21,7 @@ from quintupleo.devcloud.manager import Devcloud
 from quintupleo.errors import QuintupleOError
 
 app = typer.Typer(help="A local OpenStack (Keystone, Nova, Neutron, Glance, Placement) on "
-                       "127.0.0.1.", no_args_is_help=True)
+                       "127.0.0.1.", no_args_is_help=True, rich_markup_mode=None)
 console = Console(stderr=True)
 
 HomeOption = Annotated[Path | None, typer.Option(

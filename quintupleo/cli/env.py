@@ -22,7 +22,7 @@ from quintupleo.errors import QuintupleOError
 from quintupleo.inventory import write_private
 
 app = typer.Typer(help="Environments: networks and bare-metal nodes on an OpenStack cloud.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=None)
 console = Console()
 errors = Console(stderr=True)
 

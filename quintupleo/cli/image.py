@@ -21,7 +21,7 @@ from quintupleo.images.ipxe import (
 )
 
 app = typer.Typer(help="iPXE boot images: build them, put them in Glance.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=None)
 console = Console()
 err = Console(stderr=True)
 

@@ -16,7 +16,7 @@ from quintupleo.lab import manager
 from quintupleo.lab.layout import Addresses, Role, Shape, check_shape, parse_roles
 
 app = typer.Typer(help="A lab of QEMU nodes with a real network and a virtual BMC.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=None)
 console = Console()
 err = Console(stderr=True)
 

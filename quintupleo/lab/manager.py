@@ -103,7 +103,7 @@ def _start_bmc(lab: Lab, password: str) -> None:
     command = [sys.executable, "-m", "quintupleo", "bmc", "serve", "--backend", "qemu",
                "--lab", lab.name, "--ipmi-port-base", str(lab.ipmi_port_base),
                "--redfish-port", str(lab.redfish_port), "--state-dir", str(lab.dir / "bmc"),
-               "--inventory-out", str(lab.dir / "nodes.json"), "--inventory-driver",
+               "--inventory-output", str(lab.dir / "nodes.json"), "--inventory-driver",
                lab.inventory_driver, "--refresh-interval", "1"]
     with log.open("ab") as out:
         offset = out.tell()

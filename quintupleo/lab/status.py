@@ -77,7 +77,7 @@ def document(rows: list[LabNodeStatus], head: dict[str, Any]) -> dict[str, Any]:
 
 def labs() -> list[dict[str, Any]]:
     """Every lab on this machine, a row each."""
-    found = []
+    found: list[dict[str, Any]] = []
     root = labs_dir()
     for path in sorted(root.glob("*/lab.json")) if root.exists() else []:
         try:

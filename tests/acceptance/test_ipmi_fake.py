@@ -64,7 +64,7 @@ def test_power_state_when_off_refuses_reset_cycle_and_diag(bmc_server):
 
 
 def test_mc_info_guid_and_unknown_command(bmc_server, tmp_path):
-    bmc = bmc_server("--fake-nodes", "2", "--inventory-out", str(tmp_path / "nodes.json"))
+    bmc = bmc_server("--fake-nodes", "2", "--inventory-output", str(tmp_path / "nodes.json"))
     info = bmc.ipmitool("mc", "info").stdout
     assert "IPMI Version              : 2.0" in info
     assert "Chassis Device" in info
@@ -235,7 +235,7 @@ nodes:
 
 def test_inventory_out_is_ironic_bulk_enrollment(bmc_server, tmp_path):
     out = tmp_path / "nodes.json"
-    bmc = bmc_server("--fake-nodes", "3", "--password", "s3cret", "--inventory-out", str(out))
+    bmc = bmc_server("--fake-nodes", "3", "--password", "s3cret", "--inventory-output", str(out))
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     nodes = json.loads(out.read_text())["nodes"]
     assert [n["name"] for n in nodes] == ["fake-0", "fake-1", "fake-2"]

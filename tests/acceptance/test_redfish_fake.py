@@ -237,7 +237,7 @@ def test_dsp0266_headers_methods_and_versions(bmc_server):
 
 def test_plain_http_and_redfish_inventory(bmc_server, client, tmp_path):
     out = tmp_path / "nodes.json"
-    bmc = bmc_server("--fake-nodes", "2", "--no-tls", "--inventory-out", str(out),
+    bmc = bmc_server("--fake-nodes", "2", "--no-tls", "--inventory-output", str(out),
                      "--inventory-driver", "redfish", "--password", "r3dfish")
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     nodes = json.loads(out.read_text())["nodes"]
@@ -257,7 +257,7 @@ def test_plain_http_and_redfish_inventory(bmc_server, client, tmp_path):
 
 def test_tls_inventory_points_at_the_generated_ca(bmc_server, tmp_path):
     out = tmp_path / "nodes.json"
-    bmc = bmc_server("--fake-nodes", "1", "--inventory-out", str(out),
+    bmc = bmc_server("--fake-nodes", "1", "--inventory-output", str(out),
                      "--inventory-driver", "redfish")
     info = json.loads(out.read_text())["nodes"][0]["driver_info"]
     assert info["redfish_address"].startswith("https://")

@@ -22,7 +22,7 @@ def nodes(conn, boot, name):
 @pytest.fixture
 def bmc(bmc_server, nodes, name, tmp_path):
     return bmc_server("--backend", "openstack", "--cloud", "devcloud", "--prefix", f"{name}-",
-                      "--refresh-interval", "2", "--inventory-out", str(tmp_path / "nodes.json"))
+                      "--refresh-interval", "2", "--inventory-output", str(tmp_path / "nodes.json"))
 
 
 def actions(conn, server) -> list[str]:

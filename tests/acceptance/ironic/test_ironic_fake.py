@@ -53,7 +53,7 @@ def boot_devices(ir: Ironic, report: Report, section: str, name: str, bmc) -> No
 def test_ironic_over_ipmi(bmc_server, ironic, report, tmp_path):
     section = "fake backend · IPMI"
     inventory = tmp_path / "nodes.json"
-    bmc = bmc_server("--backend", "fake", "--fake-nodes", "2", "--inventory-out",
+    bmc = bmc_server("--backend", "fake", "--fake-nodes", "2", "--inventory-output",
                      str(inventory))
     with report.step(section, "start Ironic (standalone: SQLite, no auth, no bus)"):
         ir = ironic()
@@ -66,7 +66,7 @@ def test_ironic_over_ipmi(bmc_server, ironic, report, tmp_path):
 def test_ironic_over_redfish(bmc_server, ironic, report, tmp_path, auth):
     section = f"fake backend · Redfish ({auth} auth)"
     inventory = tmp_path / "nodes.json"
-    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-out",
+    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-output",
                      str(inventory), "--inventory-driver", "redfish")
     with report.step(section, "start Ironic"):
         ir = ironic()
@@ -88,7 +88,7 @@ def test_power_sync_sees_a_change_made_outside_ironic(bmc_server, ironic, report
     either records it (force_power_state_during_sync = false) or powers the node back on."""
     section = f"fake backend · power sync (force_power_state_during_sync={force})"
     inventory = tmp_path / "nodes.json"
-    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-out",
+    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-output",
                      str(inventory))
     ir = ironic(force_power_sync=force, sync_interval=2)
     [name] = enroll(ir, report, section, inventory)
@@ -110,7 +110,7 @@ def manageable_redfish_node(bmc_server, ironic, report, tmp_path, section: str,
     """One fake node enrolled in a new Ironic with the redfish driver and `interface` set to
     redfish, manageable: (Ironic, the node's name, the BMC, the BMC's own view of it)."""
     inventory = tmp_path / "nodes.json"
-    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-out",
+    bmc = bmc_server("--backend", "fake", "--fake-nodes", "1", "--inventory-output",
                      str(inventory), "--inventory-driver", "redfish")
     ir = ironic()
     [name] = enroll(ir, report, section, inventory, {interface: "redfish"})
