@@ -68,7 +68,7 @@ def main() -> None:
 
 def build_ours(tmp: Path) -> tuple[Path, float]:
     started = time.monotonic()
-    subprocess.run([PY, "-m", "quintupleo", "image", "build-agent", "--out", str(tmp / "ours")],
+    subprocess.run([PY, "-m", "quintupleo", "image", "build-agent", "--output", str(tmp / "ours")],
                    check=True, capture_output=True,
                    env=dict(os.environ, XDG_CACHE_HOME=str(tmp / "cache")))
     return tmp / "ours", time.monotonic() - started

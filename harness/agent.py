@@ -30,9 +30,9 @@ IMAGE = "disk.raw"
 
 
 def build(out: Path) -> Path:
-    """`qo image build-agent --out OUT`, as a user runs it (cached after the first build)."""
+    """`qo image build-agent --output OUT`, as a user runs it (cached after the first build)."""
     result = subprocess.run([sys.executable, "-m", "quintupleo", "image", "build-agent",
-                             "--out", str(out)], capture_output=True, text=True, timeout=1800)
+                             "--output", str(out)], capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, f"image build-agent: {result.stdout}{result.stderr}"
     return out
 

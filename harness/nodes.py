@@ -150,7 +150,7 @@ class CloudNode:
         self.created = True
         self.inventory = {d: work / f"{d}.json" for d in ("ipmi", "redfish")}
         for driver, path in self.inventory.items():
-            self.qo("env", "nodes", self.name, "--format", "ironic", "--driver", driver,
+            self.qo("env", "nodes", self.name, "--kind", "ironic", "--driver", driver,
                     "--output", str(path))
         node = json.loads(self.inventory["redfish"].read_text())["nodes"][0]
         self.node_name, self.server_id = node["name"], node["extra"]["quintupleo_node_id"]

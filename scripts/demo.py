@@ -171,7 +171,7 @@ def main() -> None:
             time.sleep(0.1)
         ready = log.read_text().strip().splitlines()[-1].split("ready: ", 1)[1]
         console.print(f"[green]✓[/] BMC ready: {ready}")
-        qo("env", "nodes", name, "--format", "ironic", "-o", str(work / "nodes.json"))
+        qo("env", "nodes", name, "--kind", "ironic", "-o", str(work / "nodes.json"))
         ipmi_nodes = json.loads((work / "nodes.json").read_text())["nodes"]
         redfish_nodes = json.loads(qo("env", "nodes", name, "--driver", "redfish"))["nodes"]
         console.print(f"[green]✓[/] Ironic enrollment file: {work / 'nodes.json'}")

@@ -108,6 +108,11 @@ class NodeController:
     def pending(self) -> bool:
         return bool(self._queue)
 
+    @property
+    def queued(self) -> int:
+        """Actions accepted and not yet done."""
+        return len(self._queue)
+
     # ---- what the node can do: the front ends ask here, never the backend -------------
     @property
     def kind(self) -> str:
@@ -321,6 +326,7 @@ class Refresher:
         self.interval = interval
         self.fast_interval = fast_interval
         self.calls = 0
+        self.durations: Callable[[float], None] = lambda seconds: None   # each refresh's time
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
         self._failing = False
@@ -347,6 +353,7 @@ class Refresher:
                 log.exception("%s: reading node states failed", self.backend.name)
             self._failing = True
             return
+        self.durations(time.monotonic() - started)
         if self._failing:
             log.info("%s: node states readable again", self.backend.name)
         self._failing = False

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import resource
 import signal
+from collections import Counter
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController, Refresher
 from quintupleo.bmc.events import EventBus
 from quintupleo.bmc.ipmi.server import IpmiEndpoint, listen
+from quintupleo.bmc.metrics import Metrics, ServiceState
 from quintupleo.bmc.redfish.app import RedfishService
 from quintupleo.bmc.redfish.tls import self_signed, server_context
 from quintupleo.bmc.settings import BmcSettings
@@ -53,6 +55,9 @@ class BmcService:
     _runner: web.AppRunner | None = None
     _http: asyncio.Server | None = None
     sources: FailureCounter | None = None    # failed logins per source, for all front ends
+    metrics: Metrics = field(default_factory=Metrics)
+    ipmi: list[IpmiEndpoint] = field(default_factory=list)
+    redfish: RedfishService | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -66,6 +71,8 @@ class BmcService:
         saved = self._store.load_all()
         media = self._store.load_media()
         self.refresher = Refresher(self.backend, self.controllers, settings.refresh_interval)
+        self.refresher.durations = self.metrics.refresh.observe
+        self.metrics.watch(self._state)
         for info in infos:
             controller = NodeController(
                 info, self.backend, self._store, saved.get(f"{self.backend.name}:{info.id}"),
@@ -103,7 +110,9 @@ class BmcService:
             assert self.accounts is not None
             endpoint = IpmiEndpoint(controller, bmc.ipmi, self.accounts,
                                     self.settings.session_timeout,
-                                    LoginGuard(self.settings.lockout, self.sources))
+                                    LoginGuard(self.settings.lockout, self.sources),
+                                    self.metrics)
+            self.ipmi.append(endpoint)
             try:
                 self._transports.append(await listen(endpoint, bmc.ipmi_address, bmc.ipmi_port))
             except OSError as exc:
@@ -123,10 +132,11 @@ class BmcService:
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"TLS certificate or key unusable: {exc}") from None
         assert self.accounts is not None
-        service = RedfishService({c.info.id: c for c in self.controllers}, self.accounts,
-                                 settings.redfish_session_timeout, events=self.events,
-                                 guard=LoginGuard(settings.lockout, self.sources),
-                                 idle_timeout=settings.redfish_idle_timeout)
+        service = self.redfish = RedfishService(
+            {c.info.id: c for c in self.controllers}, self.accounts,
+            settings.redfish_session_timeout, events=self.events,
+            guard=LoginGuard(settings.lockout, self.sources),
+            idle_timeout=settings.redfish_idle_timeout, metrics=self.metrics)
         # keepalive_timeout also bounds how long a new connection may take to send its first
         # request's headers (aiohttp arms it at connect): no slow-header client holds a socket
         self._runner = web.AppRunner(service.application(), access_log=None,
@@ -145,6 +155,19 @@ class BmcService:
         except OSError as exc:
             raise ConfigError(f"cannot listen for Redfish on {settings.redfish_address}:"
                               f"{settings.redfish_port}: {exc.strerror}") from None
+
+    def _state(self) -> ServiceState:
+        """What a scrape of /metrics reads: the service as it is now."""
+        sessions = {"ipmi": sum(sum(1 for s in e.handshake.sessions.values() if s.active)
+                                for e in self.ipmi)}
+        locked = {"ipmi": sum(e.handshake.guard.locked_out for e in self.ipmi)}
+        if self.redfish is not None:
+            sessions["redfish"] = len(self.redfish.sessions.listed())
+            locked["redfish"] = self.redfish.guard.locked_out
+        return ServiceState(
+            Counter(c.power.value if c.power else "unknown" for c in self.controllers),
+            sum(c.queued for c in self.controllers), sessions, locked,
+            Counter(getattr(self.backend, "call_kinds", {})))
 
     async def _flush_traffic_log(self) -> None:
         while True:

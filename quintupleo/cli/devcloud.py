@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from quintupleo.cli import output
+from quintupleo.cli.output import Format, FormatOption
 from quintupleo.devcloud import dataplane
 from quintupleo.devcloud.clouds_yaml import MEMBER_CLOUD, admin_name, clouds_yaml_path
 from quintupleo.devcloud.layout import default_home
@@ -22,7 +20,7 @@ from quintupleo.errors import QuintupleOError
 
 app = typer.Typer(help="A local OpenStack (Keystone, Nova, Neutron, Glance, Placement) on "
                        "127.0.0.1.", no_args_is_help=True, rich_markup_mode=None)
-console = Console(stderr=True)
+console = output.stderr()
 
 HomeOption = Annotated[Path | None, typer.Option(
     "--home", envvar="QUINTUPLEO_DEVCLOUD_HOME",
@@ -30,9 +28,8 @@ HomeOption = Annotated[Path | None, typer.Option(
          "$XDG_DATA_HOME/quintupleo/devcloud].")]
 
 
-class Format(StrEnum):
-    table = "table"
-    json = "json"
+SERVICE_COLUMNS = ("name", "state", "pid", "port", "rss", "log")
+NAMESPACE_COLUMNS = ("name", "network", "network_id", "interface", "address", "bridge")
 
 
 def _devcloud(home: Path | None) -> Devcloud:
@@ -45,8 +42,7 @@ def _devcloud(home: Path | None) -> Devcloud:
 
 
 def _fail(exc: QuintupleOError) -> None:
-    console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-    raise typer.Exit(1)
+    raise output.fail(exc)
 
 
 @app.command()
@@ -146,35 +142,25 @@ def smoke(cloud: Annotated[str, typer.Option(envvar="OS_CLOUD", help="Cloud from
             timings = smoke_run.run(openstack.connect(cloud=cloud))
     except (QuintupleOError, SDKException) as exc:
         _fail(QuintupleOError(f"smoke run on {cloud} failed: {exc}"))
-    table = Table("step", "seconds", title=f"smoke run on {cloud}: passed")
-    for step, seconds in timings:
-        table.add_row(step, f"{seconds:.2f}")
-    Console().print(table)
+    output.stdout().print(output.table([{"step": step, "seconds": f"{seconds:.2f}"}
+                                        for step, seconds in timings], ("step", "seconds"),
+                                       f"smoke run on {cloud}: passed"))
 
 
 @app.command()
-def status(home: HomeOption = None,
-           format: Annotated[Format, typer.Option("--format", "-f")] = Format.table) -> None:
+def status(home: HomeOption = None, format: FormatOption = Format.table) -> None:
     """Each service's state, PID, port and resident memory; the namespaces of `devcloud netns`."""
     cloud = _devcloud(home)
-    rows = cloud.status()
-    spaces = dataplane.namespaces(cloud.layout)
-    if format is Format.json:
-        typer.echo(json.dumps({"services": [asdict(row) for row in rows],
-                               "namespaces": [asdict(space) for space in spaces]}, indent=2))
+    rows = [asdict(row) for row in cloud.status()]
+    spaces = [asdict(space) for space in dataplane.namespaces(cloud.layout)]
+    if format is not Format.table:
+        output.emit([], [], format, document={"services": rows, "namespaces": spaces})
         return
-    table = Table("service", "state", "pid", "port", "rss", "log")
-    for row in rows:
-        colour = "green" if row.state == "running" else "red"
-        table.add_row(row.name, f"[{colour}]{row.state}[/]", str(row.pid or "-"),
-                      str(row.port or "-"),
-                      f"{row.rss / 2**20:.0f} MiB" if row.rss else "-", row.log)
-    Console().print(table)
-    total = sum(row.rss or 0 for row in rows)
-    Console().print(f"total RSS: {total / 2**20:.0f} MiB")
+    shown = [{**row, "state": f"[{'green' if row['state'] == 'running' else 'red'}]"
+                              f"{row['state']}[/]",
+              "rss": f"{row['rss'] / 2**20:.0f} MiB" if row["rss"] else None} for row in rows]
+    out = output.stdout()
+    out.print(output.table(shown, SERVICE_COLUMNS, markup=True))
+    out.print(f"total RSS: {sum(row['rss'] or 0 for row in rows) / 2**20:.0f} MiB")
     if spaces:
-        table = Table("namespace", "network", "interface", "address", "bridge")
-        for space in spaces:
-            table.add_row(space.name, space.network, space.interface, space.address or "-",
-                          space.bridge)
-        Console().print(table)
+        out.print(output.table(spaces, NAMESPACE_COLUMNS))

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+from quintupleo.cli import output
+from quintupleo.cli.output import Format, FormatOption
 from quintupleo.errors import QuintupleOError
 from quintupleo.images.ipxe import (
     DEFAULT_MTU,
@@ -22,11 +21,11 @@ from quintupleo.images.ipxe import (
 
 app = typer.Typer(help="iPXE boot images: build them, put them in Glance.",
                   no_args_is_help=True, rich_markup_mode=None)
-console = Console()
-err = Console(stderr=True)
+err = output.stderr()
+FILE_COLUMNS = ("firmware", "file", "size", "sha256")
 
 
-OutDir = Annotated[Path | None, typer.Option("--out", help="Where the images go "
+OutDir = Annotated[Path | None, typer.Option("--output", "-o", help="Where the images go "
                                              "[default: ~/.local/state/quintupleo/images].")]
 Mtu = Annotated[int, typer.Option(help="MTU set on each NIC before DHCP (BIOS variant; the "
                                   "UEFI one takes DHCP option 26); 0 leaves it alone.")]
@@ -40,28 +39,26 @@ def _build(out: Path | None, mtu: int, rounds: int, pause: int) -> list[BuiltIma
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-    return typer.Exit(1)
+    return output.fail(exc)
 
 
 @app.command("build")
 def build_command(out: OutDir = None, mtu: Mtu = DEFAULT_MTU, rounds: Rounds = 0,
-                  pause: Pause = 5) -> None:
+                  pause: Pause = 5, format: FormatOption = Format.table) -> None:
     """Build the BIOS and UEFI iPXE disk images (offline, reproducible)."""
     try:
         images = _build(out, mtu, rounds, pause)
     except QuintupleOError as exc:
         raise _fail(exc) from None
-    table = Table("firmware", "file", "size", "sha256")
-    for image in images:
-        table.add_row(image.firmware, str(image.path), f"{image.size // 1024} KiB", image.sha256)
-    console.print(table)
+    output.emit([{"firmware": i.firmware, "file": str(i.path), "size": i.size,
+                  "sha256": i.sha256} for i in images], FILE_COLUMNS, format)
 
 
 @app.command("build-agent")
 def build_agent_command(
-    out: Annotated[Path, typer.Option("--out", help="Where ipa.kernel, ipa.initramfs and "
-                                      "disk.raw go.")] = Path("agent"),
+    out: Annotated[Path, typer.Option("--output", "-o", help="Where ipa.kernel, ipa.initramfs "
+                                      "and disk.raw go.")] = Path("agent"),
+    format: FormatOption = Format.table,
 ) -> None:
     """Build Ironic Python Agent's kernel and ramdisk (Debian packages and the agent from the
     Python index; cached by its inputs) and the whole-disk image to deploy (BIOS and UEFI,
@@ -77,10 +74,9 @@ def build_agent_command(
             disk = whole_disk_image(out.expanduser() / "disk.raw", signed=signed_chain())
     except QuintupleOError as exc:
         raise _fail(exc) from None
-    table = Table("file", "size", "sha256")
-    for path in (built.kernel, built.initramfs, disk):
-        table.add_row(str(path), f"{path.stat().st_size // 1024} KiB", file_sha256(path))
-    console.print(table)
+    output.emit([{"file": str(path), "size": path.stat().st_size, "sha256": file_sha256(path)}
+                 for path in (built.kernel, built.initramfs, disk)],
+                ("file", "size", "sha256"), format)
     err.print(f"agent ramdisk {'built' if built.built else 'from the cache'} in "
               f"{built.seconds:.0f} s", highlight=False)
 
@@ -89,6 +85,7 @@ def build_agent_command(
 def upload_command(
     cloud: Annotated[str, typer.Option(envvar="OS_CLOUD", help="clouds.yaml entry.")],
     out: OutDir = None, mtu: Mtu = DEFAULT_MTU, rounds: Rounds = 0, pause: Pause = 5,
+    format: FormatOption = Format.table,
 ) -> None:
     """Build the images and put them in Glance, reusing identical ones already there."""
     import openstack
@@ -102,7 +99,7 @@ def upload_command(
         raise _fail(exc) from None
     except Exception as exc:   # openstacksdk's config and auth errors have no common base
         raise _fail(RuntimeError(f"cloud {cloud!r}: {exc}")) from None
-    table = Table("firmware", "Glance image", "id", "")
-    for image, done in zip(images, published, strict=True):
-        table.add_row(image.firmware, done.name, done.id, "reused" if done.reused else "uploaded")
-    console.print(table)
+    output.emit([{"firmware": image.firmware, "image": done.name, "id": done.id,
+                  "action": "reused" if done.reused else "uploaded"}
+                 for image, done in zip(images, published, strict=True)],
+                ("firmware", "image", "id", "action"), format)

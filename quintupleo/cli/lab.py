@@ -1,31 +1,36 @@
-"""`quintupleo lab up | down | status`: virtual bare metal with real PXE boots, on this machine."""
+"""`quintupleo lab up | status | list | down`: virtual bare metal with real PXE boots, on this
+machine."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
-from rich.table import Table
 
+from quintupleo.cli import output
+from quintupleo.cli.output import Format, FormatOption
 from quintupleo.environments.spec import load as load_spec
 from quintupleo.errors import ConfigError, QuintupleOError
 from quintupleo.lab import manager
 from quintupleo.lab.layout import Addresses, Role, Shape, check_shape, parse_roles
+from quintupleo.lab.status import COLUMNS as STATUS_COLUMNS
+from quintupleo.lab.status import LIST_COLUMNS, document, lab_status, labs
 
 app = typer.Typer(help="A lab of QEMU nodes with a real network and a virtual BMC.",
                   no_args_is_help=True, rich_markup_mode=None)
-console = Console()
-err = Console(stderr=True)
+console = output.stdout()
+err = output.stderr()
 
 Name = Annotated[str, typer.Option("--name", help="The lab's name.")]
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-    return typer.Exit(1)
+    return output.fail(exc)
 
 
 def roles_from_spec(path: Path, shape: Shape) -> tuple[list[Role], Addresses]:
@@ -116,19 +121,38 @@ def up(
 
 
 @app.command("status")
-def status(name: Name = "lab") -> None:
-    """Each node's power, the BMC and the network."""
+def status(name: Name = "lab", format: FormatOption = Format.table,
+           watch: Annotated[float | None, typer.Option(
+               "--watch", "-w", help="Refresh every this many seconds, in place, until "
+               "Ctrl-C.")] = None) -> None:
+    """Each node's power, boot override and health (as the lab's BMC shows them), its QEMU
+    process and the last line of its serial console; the BMC and the network."""
+    def render() -> Any:
+        _, rows, head = lab_status(name)
+        title = f"lab {head['lab']} · BMC {head['bmc']} · network {head['network']}"
+        return rows, head, output.table([asdict(r) for r in rows], STATUS_COLUMNS, title)
     try:
-        lab, nodes, bmc, netns = manager.status(name)
+        rows, head, table = render()
+        if format is not Format.table:
+            output.emit([], [], format, document=document(rows, head))
+            return
+        if watch is None:
+            output.stdout().print(table)
+            return
+        with Live(table, console=output.stdout(), auto_refresh=False) as live:
+            while True:
+                time.sleep(max(watch, 0.5))
+                live.update(render()[2], refresh=True)
     except QuintupleOError as exc:
         raise _fail(exc) from None
-    table = Table("node", "MAC", "power", "IPMI port", "made of", title=f"lab {lab.name}")
-    for node in nodes:
-        table.add_row(node.name, node.mac, node.power, str(node.ipmi_port), node.made)
-    console.print(table)
-    where = (f"{lab.netns} {'present' if netns else 'MISSING'}" if lab.netns
-             else f"multicast {lab.mcast}")
-    console.print(f"BMC: {'running, pid ' + str(bmc) if bmc else 'not running'}; network: {where}")
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("list")
+def list_(format: FormatOption = Format.table) -> None:
+    """Every lab on this machine: its nodes, how many are on, its BMC and network."""
+    output.emit(labs(), LIST_COLUMNS, format)
 
 
 @app.command("down")

@@ -54,10 +54,12 @@ def fail(exc: Exception, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def table(rows: Sequence[Row], columns: Sequence[str], title: str | None = None) -> Table:
+def table(rows: Sequence[Row], columns: Sequence[str], title: str | None = None,
+          markup: bool = False) -> Table:
+    """`markup`: the cells carry Rich markup of ours (colours); otherwise text is shown as is."""
     shown = Table(*columns, title=title)
     for row in rows:
-        shown.add_row(*(_cell(row.get(column)) for column in columns))
+        shown.add_row(*(_cell(row.get(column), markup) for column in columns))
     return shown
 
 
@@ -76,17 +78,17 @@ def dumps(document: Any, fmt: Format) -> str:
     if fmt is Format.json:
         return json.dumps(document, indent=2, default=str) + "\n"
     buffer = io.StringIO()
-    yaml = YAML(typ="safe", pure=True)
+    yaml = YAML()                    # round-trip: keys in the order the table has them
     yaml.default_flow_style = False
     yaml.dump(json.loads(json.dumps(document, default=str)), buffer)
     return buffer.getvalue()
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, markup: bool = False) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
-        return ", ".join(_cell(v) for v in value)
-    return escape(str(value))
+        return ", ".join(_cell(v, markup) for v in value)
+    return str(value) if markup else escape(str(value))

@@ -60,14 +60,14 @@ def boot_mode(conn: Any, image: str) -> str:
     return "uefi" if firmware == "uefi" else "bios"
 
 
-def inventory_text(name: str, format: str, driver: str,
-                   interfaces: dict[str, str] | None = None) -> str:
+def inventory_text(name: str, kind: str, driver: str,
+                   interfaces: dict[str, str] | None = None, namespace: str = "metal3") -> str:
     settings, nodes = environment_nodes(name)
     if driver == "redfish" and settings.tls and settings.tls_cert is None:
         # The CA file the inventory names is the certificate the BMC will serve.
         self_signed(settings.state_dir, settings.redfish_address)
-    if format == "ironic":
+    if kind == "ironic":
         return ironic_document(nodes, driver, interfaces)
-    if format == "instackenv":
+    if kind == "instackenv":
         return instackenv_document(nodes, driver)
-    return metal3_document(nodes, driver)
+    return metal3_document(nodes, driver, namespace)

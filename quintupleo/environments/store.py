@@ -29,6 +29,16 @@ def open_journal(name: str, root: Path | None = None, must_exist: bool = True) -
     return Journal(path)
 
 
+def forget(name: str, root: Path | None = None) -> None:
+    """Remove the environment's journal and its BMC's state from this machine (nothing in the
+    cloud is touched)."""
+    import shutil
+    directory = (root or state_root()) / name
+    if not (directory / "journal.sqlite").exists():
+        raise ConfigError(f"no environment {name!r} on this machine")
+    shutil.rmtree(directory)
+
+
 def bmc_password(journal: Journal) -> str:
     """The environment's BMC password: made at its first create, kept in its journal (0600)."""
     password = journal.meta("bmc_password")

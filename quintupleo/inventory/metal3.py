@@ -38,8 +38,10 @@ def metal3_documents(node: InventoryNode, driver: str = "ipmi",
                             "password": credentials.password}}, host]
 
 
-def metal3_document(nodes: list[InventoryNode], driver: str = "ipmi") -> str:
+def metal3_document(nodes: list[InventoryNode], driver: str = "ipmi",
+                    namespace: str = "metal3") -> str:
     yaml, out = YAML(), io.StringIO()
     yaml.explicit_start = True
-    yaml.dump_all([doc for node in nodes for doc in metal3_documents(node, driver)], out)
+    yaml.dump_all([doc for node in nodes for doc in metal3_documents(node, driver, namespace)],
+                  out)
     return out.getvalue()

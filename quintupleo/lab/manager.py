@@ -1,4 +1,4 @@
-"""`lab up | down | status`: nodes powered off, their network, their BMC; and all of it gone.
+"""`lab up | down`: nodes powered off, their network, their BMC; and all of it gone.
 
 `up` is safe to run again (it completes what is missing: disks, network, BMC); `down` finds
 what the lab started by PID file and by name, so it also cleans up after a kill -9.
@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -30,15 +29,6 @@ from quintupleo.lab.machines import machine
 from quintupleo.reaping import wait_gone
 
 BMC_READY_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    name: str
-    mac: str
-    power: str
-    ipmi_port: int
-    made: str      # CPUs, memory, firmware
 
 
 def up(name: str, roles: int | list[Role], cidr: str = "192.168.24.0/24",
@@ -133,14 +123,6 @@ def _bmc_processes(name: str) -> list[psutil.Process]:
 def bmc_pid(lab: Lab) -> int | None:
     processes = _bmc_processes(lab.name)
     return processes[0].pid if processes else None
-
-
-def status(name: str) -> tuple[Lab, list[NodeStatus], int | None, bool]:
-    lab = Lab.load(name)
-    nodes = [NodeStatus(n.name, n.mac, "on" if machine(lab, n).running() else "off",
-                        lab.ipmi_port_base + n.index,
-                        f"{n.cpus} CPU, {n.memory_mb} MiB, {n.firmware}") for n in lab.nodes]
-    return lab, nodes, bmc_pid(lab), bool(lab.netns and network.exists(lab.netns))
 
 
 def down(name: str) -> list[str]:

@@ -124,7 +124,7 @@ def test_environment_bmc_and_inventories(conn, qo_env, tmp_path, tagged, bmc_ser
     qo_env("create", path)
     state = {"XDG_STATE_HOME": str(tmp_path / "state")}
     nodes_file = tmp_path / "nodes.json"
-    qo_env("nodes", name, "--format", "ironic", "--interface", "boot=ipxe", "-o",
+    qo_env("nodes", name, "--kind", "ironic", "--interface", "boot=ipxe", "-o",
            str(nodes_file))
     assert stat.S_IMODE(nodes_file.stat().st_mode) == 0o600
     document = json.loads(nodes_file.read_text())
@@ -143,11 +143,11 @@ def test_environment_bmc_and_inventories(conn, qo_env, tmp_path, tagged, bmc_ser
         assert {p["address"] for p in node["ports"]} == set(ports.values())
     assert document["nodes"][0]["properties"]["capabilities"] == "boot_mode:bios,profile:control"
 
-    instack = json.loads(qo_env("nodes", name, "--format", "instackenv").stdout)["nodes"]
+    instack = json.loads(qo_env("nodes", name, "--kind", "instackenv").stdout)["nodes"]
     assert instack[2]["pm_type"] == "ipmi" and instack[2]["pm_password"] == password
     assert instack[2]["mac"][0] == document["nodes"][2]["ports"][0]["address"]
     metal3 = list(YAML(typ="safe").load_all(
-        qo_env("nodes", name, "--format", "metal3", "--driver", "redfish").stdout))
+        qo_env("nodes", name, "--kind", "metal3", "--driver", "redfish").stdout))
     hosts = [d for d in metal3 if d["kind"] == "BareMetalHost"]
     secrets = {d["metadata"]["name"]: d for d in metal3 if d["kind"] == "Secret"}
     assert len(hosts) == 3 and len(secrets) == 3
@@ -198,7 +198,7 @@ def test_a_role_booted_from_its_image_is_a_plain_server(conn, qo_env, tmp_path, 
         plain = servers[f"qo-{name}-services-{index}"]
         assert plain.status == "ACTIVE"
         assert all(p.is_admin_state_up for p in conn.network.ports(device_id=plain.id))
-    document = json.loads(qo_env("nodes", name, "--format", "ironic").stdout)
+    document = json.loads(qo_env("nodes", name, "--kind", "ironic").stdout)
     assert [n["name"] for n in document["nodes"]] == [f"qo-{name}-node-0"]
     shown = qo_env("show", name).stdout
     assert shown.count("services (image)") == 2 and "node (node)" in shown, shown

@@ -298,7 +298,7 @@ def test_an_environment_with_a_boot_strategy_network_boots(conn, devcloud_home, 
                     "bmc: {boot_strategy: rescue}\n")
     created = qo_env("create", str(spec))
     assert "iPXE image quintupleo-ipxe-uefi" in created.stdout
-    document = json.loads(qo_env("nodes", name, "--format", "ironic").stdout)
+    document = json.loads(qo_env("nodes", name, "--kind", "ironic").stdout)
     password = document["nodes"][0]["driver_info"]["ipmi_password"]
     server = conn.compute.find_server(document["nodes"][0]["name"])
     uefi = max((i for i in conn.image.images(name="quintupleo-ipxe-uefi")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -45,6 +46,7 @@ RUNNING = 1             # Nova's power_state for a running guest
 GUEST_DOWN = (4, 6)     # its power_state SHUTDOWN, CRASHED: the guest stopped on its own
 SETTLE_POLL = 0.5       # between reads while a strategy waits for a step's task to end
 SETTLE_TIMEOUT = 600.0
+_ID = re.compile(r"\s+(of\s+)?\S*\d\S*")
 API_TIMEOUT = 60.0      # one cloud API call; a cloud that hangs is an error, not a hang
 
 
@@ -68,6 +70,11 @@ def observation(server: Any) -> Observation:
 def image_of(server: Any) -> str:
     """The ID of the image a server was booted from ("" when booted from a volume)."""
     return getattr(server.image, "id", None) or ""
+
+
+def call_kind(what: str) -> str:
+    """A call's kind without the IDs its description names: `get 6c1f…` -> `get`."""
+    return _ID.sub("", what).strip() or what.split(" ")[0]
 
 
 class OpenStackBackend(Backend):
@@ -96,9 +103,12 @@ class OpenStackBackend(Backend):
         self._console_opened: dict[str, float] = {}   # node -> when its console last opened
         self._seen: dict[str, Observation] = {}        # the last refresh's view of each node
         self.calls = 0    # compute/network API calls made, for logs and benchmarks
+        self.call_kinds: Counter[str] = Counter()      # ... by kind, for the BMC's metrics
+        self._told_disk: set[str] = set()   # nodes whose network boot booted the disk, said
 
     async def _run(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
+        self.call_kinds[call_kind(what)] += 1
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
@@ -330,6 +340,12 @@ class OpenStackBackend(Backend):
         if resolved.image is not None and action.boots:
             log.info("server %s: %s boot through %s with image %s", node_id,
                      resolved.device.value, self.strategy.name, resolved.image)
+        elif (action.boots and boot.active and boot.device is not resolved.device
+              and node_id not in self._told_disk):
+            self._told_disk.add(node_id)    # once per node: a PXE test would repeat it forever
+            log.warning("server %s: a %s boot was asked for; boot strategy %s boots the disk "
+                        "(serve it with --boot-strategy rescue or rebuild to network-boot)",
+                        node_id, boot.device.value, self.strategy.name)
 
     async def settle(self, node_id: str) -> Any:
         conn = await self._connection()

@@ -18,6 +18,7 @@ from quintupleo.bmc.ipmi.handshake import Handshake, SetupAborted
 from quintupleo.bmc.ipmi.session import Session
 from quintupleo.bmc.ipmi.sol import SolConsole
 from quintupleo.bmc.logs import traffic
+from quintupleo.bmc.metrics import Metrics
 from quintupleo.bmc.throttle import LoginGuard, TokenBuckets
 from quintupleo.model import Credentials
 
@@ -39,8 +40,9 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
 
     def __init__(self, controller: NodeController, credentials: Credentials,
                  accounts: Accounts | None = None, session_timeout: float = 60.0,
-                 guard: LoginGuard | None = None) -> None:
+                 guard: LoginGuard | None = None, metrics: Metrics | None = None) -> None:
         self.controller = controller
+        self.metrics = metrics
         # IPMI sends a GUID least significant byte first
         self.guid = uuid.UUID(controller.info.uuid).bytes[::-1]
         self.accounts = accounts or Accounts(credentials)
@@ -67,9 +69,11 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         self.sol.session_closed(session.bmc_id)
 
     def datagram_received(self, data: bytes, addr: wire.Address) -> None:
+        started = time.perf_counter()
         in_session = data[4:5] == b"\x06" and data[6:10] != b"\0\0\0\0"
         if not in_session and not self.setup_rate.allow(addr[0]):
             self.dropped += 1      # a flood: not even parsed
+            self._counted("flood", "dropped")
             traffic.warning("IPMI flood", "node %s: %s sends more than %.0f packets/s outside "
                             "a session; the rest are dropped unread",
                             self.controller.info.name, addr[0], SETUP_RATE)
@@ -79,6 +83,7 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
             answer = self.handle(data, addr)
         except wire.Malformed as exc:
             self._drop(addr, str(exc))
+            self._counted("malformed", "dropped")
             return
         except Exception:   # never let one datagram take the endpoint down
             log.exception("node %s: unexpected error on a datagram from %s",
@@ -86,6 +91,8 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
             return
         if answer is not None:
             self._sendto(answer, addr)
+        if self.metrics is not None:
+            self.metrics.latency.labels("ipmi").observe(time.perf_counter() - started)
 
     def _refused(self, kind: str, source: str, reason: str) -> None:
         traffic.warning(f"IPMI {kind}", "node %s: IPMI %s from %s: %s",
@@ -101,7 +108,9 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         peer = f"{addr[0]}:{addr[1]}"
         kind = wire.rmcp_class(datagram)
         if kind == wire.CLASS_ASF:
-            return wire.build_asf_pong(wire.parse_asf_ping(datagram))
+            pong = wire.build_asf_pong(wire.parse_asf_ping(datagram))
+            self._counted("presence ping", "ok")
+            return pong
         if kind != wire.CLASS_IPMI:
             raise wire.Malformed(f"RMCP class {kind:#x}")
         if wire.session_auth_type(datagram) == wire.AUTH_RMCP_PLUS:
@@ -114,9 +123,7 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         if packet.session_id != 0 or datagram[4] != wire.AUTH_NONE:
             raise wire.Malformed("IPMI 1.5 sessions are not offered")
         request = wire.parse_ipmi_request(packet.message)
-        code, data = commands.execute(self._context(None, peer), request.netfn, request.cmd,
-                                      request.data)
-        return wire.build_rmcp15(wire.build_ipmi_response(request, code, data))
+        return wire.build_rmcp15(self._execute(None, peer, request))
 
     def _rmcp_plus(self, datagram: bytes, addr: wire.Address) -> bytes | None:
         peer = f"{addr[0]}:{addr[1]}"
@@ -129,7 +136,9 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
             try:
                 answer = getattr(self.handshake, method)(packet.payload, addr[0])
             except SetupAborted:
+                self._counted(method, "aborted")
                 return None
+            self._counted(method, "ok" if answer[1] == 0 else "refused")
             reply = wire.build_rmcp_plus(answer_type, 0, 0, answer)
             if answer_type != wire.PAYLOAD_RAKP2 or answer[1] != 0:
                 return reply
@@ -151,10 +160,8 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
             if packet.authenticated or packet.encrypted:
                 raise wire.Malformed("authenticated packet outside a session")
             request = wire.parse_ipmi_request(packet.payload)
-            code, data = commands.execute(self._context(None, peer), request.netfn,
-                                          request.cmd, request.data)
             return wire.build_rmcp_plus(wire.PAYLOAD_IPMI, 0, 0,
-                                        wire.build_ipmi_response(request, code, data))
+                                        self._execute(None, peer, request))
         session = self.handshake.get(session_id)
         if session is None or not session.active:
             raise wire.Malformed("no such session")
@@ -168,11 +175,23 @@ class IpmiEndpoint(asyncio.DatagramProtocol):
         session.last_seen = time.monotonic()
         if payload_type == wire.PAYLOAD_SOL:
             ack = self.sol.receive(session, session.decrypt(packet.payload))
+            self._counted("SOL", "ok" if ack is None or not ack[3] else "refused")
             return session.seal(ack, wire.PAYLOAD_SOL) if ack is not None else None
         request = wire.parse_ipmi_request(session.decrypt(packet.payload))
+        return session.seal(self._execute(session, peer, request))
+
+    def _execute(self, session: Session | None, peer: str, request: wire.IpmiRequest) -> bytes:
+        """Run one command; its response message."""
         code, data = commands.execute(self._context(session, peer), request.netfn, request.cmd,
                                       request.data)
-        return session.seal(wire.build_ipmi_response(request, code, data))
+        known = commands.COMMANDS.get((request.netfn, request.cmd))
+        self._counted(known.handler.__name__ if known else "unknown",
+                      "ok" if code == 0 else f"{code:#04x}")
+        return wire.build_ipmi_response(request, code, data)
+
+    def _counted(self, command: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.requests.labels("ipmi", command, outcome).inc()
 
     def _context(self, session: Session | None, peer: str) -> context.Context:
         host, port = self.transport.get_extra_info("sockname")[:2] if self.transport else (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ from aiohttp import web
 from quintupleo.bmc.accounts import Accounts
 from quintupleo.bmc.controller import NodeController
 from quintupleo.bmc.events import EventBus
+from quintupleo.bmc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from quintupleo.bmc.metrics import Metrics
 from quintupleo.bmc.redfish import inventory
 from quintupleo.bmc.redfish import resources as rf
 from quintupleo.bmc.redfish.accounts import AccountHandlers, forbidden, required_privilege
@@ -36,6 +39,7 @@ from quintupleo.bmc.redfish.odata import (
     writable,
 )
 from quintupleo.bmc.redfish.raid import RaidHandlers
+from quintupleo.bmc.redfish.status import StatusHandlers
 from quintupleo.bmc.redfish.updates import UpdateHandlers
 from quintupleo.bmc.tasks import TaskList
 from quintupleo.bmc.throttle import LockoutPolicy, LoginGuard
@@ -70,7 +74,8 @@ class RedfishService:
     tasks: TaskList = field(default_factory=TaskList)
     guard: LoginGuard = field(default_factory=lambda: LoginGuard(LockoutPolicy()))
     idle_timeout: float = 15.0       # how long a request body may take to arrive
-    routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = field(default_factory=list)
+    metrics: Metrics | None = None
+    routes: list[tuple[re.Pattern[str], dict[str, Handler], str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sessions = Sessions(self.accounts, self.session_timeout, self.guard)
@@ -110,14 +115,16 @@ class RedfishService:
                     GET=self.session_get, DELETE=self.logout)
         self.event_handlers = EventHandlers(self.events)
         self.update_handlers = UpdateHandlers(self.controllers, self.tasks)
+        self._route(r"/metrics", GET=self.exposition)
         for handlers in (AccountHandlers(self.accounts, self.guard), self.event_handlers,
-                         self.update_handlers):
+                         self.update_handlers, StatusHandlers(self.controllers)):
             for pattern, methods in handlers.routes().items():
                 self._route(pattern, **methods)
 
     def _route(self, pattern: str, **methods: Handler) -> None:
         # ASCII: an index is 0-9, not any script's digits
-        self.routes.append((re.compile(pattern + "$", re.ASCII), methods))
+        name = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern).replace("\\", "")
+        self.routes.append((re.compile(pattern + "$", re.ASCII), methods, name))
 
     # ---- the aiohttp entry point ---------------------------------------------------------
     def application(self) -> web.Application:
@@ -129,6 +136,16 @@ class RedfishService:
         return app
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await self._answer(request)
+        if self.metrics is not None:
+            self.metrics.requests.labels("redfish", f"{request.method} "
+                                         f"{request.get('route', 'unknown')}",
+                                         str(response.status)).inc()
+            self.metrics.latency.labels("redfish").observe(time.perf_counter() - started)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         headers = {"OData-Version": "4.0", "Cache-Control": "no-cache"}
         try:
             response = await self._dispatch(request)
@@ -162,10 +179,11 @@ class RedfishService:
         method = "GET" if request.method == "HEAD" else request.method
         if method == "POST" and path.endswith("/Members"):   # DSP0266: the same as the collection
             path = path.removesuffix("/Members")
-        for pattern, methods in self.routes:
+        for pattern, methods, name in self.routes:
             match = pattern.match(path)
             if match is None:
                 continue
+            request["route"] = name
             allow = ", ".join([*methods, "HEAD"] if "GET" in methods else methods)
             handler = methods.get(method)
             if handler is None:
@@ -196,6 +214,13 @@ class RedfishService:
                                ("ComputerSystem", node))
         return controller
 
+
+    async def exposition(self, request: web.Request, _: Match) -> web.StreamResponse:
+        """The Prometheus metrics (text exposition format)."""
+        if self.metrics is None:
+            raise RedfishError(404, "No metrics here.", "ResourceNotFound", ("metrics", ""))
+        return web.Response(body=self.metrics.exposition(),
+                            headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     # ---- resources -----------------------------------------------------------------------
     async def version(self, request: web.Request, _: Match) -> web.StreamResponse:

@@ -41,7 +41,7 @@ class Environment:
         self.inventory = {}
         for driver in ("ipmi", "redfish"):
             self.inventory[driver] = work / f"{driver}.json"
-            self.qo("nodes", self.name, "--format", "ironic", "--driver", driver,
+            self.qo("nodes", self.name, "--kind", "ironic", "--driver", driver,
                     "--output", str(self.inventory[driver]))
         # the environment's own BMC state: the Redfish certificate the inventory names
         state = work / "state" / "quintupleo" / "environments" / self.name / "bmc"

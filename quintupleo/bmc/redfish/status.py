@@ -1,9 +1,10 @@
 """The status page: every node at a glance in a browser, served by the BMC on the Redfish port
 with Redfish's authentication (HTTP Basic: the browser asks once).
 
-The page (`/status`) ships its own script and style and nothing else; it reads `/status/nodes`
-(one summary of every node), follows the EventService's Server-Sent Events to refresh, acts
-through Redfish itself (Reset, the Boot PATCH) and opens a node's WebSocket console.
+The page (`/status`, its files in page/) ships its own script and style and nothing else; it
+reads `/status/nodes` (one summary of every node), follows the EventService's Server-Sent
+Events to refresh, acts through Redfish itself (Reset, the Boot PATCH) and opens a node's
+WebSocket console.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class StatusHandlers:
 
     @staticmethod
     def _asset(name: str, kind: str) -> Any:
-        body = files(__package__).joinpath(name).read_bytes()
+        body = files("quintupleo.bmc.redfish").joinpath("page", name).read_bytes()
 
         async def handler(request: web.Request, _: dict[str, str]) -> web.StreamResponse:
             return web.Response(body=body, content_type=kind,
