@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import openstack
 import pytest
+from ruamel.yaml import YAML
 
 from harness.bmc_process import BmcProcess, ipmitool  # noqa: F401 - ipmitool: for tests' imports
 from quintupleo.devcloud.layout import default_home
@@ -247,3 +249,48 @@ def run_redfish_validator(url: str, schemas: Path, logdir: Path, auth: str = "Se
                       strict=True))
     counts["output"] = output   # type: ignore[assignment]
     return counts
+
+
+# ---- BMC settings files, and a BMC over lab nodes (QEMU, powered off) ---------------------
+def write_config(path: Path, **settings: object) -> str:
+    """A `bmc serve --config` file; returns its path as a flag value."""
+    YAML(typ="safe").dump(settings, path)
+    return str(path)
+
+
+@pytest.fixture
+def config(tmp_path):
+    counter = iter(range(1000))
+
+    def _config(**settings: object) -> tuple[str, str]:
+        return "--config", write_config(tmp_path / f"bmc-{next(counter)}.yaml", **settings)
+    return _config
+
+
+@pytest.fixture
+def console_bmc(tmp_path, bmc_server, config):
+    """Factory: a BMC over QEMU lab nodes that are off (so they have a serial console and no
+    VM runs), with the settings given; the lab's own BMC is replaced by it."""
+    if os.geteuid() != 0 or shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("a lab node needs root and QEMU")
+    home = tmp_path / "home"
+    env = dict(os.environ, QUINTUPLEO_HOME=str(home))
+    name = f"h{uuid.uuid4().hex[:6]}"
+
+    def lab(*args: str) -> None:
+        subprocess.run([sys.executable, "-m", "quintupleo", "lab", *args, "--name", name],
+                       env=env, capture_output=True, text=True, timeout=120, check=True)
+
+    made: list[str] = []
+
+    def _start(nodes: int = 1, **settings: object):
+        """`nodes` QEMU nodes, all off; the lab's own BMC stopped, ours started."""
+        lab("up", "--nodes", str(nodes), "--cidr", "10.253.0.0/24", "--ipmi-port-base",
+            "17390", "--redfish-port", "17389")
+        made.append(name)
+        os.kill(int((home / "labs" / name / "bmc.pid").read_text()), 15)
+        return bmc_server("--backend", "qemu", "--lab", name, *config(**settings), env=env)
+
+    yield _start
+    if made:
+        lab("down")

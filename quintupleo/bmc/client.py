@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from quintupleo.bmc.redfish.resources import BOOT_MODES, BOOT_TARGETS
 from quintupleo.bmc.store import BootStore
 from quintupleo.model import BootOverride, Credentials
 
@@ -56,7 +57,9 @@ def boot_text(target: str, enabled: str, mode: str) -> str:
 
 
 def override_text(override: BootOverride) -> str:
-    if not override.active:
-        return "no override"
-    return (f"{override.device.value}, {'persistent' if override.persistent else 'once'}, "
-            f"{override.mode.value}")
+    """The same few words for an override the BMC kept (Redfish's names for it)."""
+    target = next(name for name, device in BOOT_TARGETS.items() if device is override.device)
+    mode = next(name for name, mode in BOOT_MODES.items() if mode is override.mode)
+    enabled = "Disabled" if not override.active else (
+        "Continuous" if override.persistent else "Once")
+    return boot_text(target, enabled, mode)

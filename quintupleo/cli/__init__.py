@@ -49,7 +49,11 @@ def _name_values(command: Any) -> None:
     (`--format table|json|yaml`), never a Python type; flags take no value."""
     for param in getattr(command, "params", []):
         long = [o for o in param.opts if o.startswith("--")]
-        if param.metavar is not None or getattr(param, "is_flag", False) or not long:
+        if param.metavar is not None or getattr(param, "is_flag", False):
+            continue
+        if not long:              # an argument: its own name is enough, with no type after it
+            param.metavar = param.name.upper()
+            param.display_type_rich = lambda ctx: None
             continue
         described = getattr(param, "type_descriptor", None)
         choices = described.choices if described is not None and described.is_choice else None
