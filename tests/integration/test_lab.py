@@ -503,3 +503,41 @@ def test_a_lab_from_an_environment_spec(tmp_path):
         assert json.loads((run.dir / "lab.json").read_text())["cidr"] == "10.77.0.0/24"
     finally:
         run.qo("down")
+
+
+def test_lab_status_list_and_watch(tmp_path):
+    """What `lab status` and `lab list` say, with the lab's BMC serving and stopped."""
+    run = LabRun(tmp_path / "home", f"w{uuid.uuid4().hex[:6]}", 17650)
+    try:
+        run.qo("up", "--nodes", "2", "--rootless", "--ipmi-port-base", str(run.port_base),
+               "--redfish-port", str(run.port_base + 40))
+        listed = json.loads(subprocess.run(
+            [sys.executable, "-m", "quintupleo", "lab", "list", "-f", "json"], env=run.env,
+            capture_output=True, text=True, check=True).stdout)
+        assert [(lab["lab"], lab["nodes"], lab["on"]) for lab in listed] == [(run.name, 2, 0)]
+        run.ipmitool(1, "chassis", "bootdev", "pxe")
+        status = json.loads(run.qo("status", "-f", "json").stdout)
+        assert status["bmc"].startswith("running") and status["network"].startswith("multicast")
+        nodes = {n["node"]: n for n in status["nodes"]}
+        assert (nodes["node-0"]["power"], nodes["node-0"]["boot"], nodes["node-0"]["qemu"]) == \
+            ("Off", "no override", "off")
+        assert nodes["node-1"]["boot"] == "Pxe, once, Legacy"
+        assert nodes["node-1"]["ipmi_port"] == run.port_base + 1
+
+        watching = subprocess.Popen([sys.executable, "-m", "quintupleo", "lab", "status",
+                                     "--name", run.name, "--watch", "0.5"], env=run.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        watching.send_signal(signal.SIGINT)
+        out, err = watching.communicate(timeout=10)
+        assert watching.returncode == 0, err
+        assert "node-1" in out and "Traceback" not in err
+
+        os.kill(int((run.dir / "bmc.pid").read_text()), signal.SIGTERM)
+        time.sleep(1)
+        stopped = json.loads(run.qo("status", "-f", "json").stdout)
+        assert stopped["bmc"] == "not running"
+        kept = {n["node"]: n for n in stopped["nodes"]}
+        assert kept["node-1"]["boot"] == "Pxe, once, Legacy"      # as the BMC kept it
+    finally:
+        run.qo("down")
