@@ -17,10 +17,12 @@ PYTHON=${PYTHON:-python3}
 # real-VM tests boot a Linux guest made of Debian's kernel and busybox-static, and watch the
 # wire with tcpdump. The agent ramdisk (`qo image build-agent`) is a Debian root made by
 # mmdebstrap, packed with cpio and zstd; the whole-disk image it deploys boots with GRUB
-# (grub-pc-bin for BIOS) on a GPT made by sgdisk (gdisk).
+# (grub-pc-bin for BIOS) on a GPT made by sgdisk (gdisk). The BMC's status page is tested in
+# Debian's Chromium, driven through Debian's chromedriver (the same version, always).
 APT_PACKAGES=(ipmitool ipxe syslinux syslinux-common mtools dosfstools grub-efi-amd64-bin
               grub-pc-bin qemu-system-x86 ovmf xorriso qemu-utils ipxe-qemu iproute2
-              dnsmasq-base busybox-static tcpdump mmdebstrap cpio zstd gdisk freeipmi-tools)
+              dnsmasq-base busybox-static tcpdump mmdebstrap cpio zstd gdisk freeipmi-tools
+              chromium chromium-driver)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
