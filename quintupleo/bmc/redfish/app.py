@@ -24,7 +24,7 @@ from quintupleo.bmc.metrics import Metrics
 from quintupleo.bmc.redfish import inventory
 from quintupleo.bmc.redfish import resources as rf
 from quintupleo.bmc.redfish.accounts import AccountHandlers, forbidden, required_privilege
-from quintupleo.bmc.redfish.auth import Sessions
+from quintupleo.bmc.redfish.auth import SessionHandlers, Sessions
 from quintupleo.bmc.redfish.bios import BiosHandlers
 from quintupleo.bmc.redfish.console import serve_console
 from quintupleo.bmc.redfish.errors import RedfishError, error_response
@@ -108,15 +108,11 @@ class RedfishService:
         for per_system in (BiosHandlers(self._node), RaidHandlers(self._node)):
             for pattern, methods in per_system.routes(system).items():
                 self._route(pattern, **methods)
-        self._route(r"/redfish/v1/SessionService", GET=self.session_service)
-        self._route(r"/redfish/v1/SessionService/Sessions", GET=self.session_list,
-                    POST=self.login)
-        self._route(r"/redfish/v1/SessionService/Sessions/(?P<id>[^/]+)",
-                    GET=self.session_get, DELETE=self.logout)
         self.event_handlers = EventHandlers(self.events)
         self.update_handlers = UpdateHandlers(self.controllers, self.tasks)
         self._route(r"/metrics", GET=self.exposition)
-        for handlers in (AccountHandlers(self.accounts, self.guard), self.event_handlers,
+        for handlers in (SessionHandlers(self.sessions), AccountHandlers(self.accounts, self.guard),
+                         self.event_handlers,
                          self.update_handlers, StatusHandlers(self.controllers)):
             for pattern, methods in handlers.routes().items():
                 self._route(pattern, **methods)
@@ -296,35 +292,6 @@ class RedfishService:
 
     async def chassis(self, request: web.Request, match: Match) -> web.StreamResponse:
         return self._json(rf.chassis(self._node(match["node"])))
-
-    # ---- sessions ------------------------------------------------------------------------
-    async def session_service(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(rf.session_service(self.session_timeout))
-
-    async def session_list(self, request: web.Request, _: Match) -> web.StreamResponse:
-        return self._json(collection(
-            "SessionCollection", "/redfish/v1/SessionService/Sessions", "Sessions",
-            [f"/redfish/v1/SessionService/Sessions/{s.id}" for s in self.sessions.listed()]))
-
-    async def session_get(self, request: web.Request, match: Match) -> web.StreamResponse:
-        session = self.sessions.find(match["id"])
-        return self._json(rf.session(session.id, session.username))
-
-    async def login(self, request: web.Request, _: Match) -> web.StreamResponse:
-        body = await self._body(request)
-        user, password = body.get("UserName"), body.get("Password")
-        if not isinstance(user, str) or not isinstance(password, str):
-            raise RedfishError(400, "UserName and Password are required.",
-                               "ActionParameterMissing", ("Sessions", "UserName, Password"))
-        account = await self.sessions.check(user, password, request.remote or "?", "login")
-        token, session = self.sessions.login(account)
-        location = f"/redfish/v1/SessionService/Sessions/{session.id}"
-        return self._json(rf.session(session.id, user), 201,
-                          {"X-Auth-Token": token, "Location": location})
-
-    async def logout(self, request: web.Request, match: Match) -> web.StreamResponse:
-        self.sessions.logout(self.sessions.find(match["id"]))
-        return web.Response(status=204)
 
     # ---- actions and changes -------------------------------------------------------------
     async def reset(self, request: web.Request, match: Match) -> web.StreamResponse:

@@ -15,13 +15,20 @@ import binascii
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
 
 from quintupleo.bmc.accounts import Account, Accounts
 from quintupleo.bmc.logs import traffic
+from quintupleo.bmc.redfish import resources as rf
 from quintupleo.bmc.redfish.errors import RedfishError
+from quintupleo.bmc.redfish.odata import ROOT, collection, read_body, reply
 from quintupleo.bmc.throttle import LockoutPolicy, LoginGuard
 
 MAX_SESSIONS = 64
+SERVICE = f"{ROOT}/SessionService"
+COLLECTION = f"{SERVICE}/Sessions"
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="QuintupleO"'}
 
 
@@ -117,3 +124,41 @@ class Sessions:
         for token in [t for t, s in self.by_token.items() if now - s.last_used > self.timeout]:
             del self.by_token[token]
         return self.by_token
+
+
+class SessionHandlers:
+    """The SessionService: log in (public), list, read and end sessions."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+
+    def routes(self) -> dict[str, dict[str, Any]]:
+        return {SERVICE: {"GET": self.service},
+                COLLECTION: {"GET": self.list, "POST": self.login},
+                f"{COLLECTION}/(?P<id>[^/]+)": {"GET": self.get, "DELETE": self.logout}}
+
+    async def service(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
+        return reply(rf.session_service(self.sessions.timeout))
+
+    async def list(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
+        return reply(collection("SessionCollection", COLLECTION, "Sessions",
+                                [f"{COLLECTION}/{s.id}" for s in self.sessions.listed()]))
+
+    async def get(self, request: web.Request, match: dict[str, str]) -> web.StreamResponse:
+        session = self.sessions.find(match["id"])
+        return reply(rf.session(session.id, session.username))
+
+    async def login(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
+        body = await read_body(request)
+        user, password = body.get("UserName"), body.get("Password")
+        if not isinstance(user, str) or not isinstance(password, str):
+            raise RedfishError(400, "UserName and Password are required.",
+                               "ActionParameterMissing", ("Sessions", "UserName, Password"))
+        account = await self.sessions.check(user, password, request.remote or "?", "login")
+        token, session = self.sessions.login(account)
+        return reply(rf.session(session.id, user), 201,
+                     {"X-Auth-Token": token, "Location": f"{COLLECTION}/{session.id}"})
+
+    async def logout(self, request: web.Request, match: dict[str, str]) -> web.StreamResponse:
+        self.sessions.logout(self.sessions.find(match["id"]))
+        return web.Response(status=204)
