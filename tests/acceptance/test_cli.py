@@ -129,9 +129,11 @@ def test_a_piped_table_is_never_cut(devcloud):
 
 def test_bmc_logs_json_lines_to_a_file_and_serves_metrics(bmc_server, config):
     bmc = bmc_server("--fake-nodes", "2", *config(account_lockout_threshold=2))
+    port, state = bmc.port_base + 10, bmc.state_dir.parent / "json-state"
+    log_file = state / f"bmc-{port}.log"          # the file the test's process harness reads
     json_bmc = bmc_server("--fake-nodes", "1", "--log-format", "json", "--log-file",
-                          str(bmc.state_dir / "json.log"))
-    lines = (bmc.state_dir / "json.log").read_text().splitlines()
+                          str(log_file), state_dir=state, port_base=port)
+    lines = log_file.read_text().splitlines()
     entries = [json.loads(line) for line in lines]
     assert any(e["message"].startswith("ready:") and e["level"] == "info" for e in entries)
     assert {"time", "level", "logger", "message"} <= set(entries[0])
