@@ -31,7 +31,8 @@ class SettingError(ConfigError):
 
     def __init__(self, source: str, key: str, reason: str) -> None:
         self.source, self.key, self.reason = source, key, reason
-        super().__init__(f"{source}: {key}: {reason}" if key else f"{source}: {reason}")
+        said = key and not source.startswith("--")      # a flag names its key itself
+        super().__init__(f"{source}: {key}: {reason}" if said else f"{source}: {reason}")
 
 
 def default_state_dir() -> Path:
@@ -117,7 +118,8 @@ class BmcSettings:
         try:
             settings.validate()
         except SettingError as exc:
-            raise SettingError(where.get(exc.key.split(".")[0], exc.source), exc.key,
+            key = exc.key.split(".")[0]      # not given anywhere: the flag that would give it
+            raise SettingError(where.get(key, f"--{key.replace('_', '-')}"), exc.key,
                                exc.reason) from None
         return settings
 

@@ -54,7 +54,7 @@ def test_a_bad_settings_file_is_one_line_naming_the_file_and_key(tmp_path, text,
 def test_a_bad_flag_value_names_the_flag(tmp_path):
     result = qo("bmc", "serve", "--fake-nodes", "0", "--state-dir", str(tmp_path))
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: --fake-nodes: fake_nodes: must be between 1 and 100000"
+    assert result.stderr.strip() == "error: --fake-nodes: must be between 1 and 100000"
 
 
 def commands(group=None, path=()):

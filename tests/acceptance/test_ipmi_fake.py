@@ -256,12 +256,13 @@ def test_bad_settings_are_clear_errors(tmp_path):
     result = subprocess.run([sys.executable, "-m", "quintupleo", "bmc", "serve", "--config",
                              str(config), "--state-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1
-    assert "unknown settings fake_node" in result.stderr
+    assert result.returncode == 2
+    assert f"error: {config}: fake_node: unknown setting" in result.stderr
     result = subprocess.run([sys.executable, "-m", "quintupleo", "bmc", "serve",
                              "--backend", "openstack", "--state-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and "--prefix or --server" in result.stderr
+    assert result.returncode == 2 and "--prefix: the openstack backend needs a prefix or " \
+        "servers" in result.stderr
     result = subprocess.run([sys.executable, "-m", "quintupleo", "bmc", "serve",
                              "--backend", "openstack", "--cloud", "no-such-cloud", "--prefix",
                              "x", "--state-dir", str(tmp_path)],

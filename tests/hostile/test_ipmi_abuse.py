@@ -176,7 +176,7 @@ def test_one_client_cannot_hold_every_session_nor_flood_others_out(bmc_server):
 
 def test_the_password_flags_say_that_they_show_in_ps():
     for group in (["bmc", "serve"], ["lab", "up"]):
-        help_text = subprocess.run([sys.executable, "-m", "quintupleo", *group, "--help"],
-                                   capture_output=True, text=True, timeout=60,
-                                   env={**os.environ, "COLUMNS": "300"}).stdout
+        help_text = " ".join(subprocess.run(
+            [sys.executable, "-m", "quintupleo", *group, "--help"], capture_output=True,
+            text=True, timeout=60).stdout.split())
         assert "QUINTUPLEO_BMC_PASSWORD" in help_text and "shows in ps" in help_text, group
