@@ -110,7 +110,7 @@ def test_bmc_host_with_per_node_addresses(conn, admin_conn, qo_env, tmp_path, ta
     shown = qo_env("show", name).stdout
     assert "BMC host: IPMI on 2 addresses" in shown and f"https://{ips[0]}:8000" in shown
     # The inventory names the addresses the host serves, with the environment's password.
-    inventory = YAML(typ="safe").load(qo_env("nodes", name, "-f", "instackenv").stdout)
+    inventory = YAML(typ="safe").load(qo_env("nodes", name, "-k", "instackenv").stdout)
     assert [(n["pm_addr"], n["pm_port"]) for n in inventory["nodes"]] == [
         (settings["nodes"][f"qo-{name}-node-{i}"]["ipmi_address"], 623) for i in (0, 1)]
     assert inventory["nodes"][0]["pm_password"] == settings["password"]
