@@ -21,7 +21,10 @@ TIMEOUT = 5.0
 def served_nodes(redfish_url: str, credentials: Credentials, ca: str | bool
                  ) -> dict[str, dict[str, Any]] | None:
     """Node id -> the BMC's summary of it (status page's), or None when nothing answers."""
-    context = ssl.create_default_context(cafile=ca if isinstance(ca, str) else None)
+    try:
+        context = ssl.create_default_context(cafile=ca if isinstance(ca, str) else None)
+    except OSError:     # no certificate yet: no BMC has served with it
+        return None
     if ca is False:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
