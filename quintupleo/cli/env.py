@@ -60,7 +60,7 @@ def create(spec_file: Annotated[Path, typer.Argument(help="The environment spec 
             return
         bars, report = _progress()
         with bars:
-            done = lifecycle.create(spec_file, report, say=errors.print)
+            done = lifecycle.create(spec_file, report, say=output.stdout().print)
     except QuintupleOError as exc:
         raise output.fail(exc) from None
     running = f", {done.booted} servers running from their image" if done.booted else ""

@@ -47,8 +47,12 @@ def bmc_of(name: str) -> BmcSettings:
 
 
 def serving(name: str) -> str | None:
-    """The Redfish URL where a BMC of the environment answers, or None."""
-    settings = bmc_of(name)
+    """The Redfish URL where a BMC of the environment answers, or None (also for one whose
+    nodes were never made: no BMC can serve it)."""
+    try:
+        settings = bmc_of(name)
+    except QuintupleOError:
+        return None
     if served_nodes(settings.redfish_url, _credentials(settings), settings.verify_ca) is None:
         return None
     return settings.redfish_url
