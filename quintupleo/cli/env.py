@@ -19,7 +19,6 @@ from quintupleo.environments import apply, lifecycle, store
 from quintupleo.environments.bmc_host import read_served
 from quintupleo.environments.inventory import inventory_text
 from quintupleo.environments.plan import Kind, ServerParams, plan
-from quintupleo.environments.spec import load
 from quintupleo.environments.status import COLUMNS as STATUS_COLUMNS
 from quintupleo.environments.status import environment_status, serving
 from quintupleo.errors import QuintupleOError
@@ -52,11 +51,15 @@ def create(spec_file: Annotated[Path, typer.Argument(help="The environment spec 
            format: FormatOption = Format.table) -> None:
     """Create the environment (what is missing of it); nodes end powered off."""
     try:
-        if dry_run:
-            spec = load(spec_file)
-            output.emit([{"kind": item.kind.value, "name": item.name, "needs": list(item.needs)}
-                         for item in plan(spec)], ("kind", "name", "needs"), format,
-                        f"plan of {spec.name} on {spec.cloud}")
+        if dry_run:    # the pre-flight, and what create would make, keep and replace
+            prepared, _ = lifecycle.prepare(spec_file)
+            spec, to_make = prepared.spec, {p.name for p in prepared.to_make}
+            output.emit([{"kind": item.kind.value, "name": item.name, "needs": list(item.needs),
+                          "action": ("replace" if item.name in prepared.replaced else
+                                     "make" if item.name in to_make else "keep")}
+                         for item in prepared.planned], ("kind", "name", "needs", "action"),
+                        format, f"plan of {spec.name} on {spec.cloud} (pre-flight passed, "
+                                f"{prepared.checks} API calls)")
             return
         bars, report = _progress()
         with bars:
@@ -65,8 +68,8 @@ def create(spec_file: Annotated[Path, typer.Argument(help="The environment spec 
         raise output.fail(exc) from None
     running = f", {done.booted} servers running from their image" if done.booted else ""
     output.stdout().print(f"[green]✓[/] {done.spec.name}: {done.resources} resources, "
-                          f"{done.nodes} nodes powered off{running}, {done.calls} API calls, "
-                          f"{done.seconds:.1f} s")
+                          f"{done.nodes} nodes powered off{running}, {done.calls} API calls "
+                          f"(and {done.checks} for the pre-flight), {done.seconds:.1f} s")
 
 
 @app.command("list")

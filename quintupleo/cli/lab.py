@@ -38,8 +38,8 @@ def roles_from_spec(path: Path, shape: Shape) -> tuple[list[Role], Addresses]:
     provisioning CIDR and BMC ports for the lab."""
     spec = load_spec(path)   # validated as `env` validates it
     roles = [Role(r.name, r.count, shape, r.profile) for r in spec.roles]
-    return roles, Addresses(spec.networks[0].cidr, spec.bmc.ipmi_port_base,
-                            spec.bmc.redfish_port)
+    return roles, Addresses(spec.networks[0].cidr or Addresses.cidr,   # existing: ours here
+                            spec.bmc.ipmi_port_base, spec.bmc.redfish_port)
 
 
 

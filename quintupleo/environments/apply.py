@@ -102,6 +102,33 @@ def _recheck(ops: CloudOps, journal: Journal, planned: list[Planned], ids: dict[
         del ids[name]
 
 
+def reconcile(ops: CloudOps, journal: Journal, before: list[Planned],
+              after: list[Planned]) -> list[str]:
+    """A create that stopped half way, run again with another spec: what it made that the new
+    plan makes alike is kept; the rest, and what refers to it, is deleted first (what never got
+    its ID is found by name). The names removed."""
+    old, new = {p.name: p for p in before}, {p.name: p for p in after}
+    entries = {e.name: e for e in journal.entries()}
+    stale = {name for name in entries if name not in new or new[name] != old.get(name)}
+    while more := {name for name in entries if name not in stale and name in old
+                   and stale & set(old[name].needs)}:
+        stale |= more
+    for kind in reversed(Kind):
+        removed = set()
+        for name in sorted(n for n in stale if entries[n].kind is kind):
+            found = entries[name].cloud_id or getattr(ops.find(kind, name), "id", None)
+            log.warning("removing %s %s: the new spec makes it otherwise", kind.value, name)
+            if found is not None:
+                ops.delete(kind, str(found))
+                removed.add(str(found))
+        if ops.kinds[kind].deleted_later and removed:
+            ops.wait_gone(removed)
+    for name in stale:
+        journal.forget(name)
+        journal.drop_meta(f"handed-over:{name}")
+    return sorted(stale)
+
+
 def delete(ops: CloudOps, journal: Journal,
            progress: Progress = lambda phase, done, total: None) -> None:
     """Remove every journalled resource, servers first; what is already gone is fine; what

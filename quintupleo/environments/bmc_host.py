@@ -70,7 +70,8 @@ class BmcHost:
         served = self.addresses(port, host.nodes)
         cert, key = self_signed(self.journal.path.parent / "bmc", served["address"])
         network = self.spec.network(BMC_NETWORK)
-        assert network is not None   # a spec with a BMC host has its network (spec.py)
+        # a spec with a BMC host has its network, one of ours (spec.py)
+        assert network is not None and network.cidr is not None
         prefix = ipaddress.ip_network(network.cidr).prefixlen
         return render(self.spec, host, served, credential_id, self.credential_secret(), cloud,
                       self.password, cert.read_text(), key.read_text(), prefix)

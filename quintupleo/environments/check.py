@@ -109,6 +109,12 @@ class CloudCheck:
                       self._application_credential)
             self._add("quotas", self.spec is not None, "creating the environment",
                       self._quotas)
+            for network in self.spec.networks if self.spec is not None else ():
+                if network.existing is not None:
+                    self._add(f"existing network {network.existing} ({network.name})", True,
+                              "the roles' NICs on it",
+                              functools.partial(self._existing, network.existing,
+                                                network.port_security))
         finally:
             for deleter, resource in reversed(self._scratch):
                 with contextlib.suppress(os_exc.SDKException):
@@ -226,6 +232,17 @@ class CloudCheck:
         if not names:
             raise ValueError("none offered")
         return "offered: " + ", ".join(names)
+
+    def _existing(self, name: str, security: bool) -> str:
+        """A network of the cloud the spec uses: found, and what using it leaves out."""
+        found = self.conn.network.find_network(name, ignore_missing=False)
+        left = []
+        if security:
+            left.append("port security stays on: your own DHCP/PXE server's answers are "
+                        "dropped unless its port allows them; VIPs go in allowed address pairs")
+        if any(s.is_dhcp_enabled for s in self.conn.network.subnets(network_id=found.id)):
+            left.append("Neutron's DHCP answers on it too: your PXE server competes with it")
+        return "; ".join(left) or "used as it is: the environment never deletes it"
 
     def _quotas(self) -> str:
         limits = self.conn.compute.get_limits().absolute

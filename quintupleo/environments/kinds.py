@@ -19,6 +19,7 @@ from quintupleo.environments.plan import (
     Planned,
     PortParams,
     RouterParams,
+    ServerGroupParams,
     ServerParams,
     SubnetParams,
     VipParams,
@@ -81,6 +82,14 @@ class ResourceKind:
 
 
 P = TypeVar("P")
+
+
+def network_id(cloud: Cloud, network: str, existing: str | None, ids: dict[str, str]) -> str:
+    """The network a port goes on: ours (by its plan name), or an existing one of the cloud."""
+    if existing is None:
+        return ids[network]
+    cloud.count()
+    return str(cloud.conn.network.find_network(existing, ignore_missing=False).id)
 
 
 def params(item: Planned, kind: type[P]) -> P:
@@ -198,9 +207,10 @@ class Ports(ResourceKind):
             extra["mac_address"] = p.mac
         if p.addresses != 1:    # none (the user's DHCP), or a BMC host's per-node addresses
             extra["fixed_ips"] = [{"subnet_id": ids[f"{p.network}-subnet"]}] * p.addresses
+        network = network_id(cloud, p.network, p.existing, ids)
         if not p.security:
             cloud.count()
-            return cloud.conn.network.create_port(name=item.name, network_id=ids[p.network],
+            return cloud.conn.network.create_port(name=item.name, network_id=network,
                                                   port_security_enabled=False, **extra)
         # Neutron refuses address pairs on a port without security: keep it, allow the VIPs.
         pairs = []
@@ -209,7 +219,7 @@ class Ports(ResourceKind):
             port = cloud.conn.network.get_port(ids[vip])
             pairs += [{"ip_address": fixed["ip_address"]} for fixed in port.fixed_ips]
         cloud.count()
-        return cloud.conn.network.create_port(name=item.name, network_id=ids[p.network],
+        return cloud.conn.network.create_port(name=item.name, network_id=network,
                                               port_security_enabled=True,
                                               allowed_address_pairs=pairs, **extra)
 
@@ -228,8 +238,40 @@ class Vips(Ports):
         p = params(item, VipParams)
         cloud.count()
         return cloud.conn.network.create_port(
-            name=item.name, network_id=ids[p.network], port_security_enabled=p.security,
+            name=item.name, network_id=network_id(cloud, p.network, p.existing, ids),
+            port_security_enabled=p.security,
             **({"fixed_ips": [{"ip_address": p.ip}]} if p.ip else {}))
+
+
+class ServerGroups(ResourceKind):
+    """A role's anti-affinity (Nova: no tags; the name prefix marks it)."""
+
+    kind = Kind.SERVER_GROUP
+    has_tags = False
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def listing(self, conn: Any, **query: Any) -> Any:
+        return (g for g in conn.compute.server_groups() if g.name.startswith(self.prefix))
+
+    def name_query(self, name: str) -> dict[str, Any]:
+        return {}
+
+    def get(self, conn: Any, cloud_id: str) -> Any | None:
+        return conn.compute.find_server_group(cloud_id, ignore_missing=True)
+
+    def create(self, cloud: Cloud, item: Planned, ids: dict[str, str]) -> Any:
+        cloud.count()
+        return cloud.conn.compute.create_server_group(
+            name=item.name, policies=[params(item, ServerGroupParams).policy])
+
+    def tag(self, cloud: Cloud, resource: Any, fresh: bool) -> None:
+        pass
+
+    def delete(self, cloud: Cloud, cloud_id: str) -> None:
+        cloud.count()
+        cloud.conn.compute.delete_server_group(cloud_id, ignore_missing=True)
 
 
 class Servers(ResourceKind):
@@ -262,6 +304,8 @@ class Servers(ResourceKind):
             options["user_data"] = p.user_data
         if p.availability_zone:
             options["availability_zone"] = p.availability_zone
+        if p.group:
+            options["scheduler_hints"] = {"group": ids[p.group]}
         return conn.compute.create_server(
             name=item.name, image_id=image.id, flavor_id=flavor.id, tags=[cloud.tag],
             metadata=metadata, networks=[{"port": ids[port]} for port in p.ports], **options)
@@ -359,7 +403,8 @@ class Credentials(ResourceKind):
 
 def kinds(prefix: str) -> dict[Kind, ResourceKind]:
     """Every kind, for the environment whose Keystone names start with `prefix`."""
-    table: list[ResourceKind] = [Networks(), Subnets(), Routers(), Vips(), Ports(), Servers(),
-                                 FloatingIps(), Credentials(prefix), BmcHosts()]
+    table: list[ResourceKind] = [Networks(), Subnets(), Routers(), Vips(), Ports(),
+                                 ServerGroups(prefix), Servers(), FloatingIps(),
+                                 Credentials(prefix), BmcHosts()]
     assert {k.kind for k in table} == set(Kind)
     return {k.kind: k for k in table}

@@ -18,8 +18,9 @@ from quintupleo.environments import apply, store
 from quintupleo.environments.bmc_host import BmcHost
 from quintupleo.environments.cloud import CloudOps
 from quintupleo.environments.journal import Journal
-from quintupleo.environments.plan import plan
-from quintupleo.environments.spec import EnvironmentSpec, load
+from quintupleo.environments.plan import Planned, plan
+from quintupleo.environments.preflight import preflight
+from quintupleo.environments.spec import EnvironmentSpec, SpecError, load
 from quintupleo.errors import QuintupleOError
 
 Say = Callable[[str], None]   # a line for the user (which iPXE images were uploaded)
@@ -31,16 +32,21 @@ class Outcome:
     resources: int           # created or found, all of the plan (create); deleted (delete)
     calls: int               # cloud API calls made
     seconds: float
+    checks: int = 0          # and those of the pre-flight
     nodes: int = 0           # bare-metal nodes, powered off
     booted: int = 0          # servers running from their image (`boot: image` roles)
 
 
-def connect(spec: EnvironmentSpec, journal: Journal | None = None) -> CloudOps:
-    """The cloud calls for `spec`; with the journal, also what a BMC host needs."""
+def connect(spec: EnvironmentSpec, journal: Journal | None = None,
+            source: str | None = None) -> CloudOps:
+    """The cloud calls for `spec`; with the journal, also what a BMC host needs. `source`: the
+    spec's file, to name its `cloud` key when the entry is wrong."""
     import openstack
     try:
         conn = openstack.connect(cloud=spec.cloud)
     except Exception as exc:   # openstacksdk raises several kinds for a bad clouds.yaml entry
+        if source is not None:
+            raise SpecError(source, "cloud", f"{spec.cloud!r}: {exc}") from None
         raise QuintupleOError(f"cloud {spec.cloud!r}: {exc}") from None
     host = None
     if journal is not None and spec.bmc.host is not None:
@@ -57,28 +63,67 @@ def opened(name: str, must_exist: bool = True) -> Iterator[Journal]:
         journal.close()
 
 
-def create(spec_file: Path, progress: apply.Progress = lambda phase, done, total: None,
-           say: Say = lambda line: None) -> Outcome:
-    """Create what is missing of the environment `spec_file` describes. Refused when an
-    environment of that name exists with another spec."""
+@dataclass(frozen=True)
+class Prepared:
+    """What a create would do: the spec, its plan, what is still to make, what to replace."""
+
+    spec: EnvironmentSpec
+    planned: list[Planned]
+    to_make: list[Planned]
+    replaced: list[str]          # made by a create that stopped, made otherwise by this spec
+    before: list[Planned] | None  # that create's plan (None: the same spec, or none yet)
+    checks: int = 0              # API calls the pre-flight made
+
+
+def prepare(spec_file: Path) -> tuple[Prepared, CloudOps]:
+    """Check the spec against the cloud (and against what an earlier create made) before
+    anything is made; raise at the first problem, naming the spec's key."""
     spec = load(spec_file)
     planned = plan(spec)
-    raw = json.dumps(_raw(spec_file))
+    ops = connect(spec, source=str(spec_file))
+    before: list[Planned] | None = None
+    kept: set[str] = set()
+    replaced: list[str] = []
+    if store.exists(spec.name):
+        with opened(spec.name) as journal:
+            entries = {e.name: e for e in journal.entries()}
+            recorded = journal.meta("spec")
+            if recorded is not None and recorded != json.dumps(_raw(spec_file)) and entries:
+                if journal.meta("state") == "created":
+                    raise QuintupleOError(
+                        f"environment {spec.name} exists with another spec: run `quintupleo "
+                        f"env delete {spec.name}` first, or give the spec another name")
+                before = plan(store.stored_spec(journal))
+                old, new = {p.name: p for p in before}, {p.name: p for p in planned}
+                replaced = sorted(n for n in entries if n not in new or new[n] != old.get(n))
+            kept = {name for name, e in entries.items()
+                    if e.status == "created" and name not in replaced}
+    to_make = [p for p in planned if p.name not in kept]
+    checks = preflight(ops.conn, spec, str(spec_file), to_make)
+    return Prepared(spec, planned, to_make, replaced, before, checks), ops
+
+
+def create(spec_file: Path, progress: apply.Progress = lambda phase, done, total: None,
+           say: Say = lambda line: None) -> Outcome:
+    """Create what is missing of the environment `spec_file` describes, after the pre-flight.
+    A create that stopped half way may be run again with a corrected spec."""
+    prepared, ops = prepare(spec_file)
+    spec, planned = prepared.spec, prepared.planned
     with opened(spec.name, must_exist=False) as journal:
-        recorded = journal.meta("spec")
-        if recorded is not None and recorded != raw and journal.entries():
-            raise QuintupleOError(f"environment {spec.name} exists with another spec; delete "
-                                  "it first or use another name")
-        journal.set_meta("spec", raw)
+        if spec.bmc.host is not None:
+            ops.host = BmcHost(spec, journal, store.bmc_password(journal))
+        if prepared.before is not None:
+            for name in apply.reconcile(ops, journal, prepared.before, planned):
+                say(f"replaced {name}: the corrected spec makes it otherwise")
+        journal.set_meta("spec", json.dumps(_raw(spec_file)))
         journal.set_meta("state", "creating")
-        ops = connect(spec, journal)
         if spec.bmc.boot_strategy != "none":
             ensure_ipxe_images(ops.conn, say)
         started = time.monotonic()
         ids = apply.create(ops, journal, planned, progress)
         journal.set_meta("state", "created")
     return Outcome(spec, len(ids), ops.calls, time.monotonic() - started,
-                   nodes=sum(1 for p in planned if p.node),
+                   checks=prepared.checks, nodes=sum(1 for p in planned if p.node),
                    booted=sum(1 for p in planned if p.server and not p.node
                               and p.server.role != "undercloud"))
 

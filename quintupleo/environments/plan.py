@@ -17,6 +17,7 @@ class Kind(StrEnum):
     ROUTER = "router"            # the BMC network's way to the external network
     VIP = "vip"                  # a device-less port reserving a virtual IP
     PORT = "port"
+    SERVER_GROUP = "server-group"  # a role's anti-affinity
     SERVER = "server"
     FLOATING_IP = "floating-ip"  # the undercloud's
     CREDENTIAL = "credential"    # the BMC host's application credential (Keystone)
@@ -48,6 +49,7 @@ class VipParams:
     network: str
     ip: str | None               # None: Neutron chooses
     security: bool
+    existing: str | None = None  # on an existing network of the cloud (its name)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class PortParams:
     node: bool = False           # a bare-metal node's: down until it is handed over
     addresses: int = 1           # fixed IPs: 0 (the user's DHCP), 1, or a BMC host's many
     mac: str | None = None       # a node's: set, not Neutron's (see node_mac)
+    existing: str | None = None  # on an existing network of the cloud (its name)
 
 
 def node_mac(port: str) -> str:
@@ -66,6 +69,11 @@ def node_mac(port: str) -> str:
     with fa: (a locally assigned address, to it), so it could not find the node's own NIC."""
     digest = hashlib.sha256(port.encode()).digest()
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+@dataclass(frozen=True)
+class ServerGroupParams:
+    policy: str                  # anti-affinity or soft-anti-affinity
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,7 @@ class ServerParams:
     key: str | None = None
     availability_zone: str | None = None
     user_data: str | None = None   # base64
+    group: str | None = None       # the server group it goes in (by name)
 
 
 @dataclass(frozen=True)
@@ -104,8 +113,9 @@ class BmcHostParams:
     availability_zone: str | None = None
 
 
-Params = (NetworkParams | SubnetParams | RouterParams | VipParams | PortParams | ServerParams
-          | FloatingIpParams | CredentialParams | BmcHostParams)
+Params = (NetworkParams | SubnetParams | RouterParams | VipParams | PortParams
+          | ServerGroupParams | ServerParams | FloatingIpParams | CredentialParams
+          | BmcHostParams)
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,11 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
     resources: list[Planned] = []
     secured = {net.name for net in spec.networks if net.port_security}
     addressless = {net.name for net in spec.networks if not net.fixed_ips}
+    existing = {net.name: net.existing for net in spec.networks if net.existing}
     for net in spec.networks:
+        if net.existing:
+            continue        # the cloud's: used, never made or deleted
+        assert net.cidr is not None
         name = spec.resource_name(net.name)
         resources.append(Planned(Kind.NETWORK, name, NetworkParams(net.name)))
         # No DHCP and no gateway: the user's own DHCP/PXE server answers on these networks.
@@ -145,8 +159,8 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
         name = spec.resource_name("vip", vip.name)
         vips.setdefault(vip.network, []).append(name)
         resources.append(Planned(Kind.VIP, name, VipParams(
-            spec.resource_name(vip.network), vip.ip, vip.network in secured),
-            needs=_on(spec, vip.network)))
+            spec.resource_name(vip.network), vip.ip, vip.network in secured,
+            existing.get(vip.network)), needs=_on(spec, vip.network)))
 
     def ports_for(owner: str, networks: tuple[str, ...], node: bool,
                   addresses: int = 1) -> tuple[str, ...]:
@@ -160,7 +174,7 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             resources.append(Planned(Kind.PORT, port, PortParams(
                 spec.resource_name(net), net in secured, pairs, node,
                 0 if node and net in addressless else addresses,
-                node_mac(spec.resource_name(port)) if node else None),
+                node_mac(spec.resource_name(port)) if node else None, existing.get(net)),
                 needs=(*_on(spec, net), *pairs)))
         return tuple(names)
 
@@ -169,6 +183,10 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
         # `boot: image` (the original design's "deploy without PXE"): plain servers booted
         # from the role's image and left running, not behind the BMC nor in the inventory
         baremetal = role.boot == "network"
+        group = spec.resource_name(role.name, "group") if role.anti_affinity else None
+        if group is not None:
+            resources.append(Planned(Kind.SERVER_GROUP, group,
+                                     ServerGroupParams(str(role.anti_affinity))))
         for index in range(role.count):
             node = spec.resource_name(role.name, str(index))
             if baremetal:
@@ -176,7 +194,8 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             ports = ports_for(node, role.networks, node=baremetal)
             resources.append(Planned(Kind.SERVER, node, ServerParams(
                 role.name, index, role.flavor, role.image, ports, role.profile, baremetal,
-                availability_zone=role.availability_zone), needs=ports))
+                availability_zone=role.availability_zone, group=group),
+                needs=(*ports, *([group] if group else []))))
     if spec.undercloud is not None:
         host = spec.resource_name("undercloud")
         ports = ports_for(host, spec.undercloud.networks, node=False)
@@ -203,6 +222,11 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
     return resources
 
 
-def _on(spec: EnvironmentSpec, network: str) -> tuple[str, str]:
+def _on(spec: EnvironmentSpec, network: str) -> tuple[str, ...]:
+    """What a port on `network` needs made first: our network and its subnet (an existing
+    network: nothing)."""
+    described = spec.network(network)
+    if described is not None and described.existing:
+        return ()
     name = spec.resource_name(network)
     return name, f"{name}-subnet"

@@ -8,11 +8,13 @@
       external: public                # optional: an existing external network, routed to `bmc`
       extra:
         internal_api: {cidr: 172.16.2.0/24}
+        tenant: {existing: shared-net, port_security: true}   # one of the cloud's, kept
         storage: {cidr: 172.16.1.0/24}
     roles:
       controller: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: control,
                    networks: [provisioning, internal_api, storage]}
-      compute: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: compute}
+      compute: {count: 2, flavor: qo.small, image: quintupleo-tiny, profile: compute,
+                anti_affinity: true}          # on different hypervisors (or: soft)
       services: {count: 1, flavor: qo.small, image: debian-12, boot: image}   # no PXE: a
                                       # plain server, running, not behind the BMC
     bmc: {address: 127.0.0.1, ipmi_port_base: 6230, redfish_port: 8000,   # optional
@@ -53,7 +55,7 @@ class SpecError(ConfigError):
 @dataclass(frozen=True)
 class NetworkSpec:
     name: str
-    cidr: str
+    cidr: str | None               # None: an existing network's own
     # False: ports without port security (the user's DHCP/PXE and VIPs just work). True: ports
     # keep Neutron's filtering and the network's VIPs go in their allowed-address-pairs.
     port_security: bool = False
@@ -62,6 +64,9 @@ class NetworkSpec:
     # False: node ports get no address from Neutron; the user's DHCP hands them out (needs
     # port security off, and a cloud that allows it: `quintupleo check` says).
     fixed_ips: bool = True
+    # An existing network of the cloud (name or ID) used instead of making one, for clouds
+    # where users may not make networks: ports go on it; delete never touches it.
+    existing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,9 @@ class RoleSpec:
     networks: tuple[str, ...]      # NICs, in order; the first is the one that PXE-boots
     availability_zone: str | None = None   # e.g. `qemu`: the devcloud's real VMs
     boot: str = "network"          # network: bare metal behind the BMC; image: a plain server
+    # a server group's policy: its nodes on different hypervisors (anti-affinity, strict; or
+    # soft-anti-affinity, as far as the cloud can); None: wherever the scheduler puts them
+    anti_affinity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,12 +198,17 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
     cloud = r.text(top["cloud"], "cloud")
     nets = r.mapping(top["networks"], "networks", {PROVISIONING, BMC_NETWORK, "external",
                                                    "extra"}, {PROVISIONING})
-    provisioning = r.mapping(nets[PROVISIONING], f"networks.{PROVISIONING}",
-                             {"cidr", "fixed_ips"}, {"cidr"})
-    networks = [NetworkSpec(PROVISIONING, r.cidr(provisioning["cidr"],
-                                                 f"networks.{PROVISIONING}.cidr"),
-                            fixed_ips=_flag(r, provisioning, f"networks.{PROVISIONING}",
-                                            "fixed_ips", True))]
+    key = f"networks.{PROVISIONING}"
+    provisioning = r.mapping(nets[PROVISIONING], key,
+                             {"cidr", "fixed_ips", "existing", "port_security"})
+    cidr, existing_net = _where(r, provisioning, key)
+    networks = [NetworkSpec(PROVISIONING, cidr,
+                            _flag(r, provisioning, key, "port_security", False)
+                            if existing_net else False,
+                            fixed_ips=_flag(r, provisioning, key, "fixed_ips", True),
+                            existing=existing_net)]
+    if not existing_net and "port_security" in provisioning:
+        raise r.fail(f"{key}.port_security", "only for an existing network (ours has none)")
     if BMC_NETWORK in nets:
         key = f"networks.{BMC_NETWORK}"
         networks.append(NetworkSpec(BMC_NETWORK, r.cidr(
@@ -215,14 +228,15 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         r.name(net_name, key)
         if net_name in (PROVISIONING, BMC_NETWORK):
             raise r.fail(key, f"the {net_name} network is declared above")
-        net = r.mapping(net, key, {"cidr", "port_security", "fixed_ips"}, {"cidr"})
+        net = r.mapping(net, key, {"cidr", "port_security", "fixed_ips", "existing"})
         security = _flag(r, net, key, "port_security", False)
         fixed_ips = _flag(r, net, key, "fixed_ips", True)
         if security and not fixed_ips:
             raise r.fail(f"{key}.fixed_ips", "false needs port_security false (Neutron would "
                                              "drop the traffic of a port with no address)")
-        networks.append(NetworkSpec(net_name, r.cidr(net["cidr"], f"{key}.cidr"), security,
-                                    fixed_ips=fixed_ips))
+        cidr, existing_net = _where(r, net, key)
+        networks.append(NetworkSpec(net_name, cidr, security, fixed_ips=fixed_ips,
+                                    existing=existing_net))
     known = {n.name for n in networks}
     roles = []
     role_map = top["roles"]
@@ -232,7 +246,8 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         key = f"roles.{role_name}"
         r.name(role_name, key)
         role = r.mapping(role, key, {"count", "flavor", "image", "profile", "networks",
-                                     "availability_zone", "boot"}, {"count", "flavor", "image"})
+                                     "availability_zone", "boot", "anti_affinity"},
+                         {"count", "flavor", "image"})
         boot = role.get("boot", "network")
         if boot not in ROLE_BOOTS:
             raise r.fail(f"{key}.boot", "network (bare metal, served by the BMC) or image "
@@ -254,7 +269,8 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         roles.append(RoleSpec(role_name, count, r.text(role["flavor"], f"{key}.flavor"),
                               r.text(role["image"], f"{key}.image"),
                               r.text(profile, f"{key}.profile") if profile is not None else None,
-                              tuple(nics), _zone(r, role, key), boot))
+                              tuple(nics), _zone(r, role, key), boot,
+                              _anti_affinity(r, role, key)))
     bmc = _bmc(r, top.get("bmc") or {})
     if bmc.host is not None and external is None:
         raise r.fail("bmc.host", "the BMC host reaches the cloud's APIs through a router: give "
@@ -266,6 +282,16 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
                                                f"networks.{BMC_NETWORK} (the routed one)")
     return EnvironmentSpec(name, cloud, tuple(networks), tuple(roles), bmc,
                            _vips(r, top.get("vips") or [], known), undercloud, external)
+
+
+def _where(r: _Reader, data: dict[str, Any], key: str) -> tuple[str | None, str | None]:
+    """A network of ours (`cidr`) or an existing one (`existing`): exactly one of them."""
+    if ("cidr" in data) == ("existing" in data):
+        raise r.fail(f"{key}.cidr", "give cidr (a network to make) or existing (a network of "
+                                    "the cloud to use), one of them")
+    if "existing" in data:
+        return None, r.text(data["existing"], f"{key}.existing")
+    return r.cidr(data["cidr"], f"{key}.cidr"), None
 
 
 def _flag(r: _Reader, data: dict[str, Any], key: str, name: str, default: bool) -> bool:
@@ -296,6 +322,18 @@ def _vips(r: _Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
                 raise r.fail(f"{key}.ip", str(exc)) from None
         vips.append(VipSpec(name, vip["network"], ip))
     return tuple(vips)
+
+
+def _anti_affinity(r: _Reader, data: dict[str, Any], where: str) -> str | None:
+    value = data.get("anti_affinity", False)
+    if value is True:
+        return "anti-affinity"
+    if value == "soft":
+        return "soft-anti-affinity"
+    if value is not False:
+        raise r.fail(f"{where}.anti_affinity", "true (every node on another hypervisor), soft "
+                                               "(as far as the cloud can) or false")
+    return None
 
 
 def _zone(r: _Reader, data: dict[str, Any], where: str) -> str | None:

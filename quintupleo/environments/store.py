@@ -21,6 +21,10 @@ def names(root: Path | None = None) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/journal.sqlite")) if root.exists() else []
 
 
+def exists(name: str, root: Path | None = None) -> bool:
+    return ((root or state_root()) / name / "journal.sqlite").exists()
+
+
 def open_journal(name: str, root: Path | None = None, must_exist: bool = True) -> Journal:
     path = (root or state_root()) / name / "journal.sqlite"
     if must_exist and not path.exists():

@@ -66,6 +66,12 @@ def with_change(path: str, value):
     ("undercloud", {"image": "i", "flavor": "f", "availability_zone": ""},
      "undercloud.availability_zone"),
     ("roles.compute.boot", "disk", "roles.compute.boot"),
+    ("roles.compute.anti_affinity", "strict", "roles.compute.anti_affinity"),
+    ("networks.extra.storage", {"cidr": "172.16.1.0/24", "existing": "n"},
+     "networks.extra.storage.cidr"),                                    # one of them
+    ("networks.provisioning", {"fixed_ips": True}, "networks.provisioning.cidr"),
+    ("networks.provisioning", {"cidr": "10.0.0.0/24", "port_security": True},
+     "networks.provisioning.port_security"),                           # only for existing
 ])
 def test_bad_specs_point_at_the_key(path, value, where):
     with pytest.raises(SpecError) as error:
@@ -159,3 +165,36 @@ def test_node_ports_get_macs_the_agent_accepts():
     assert len(macs) == 50
     assert all(m.startswith("52:54:00:") and len(m) == 17 for m in macs)
     assert node_mac("qo-e-node-0-provisioning") == node_mac("qo-e-node-0-provisioning")
+
+
+def test_anti_affinity_is_a_server_group_its_nodes_go_in():
+    data = with_change("roles.controller.anti_affinity", True)
+    data["roles"]["compute"]["anti_affinity"] = "soft"
+    planned = plan(parse(data))
+    groups = {p.name: p.params.policy for p in planned if p.kind is Kind.SERVER_GROUP}
+    assert groups == {"qo-lab1-controller-group": "anti-affinity",
+                      "qo-lab1-compute-group": "soft-anti-affinity"}
+    for item in planned:
+        if item.server is not None:
+            assert item.server.group == f"qo-lab1-{item.server.role}-group"
+            assert item.server.group in item.needs
+    order = [p.kind for p in planned]
+    assert order.index(Kind.SERVER_GROUP) < order.index(Kind.SERVER)
+    assert not [p for p in plan(parse(GOOD)) if p.kind is Kind.SERVER_GROUP]
+
+
+def test_an_existing_network_is_used_never_made():
+    data = with_change("networks.extra.storage", {"existing": "shared", "port_security": True})
+    data["vips"] = [{"name": "api", "network": "storage"}]
+    planned = plan(parse(data))
+    names = {p.name for p in planned}
+    assert "qo-lab1-storage" not in names and "qo-lab1-storage-subnet" not in names
+    port = next(p for p in planned if p.name == "qo-lab1-controller-0-storage")
+    assert port.params.existing == "shared" and port.params.security is True
+    assert port.needs == ("qo-lab1-vip-api",)                # nothing of ours to wait for
+    vip = next(p for p in planned if p.kind is Kind.VIP)
+    assert vip.params.existing == "shared" and vip.needs == ()
+    provisioning = parse(with_change("networks.provisioning", {"existing": "prov"}))
+    assert provisioning.networks[0].cidr is None
+    assert not [p for p in plan(provisioning) if p.kind is Kind.NETWORK
+                and p.name == "qo-lab1-provisioning"]
