@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from quintupleo.environments.cloud import CloudOps
 from quintupleo.environments.journal import Entry, Journal
-from quintupleo.environments.plan import Kind, Planned
+from quintupleo.environments.plan import Kind, Planned, changed
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +107,8 @@ def reconcile(ops: CloudOps, journal: Journal, before: list[Planned],
     """A create that stopped half way, run again with another spec: what it made that the new
     plan makes alike is kept; the rest, and what refers to it, is deleted first (what never got
     its ID is found by name). The names removed."""
-    old, new = {p.name: p for p in before}, {p.name: p for p in after}
     entries = {e.name: e for e in journal.entries()}
-    stale = {name for name in entries if name not in new or new[name] != old.get(name)}
-    while more := {name for name in entries if name not in stale and name in old
-                   and stale & set(old[name].needs)}:
-        stale |= more
+    stale = changed(before, after, set(entries))
     for kind in reversed(Kind):
         removed = set()
         for name in sorted(n for n in stale if entries[n].kind is kind):

@@ -18,7 +18,7 @@ from quintupleo.environments import apply, store
 from quintupleo.environments.bmc_host import BmcHost
 from quintupleo.environments.cloud import CloudOps
 from quintupleo.environments.journal import Journal
-from quintupleo.environments.plan import Planned, plan
+from quintupleo.environments.plan import Planned, changed, plan
 from quintupleo.environments.preflight import preflight
 from quintupleo.environments.spec import EnvironmentSpec, SpecError, load
 from quintupleo.errors import QuintupleOError
@@ -94,8 +94,7 @@ def prepare(spec_file: Path) -> tuple[Prepared, CloudOps]:
                         f"environment {spec.name} exists with another spec: run `quintupleo "
                         f"env delete {spec.name}` first, or give the spec another name")
                 before = plan(store.stored_spec(journal))
-                old, new = {p.name: p for p in before}, {p.name: p for p in planned}
-                replaced = sorted(n for n in entries if n not in new or new[n] != old.get(n))
+                replaced = sorted(changed(before, planned, set(entries)))
             kept = {name for name, e in entries.items()
                     if e.status == "created" and name not in replaced}
     to_make = [p for p in planned if p.name not in kept]

@@ -222,6 +222,17 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
     return resources
 
 
+def changed(before: list[Planned], after: list[Planned], held: set[str]) -> set[str]:
+    """Of the resources `held` (made by the `before` plan), those the `after` plan makes
+    otherwise or not at all, and what refers to them: what a corrected spec replaces."""
+    old, new = {p.name: p for p in before}, {p.name: p for p in after}
+    stale = {name for name in held if name not in new or new[name] != old.get(name)}
+    while more := {name for name in held if name not in stale and name in old
+                   and stale & set(old[name].needs)}:
+        stale |= more
+    return stale
+
+
 def _on(spec: EnvironmentSpec, network: str) -> tuple[str, ...]:
     """What a port on `network` needs made first: our network and its subnet (an existing
     network: nothing)."""

@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from quintupleo.environments.plan import Kind, RouterParams, plan
+from quintupleo.environments.plan import changed as plan_changed
 from quintupleo.environments.spec import SpecError, parse
 
 GOOD = {
@@ -198,3 +199,16 @@ def test_an_existing_network_is_used_never_made():
     assert provisioning.networks[0].cidr is None
     assert not [p for p in plan(provisioning) if p.kind is Kind.NETWORK
                 and p.name == "qo-lab1-provisioning"]
+
+
+def test_a_corrected_spec_replaces_what_changed_and_what_refers_to_it():
+    before = plan(parse(GOOD))
+    held = {p.name for p in before}
+    assert plan_changed(before, before, held) == set()
+    after = plan(parse(with_change("networks.extra.storage.cidr", "172.16.9.0/24")))
+    stale = plan_changed(before, after, held)
+    assert "qo-lab1-storage-subnet" in stale and "qo-lab1-storage" not in stale
+    assert {"qo-lab1-controller-0-storage", "qo-lab1-controller-0"} <= stale   # on it, and up
+    assert "qo-lab1-compute-0" not in stale and "qo-lab1-compute-0-provisioning" not in stale
+    fewer = plan(parse(with_change("roles.compute", KeyError)))
+    assert "qo-lab1-compute-0" in plan_changed(before, fewer, held)          # no longer planned
