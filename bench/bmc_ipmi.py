@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import PY, ms, pct, print_table, rss_mib, serve, stop, venv_with, wait_ready
+from common import FAKEBMC, PY, ms, pct, print_table, rss_mib, serve, stop, venv_with, wait_ready
 
 from quintupleo.backends.fake import FakeBackend
 from quintupleo.bmc.ipmi.server import IpmiEndpoint
@@ -57,17 +57,6 @@ while time.monotonic() < end:
 print(json.dumps(lat))
 """
 
-# pyghmi's fakebmc bound to loopback (its own main binds every interface).
-FAKEBMC = """
-import sys
-from pyghmi.cmd.fakebmc import FakeBmc
-from pyghmi.ipmi import bmc
-class LoopbackBmc(FakeBmc):
-    def __init__(self, port):
-        bmc.Bmc.__init__(self, {"admin": "password"}, port=port, address="::ffff:127.0.0.1")
-        self.powerstate = "off"; self.bootdevice = "default"
-LoopbackBmc(int(sys.argv[1])).listen()
-"""
 
 
 def ipmitool(port: int, *command: str) -> subprocess.CompletedProcess:

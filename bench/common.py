@@ -15,6 +15,18 @@ PY = sys.executable
 BENCH_CACHE = Path.home() / ".cache" / "quintupleo" / "bench"
 console = Console()
 
+# pyghmi's fakebmc bound to loopback (its own main binds every interface).
+FAKEBMC = """
+import sys
+from pyghmi.cmd.fakebmc import FakeBmc
+from pyghmi.ipmi import bmc
+class LoopbackBmc(FakeBmc):
+    def __init__(self, port):
+        bmc.Bmc.__init__(self, {"admin": "password"}, port=port, address="::ffff:127.0.0.1")
+        self.powerstate = "off"; self.bootdevice = "default"
+LoopbackBmc(int(sys.argv[1])).listen()
+"""
+
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import requests
-from common import PY, print_table, stop, venv_with, wait_ready
+from common import FAKEBMC, PY, print_table, stop, venv_with, wait_ready
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.rmcp import Console, LoginFailed, open_session_request, rakp1
@@ -39,16 +39,6 @@ REPO = Path(__file__).resolve().parent.parent
 BEFORE = "4f4a6e6"          # the last commit before the hardening
 SUSHY_TOOLS = "sushy-tools==2.2.0"
 FLOOD_RATE = 50_000
-FAKEBMC = """
-import sys
-from pyghmi.cmd.fakebmc import FakeBmc
-from pyghmi.ipmi import bmc
-class LoopbackBmc(FakeBmc):
-    def __init__(self, port):
-        bmc.Bmc.__init__(self, {"admin": "password"}, port=port, address="::ffff:127.0.0.1")
-        self.powerstate = "off"; self.bootdevice = "default"
-LoopbackBmc(int(sys.argv[1])).listen()
-"""
 
 
 class Server:

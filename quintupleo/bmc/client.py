@@ -52,6 +52,15 @@ def kept_overrides(state_dir: Path, backend: str) -> dict[str, BootOverride]:
         store.close()
 
 
+def at_a_glance(summary: dict[str, Any]) -> tuple[str, str, str]:
+    """Power (with … while an action is pending), the boot override in words, and health: a
+    node as a BMC's summary shows it."""
+    boot = summary["Boot"]
+    return (summary["PowerState"] + (" …" if summary["Pending"] else ""),
+            boot_text(boot["BootSourceOverrideTarget"], boot["BootSourceOverrideEnabled"],
+                      boot["BootSourceOverrideMode"]), summary["Health"])
+
+
 def boot_text(target: str, enabled: str, mode: str) -> str:
     """A boot override in a few words, from Redfish's values."""
     if enabled == "Disabled" or target == "None":

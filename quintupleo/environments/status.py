@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from quintupleo.bmc.client import boot_text, kept_overrides, override_text, served_nodes
+from quintupleo.bmc.client import at_a_glance, kept_overrides, override_text, served_nodes
 from quintupleo.bmc.settings import BmcSettings
 from quintupleo.environments import lifecycle, store
 from quintupleo.errors import QuintupleOError
@@ -85,12 +85,7 @@ def environment_status(name: str, consoles: bool = True) -> EnvironmentStatus:
             f" ({server.task_state})" if server.task_state else "")
         at_bmc = (served or {}).get(node_id)
         if at_bmc is not None:
-            boot = at_bmc["Boot"]
-            power = at_bmc["PowerState"] + (" …" if at_bmc["Pending"] else "")
-            boot_shown = boot_text(boot["BootSourceOverrideTarget"],
-                                   boot["BootSourceOverrideEnabled"],
-                                   boot["BootSourceOverrideMode"])
-            health = at_bmc["Health"]
+            power, boot_shown, health = at_a_glance(at_bmc)
         else:
             power = "-" if server is None else (
                 "Off" if server.status == "SHUTOFF" else "On")

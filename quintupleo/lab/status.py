@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from quintupleo.bmc.client import boot_text, kept_overrides, override_text, served_nodes
+from quintupleo.bmc.client import at_a_glance, kept_overrides, override_text, served_nodes
 from quintupleo.errors import ConfigError
 from quintupleo.lab import network
 from quintupleo.lab.layout import Lab, labs_dir
@@ -50,12 +50,7 @@ def lab_status(name: str) -> tuple[Lab, list[LabNodeStatus], dict[str, Any]]:
         process = qemu.pid()
         at_bmc = (served or {}).get(node.name)
         if at_bmc is not None:
-            boot = at_bmc["Boot"]
-            power = at_bmc["PowerState"] + (" …" if at_bmc["Pending"] else "")
-            boot_shown = boot_text(boot["BootSourceOverrideTarget"],
-                                   boot["BootSourceOverrideEnabled"],
-                                   boot["BootSourceOverrideMode"])
-            health = at_bmc["Health"]
+            power, boot_shown, health = at_a_glance(at_bmc)
         else:
             power = "On" if process else "Off"
             boot_shown = override_text(kept[node.name]) if node.name in kept else "no override"
