@@ -132,6 +132,7 @@ def qo_env(tmp_path, devcloud):
         return result
 
     run.state = tmp_path / "state" / "quintupleo" / "environments"
+    run.environ = environ
     yield run
     for name in {p.parent.name for p in run.state.glob("*/journal.sqlite")}:
         run("delete", name, check=False)

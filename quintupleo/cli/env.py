@@ -18,7 +18,7 @@ from quintupleo.cli.output import Format, FormatOption, OutputOption
 from quintupleo.environments import apply, lifecycle, store
 from quintupleo.environments.bmc_host import read_served
 from quintupleo.environments.inventory import inventory_text
-from quintupleo.environments.plan import Kind, ServerParams, plan
+from quintupleo.environments.plan import Kind, ServerParams, bmc_hosts, plan
 from quintupleo.environments.status import COLUMNS as STATUS_COLUMNS
 from quintupleo.environments.status import environment_status, serving
 from quintupleo.errors import QuintupleOError
@@ -100,8 +100,10 @@ def show(name: str, format: FormatOption = Format.table) -> None:
     try:
         with lifecycle.opened(name) as journal:
             spec = store.stored_spec(journal)
-            state, entries, served = journal.meta("state"), journal.entries(), \
-                read_served(journal)
+            state, entries = journal.meta("state"), journal.entries()
+            hosts = {host: read_served(journal, host) for host, _ in
+                     bmc_hosts(spec, tuple(p.name for p in plan(spec) if p.node))} \
+                if spec.bmc.host is not None else {}
     except QuintupleOError as exc:
         raise output.fail(exc) from None
     order = list(Kind)
@@ -109,20 +111,25 @@ def show(name: str, format: FormatOption = Format.table) -> None:
     rows = [{"kind": e.kind.value, "name": e.name, "id": e.cloud_id, "status": e.status,
              "role": roles.get(e.name)}
             for e in sorted(entries, key=lambda e: (order.index(e.kind), e.name))]
-    host = None
-    if served is not None:      # where the BMC host in the cloud answers
-        bmc = spec.bmc
+    bmc = spec.bmc
+    where = []              # where each BMC host in the cloud answers
+    for host, served in hosts.items():
+        if served is None:
+            continue
         ips = sorted(served["nodes"].values(), key=ipaddress.ip_address)
-        host = {"ipmi": (f"{len(ips)} addresses ({ips[0]} … {ips[-1]}), port 623" if ips
-                         else f"{served['address']}, ports from {bmc.ipmi_port_base}"),
-                "redfish": f"{'https' if bmc.tls else 'http'}://{served['address']}:"
-                           f"{bmc.redfish_port}"}
+        where.append({"host": host, "ipmi": (
+            f"{len(ips)} addresses ({ips[0]} … {ips[-1]}), port 623" if ips
+            else f"{served['address']}, ports from {bmc.ipmi_port_base}"),
+            "redfish": f"{'https' if bmc.tls else 'http'}://{served['address']}:"
+                       f"{bmc.redfish_port}"})
     output.emit(rows, RESOURCE_COLUMNS, format, f"{name} on {spec.cloud} ({state})",
                 document={"name": name, "cloud": spec.cloud, "state": state,
-                          "resources": rows, "bmc_host": host})
-    if host is not None and format is Format.table:
-        output.stdout().print(f"BMC host: IPMI on {host['ipmi']}; Redfish on {host['redfish']}",
-                              highlight=False)
+                          "resources": rows, "bmc_hosts": where})
+    if format is Format.table:
+        for shown in where:
+            label = "BMC host" if len(hosts) == 1 else f"BMC host {shown['host']}"
+            output.stdout().print(f"{label}: IPMI on {shown['ipmi']}; Redfish on "
+                                  f"{shown['redfish']}", highlight=False)
 
 
 def _role(server: ServerParams) -> str:

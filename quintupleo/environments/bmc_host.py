@@ -14,6 +14,7 @@ import io
 import ipaddress
 import json
 import secrets
+from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -52,9 +53,9 @@ class BmcHost:
             self.journal.set_meta("bmc_credential_secret", secret)
         return secret
 
-    def addresses(self, port: Any, nodes: tuple[str, ...]) -> dict[str, Any]:
-        """The host's own address and, with per-node addressing, each node's (from the fixed
-        IPs Neutron gave the host's port, in order)."""
+    def addresses(self, name: str, port: Any, nodes: tuple[str, ...]) -> dict[str, Any]:
+        """Host `name`'s own address and, with per-node addressing, each node's (from the
+        fixed IPs Neutron gave the host's port, in order)."""
         ips = [fixed["ip_address"] for fixed in port.fixed_ips]
         served = {"address": ips[0], "mac": port.mac_address, "nodes": {}}
         if self.spec.bmc.addressing == "addresses":
@@ -62,13 +63,14 @@ class BmcHost:
                 raise ConfigError(f"port {port.name} has {len(ips)} addresses, needs "
                                  f"{1 + len(nodes)}")
             served["nodes"] = dict(zip(nodes, ips[1:], strict=False))
-        self.journal.set_meta("bmc_host", json.dumps(served))
+        self.journal.set_meta(f"bmc_host:{name}", json.dumps(served))
         return served
 
-    def user_data(self, host: BmcHostParams, port: Any, credential_id: str,
+    def user_data(self, name: str, host: BmcHostParams, port: Any, credential_id: str,
                   cloud: dict[str, Any]) -> str:
-        served = self.addresses(port, host.nodes)
-        cert, key = self_signed(self.journal.path.parent / "bmc", served["address"])
+        served = self.addresses(name, port, host.nodes)
+        cert, key = self_signed(certificate_dir(self.journal.path.parent, self.spec, name),
+                                served["address"])
         network = self.spec.network(BMC_NETWORK)
         # a spec with a BMC host has its network, one of ours (spec.py)
         assert network is not None and network.cidr is not None
@@ -177,7 +179,14 @@ def _yaml(data: Any) -> str:
     return out.getvalue()
 
 
-def read_served(journal: Journal) -> dict[str, Any] | None:
-    """What the BMC host serves (address, per-node addresses), as recorded at its creation."""
-    text = journal.meta("bmc_host")
+def read_served(journal: Journal, name: str) -> dict[str, Any] | None:
+    """What BMC host `name` serves (address, per-node addresses), as recorded at its creation
+    (before sharding, an environment's one host was recorded as `bmc_host`)."""
+    text = journal.meta(f"bmc_host:{name}") or journal.meta("bmc_host")
     return json.loads(text) if text else None
+
+
+def certificate_dir(environment_dir: Path, spec: EnvironmentSpec, name: str) -> Path:
+    """Where the Redfish certificate made here for BMC host `name` is kept (inventories name
+    it as the CA to verify that host with): each host of a sharded environment has its own."""
+    return environment_dir / "bmc" / (name if spec.bmc.hosts > 1 else "")

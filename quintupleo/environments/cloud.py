@@ -85,8 +85,8 @@ class CloudOps:
     def credential_secret(self) -> str:
         return self._host().credential_secret()
 
-    def user_data(self, params: BmcHostParams, port: Any, credential_id: str) -> str:
-        return self._host().user_data(params, port, credential_id, self.cloud_info())
+    def user_data(self, name: str, params: BmcHostParams, port: Any, credential_id: str) -> str:
+        return self._host().user_data(name, params, port, credential_id, self.cloud_info())
 
     def cloud_info(self) -> dict[str, Any]:
         """Where the BMC host finds the cloud: the identity URL and options this command uses."""

@@ -20,36 +20,43 @@ from quintupleo.inventory.metal3 import metal3_document
 from quintupleo.model import NodeInfo
 
 
-def environment_nodes(name: str) -> tuple[BmcSettings, list[InventoryNode]]:
-    settings = BmcSettings.load(None, store.bmc_settings, environment=name)
+def environment_nodes(name: str) -> tuple[list[BmcSettings], list[InventoryNode]]:
+    """The environment's BMCs (one, or one per BMC host) and its nodes, in the spec's order."""
+    bmcs = store.bmcs(name)
     journal = store.open_journal(name)
     try:
         spec = store.stored_spec(journal)
         planned = dict(store.node_ids(journal, spec))
     finally:
         journal.close()
-    conn = openstack.connect(cloud=settings.cloud)
-    backend = OpenStackBackend(settings.cloud, servers=settings.servers, connection=conn)
+    conn = openstack.connect(cloud=spec.cloud)
 
-    async def discover() -> list[NodeInfo]:
-        try:
-            return await backend.discover()
-        finally:
-            await backend.close()
-
-    infos = asyncio.run(discover())
     # MACs in NIC order (the first one PXE-boots), from the ports the plan named.
     macs = {p.name: p.mac_address for p in conn.network.ports(tags=spec.tag)}
     servers = {node_id: item.server for node_id, item in planned.items() if item.server}
     modes = {image: boot_mode(conn, image) for image in {s.image for s in servers.values()}}
+
+    async def discover() -> list[list[NodeInfo]]:
+        found = []
+        for bmc in bmcs:     # each BMC's nodes in its order: their index is their IPMI port's
+            backend = OpenStackBackend(spec.cloud, servers=bmc.servers, connection=conn)
+            try:
+                found.append(await backend.discover())
+            finally:
+                await backend.close()
+        return found
+
+    order = list(planned)
     nodes = []
-    for index, info in enumerate(infos):
-        server = servers[info.id]
-        ordered = tuple(macs[port] for port in server.ports if port in macs)
-        nodes.append(InventoryNode(replace(info, macs=ordered or info.macs),
-                                   settings.access(info, index), server.profile,
-                                   modes[server.image]))
-    return settings, nodes
+    for bmc, infos in zip(bmcs, asyncio.run(discover()), strict=True):
+        for index, info in enumerate(infos):
+            server = servers[info.id]
+            ordered = tuple(macs[port] for port in server.ports if port in macs)
+            nodes.append(InventoryNode(replace(info, macs=ordered or info.macs),
+                                       bmc.access(info, index), server.profile,
+                                       modes[server.image]))
+    nodes.sort(key=lambda node: order.index(node.info.id))
+    return bmcs, nodes
 
 
 def boot_mode(conn: Any, image: str) -> str:
@@ -62,10 +69,11 @@ def boot_mode(conn: Any, image: str) -> str:
 
 def inventory_text(name: str, kind: str, driver: str,
                    interfaces: dict[str, str] | None = None, namespace: str = "metal3") -> str:
-    settings, nodes = environment_nodes(name)
-    if driver == "redfish" and settings.tls and settings.tls_cert is None:
-        # The CA file the inventory names is the certificate the BMC will serve.
-        self_signed(settings.state_dir, settings.redfish_address)
+    bmcs, nodes = environment_nodes(name)
+    for bmc in bmcs:
+        if driver == "redfish" and bmc.tls and bmc.tls_cert is None:
+            # The CA file the inventory names is the certificate the BMC will serve.
+            self_signed(bmc.state_dir, bmc.redfish_address)
     if kind == "ironic":
         return ironic_document(nodes, driver, interfaces)
     if kind == "instackenv":

@@ -38,7 +38,8 @@ class Cloud(Protocol):
 
     def count(self, calls: int = 1) -> None: ...
 
-    def user_data(self, params: BmcHostParams, port: Any, credential_id: str) -> str: ...
+    def user_data(self, name: str, params: BmcHostParams, port: Any,
+                  credential_id: str) -> str: ...
 
     def credential_secret(self) -> str: ...
 
@@ -330,7 +331,7 @@ class BmcHosts(Servers):
         p = params(item, BmcHostParams)
         cloud.count()
         port = cloud.conn.network.get_port(ids[p.ports[0]])
-        user_data = cloud.user_data(p, port, ids[p.credential])
+        user_data = cloud.user_data(item.name, p, port, ids[p.credential])
         server = Planned(Kind.SERVER, item.name, ServerParams(
             "bmc", 0, p.flavor, p.image, p.ports, key=p.key,
             availability_zone=p.availability_zone,

@@ -210,16 +210,27 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
                                      FloatingIpParams(spec.external, port),
                                      needs=(port, spec.resource_name("router"))))
     if spec.bmc.host is not None:
-        host, credential = spec.resource_name("bmc-host"), spec.resource_name("bmc-credential")
+        credential = spec.resource_name("bmc-credential")
         resources.append(Planned(Kind.CREDENTIAL, credential, CredentialParams()))
-        # Per-node addresses: the host's port holds one fixed IP for itself and one per node.
-        many = 1 + len(nodes) if spec.bmc.addressing == "addresses" else 1
-        ports = ports_for(host, (BMC_NETWORK,), node=False, addresses=many)
-        resources.append(Planned(Kind.BMC_HOST, host, BmcHostParams(
-            spec.bmc.host.flavor, spec.bmc.host.image, ports, credential, tuple(nodes),
-            spec.bmc.host.key, spec.bmc.host.availability_zone),
-            needs=(*ports, credential)))   # nodes: by name
+        for host, served in bmc_hosts(spec, tuple(nodes)):
+            # Per-node addresses: the host's port holds one fixed IP for itself and one per
+            # node it serves.
+            many = 1 + len(served) if spec.bmc.addressing == "addresses" else 1
+            ports = ports_for(host, (BMC_NETWORK,), node=False, addresses=many)
+            resources.append(Planned(Kind.BMC_HOST, host, BmcHostParams(
+                spec.bmc.host.flavor, spec.bmc.host.image, ports, credential, served,
+                spec.bmc.host.key, spec.bmc.host.availability_zone),
+                needs=(*ports, credential)))   # nodes: by name
     return resources
+
+
+def bmc_hosts(spec: EnvironmentSpec, nodes: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """Each BMC host's name and the nodes it serves: node k on host k mod N, so every host
+    serves a share of every role (one host lost takes a few nodes of each, not a whole role)."""
+    shards = spec.bmc.hosts
+    if shards == 1:
+        return [(spec.resource_name("bmc-host"), nodes)]
+    return [(spec.resource_name("bmc-host", str(i)), nodes[i::shards]) for i in range(shards)]
 
 
 def changed(before: list[Planned], after: list[Planned], held: set[str]) -> set[str]:

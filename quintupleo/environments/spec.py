@@ -23,7 +23,9 @@
     undercloud: {image: centos-9, flavor: m1.large, key: mykey,            # optional
                  networks: [bmc, provisioning], floating_ip: true}
 
-`bmc.host: {image, flavor, key}` serves the BMC from a host in the cloud instead (see bmc_host.py).
+`bmc.host: {image, flavor, key}` serves the BMC from a host in the cloud instead (see bmc_host.py);
+`bmc.hosts: N` from N such hosts, each serving every N-th node (for environments too large
+or too busy for one).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ PROVISIONING = "provisioning"
 BMC_NETWORK = "bmc"
 ADDRESSING = ("ports", "addresses")
 ROLE_BOOTS = ("network", "image")
+MAX_BMC_HOSTS = 64
 
 
 class SpecError(ConfigError):
@@ -125,6 +128,7 @@ class BmcSpec:
     host: HostSpec | None = None
     addressing: str = "ports"
     install: str | None = None          # what the host pip-installs; default: this version
+    hosts: int = 1                      # BMC hosts (shards): node k is served by host k mod N
     boot_strategy: str = "none"         # network and CD boots: none, rescue or rebuild
 
 
@@ -272,6 +276,10 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
                               tuple(nics), _zone(r, role, key), boot,
                               _anti_affinity(r, role, key)))
     bmc = _bmc(r, top.get("bmc") or {})
+    baremetal = sum(role.count for role in roles if role.boot == "network")
+    if bmc.hosts > baremetal:
+        raise r.fail("bmc.hosts", f"{bmc.hosts} BMC hosts for {baremetal} nodes: at most one "
+                                  "host per node")
     if bmc.host is not None and external is None:
         raise r.fail("bmc.host", "the BMC host reaches the cloud's APIs through a router: give "
                                  f"networks.{BMC_NETWORK} and networks.external")
@@ -368,7 +376,7 @@ def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | N
 def _bmc(r: _Reader, data: Any) -> BmcSpec:
     fields = dict(r.mapping(data, "bmc", {"address", "ipmi_port_base", "redfish_port", "tls",
                                           "username", "host", "addressing", "install",
-                                          "boot_strategy"}))
+                                          "boot_strategy", "hosts"}))
     for key in ("ipmi_port_base", "redfish_port"):
         if key in fields and (not isinstance(fields[key], int) or not 0 < fields[key] < 65536):
             raise r.fail(f"bmc.{key}", "a port number")
@@ -385,9 +393,13 @@ def _bmc(r: _Reader, data: Any) -> BmcSpec:
         fields["host"] = _host(r, r.mapping(fields["host"], "bmc.host",
                                             {"image", "flavor", "key", "availability_zone"},
                                             {"image", "flavor"}), "bmc.host")
-    elif "addressing" in fields or "install" in fields:
-        raise r.fail("bmc.addressing" if "addressing" in fields else "bmc.install",
-                     "only for a BMC host in the cloud (bmc.host)")
+    else:
+        for key in ("addressing", "install", "hosts"):
+            if key in fields:
+                raise r.fail(f"bmc.{key}", "only for a BMC host in the cloud (bmc.host)")
+    hosts = fields.get("hosts", 1)
+    if not isinstance(hosts, int) or isinstance(hosts, bool) or not 1 <= hosts <= MAX_BMC_HOSTS:
+        raise r.fail("bmc.hosts", f"an integer from 1 to {MAX_BMC_HOSTS}")
     return BmcSpec(**fields)
 
 

@@ -12,6 +12,7 @@ from quintupleo.bmc.client import at_a_glance, kept_overrides, override_text, se
 from quintupleo.bmc.settings import BmcSettings
 from quintupleo.environments import lifecycle, store
 from quintupleo.errors import QuintupleOError
+from quintupleo.model import BootOverride, Credentials
 
 COLUMNS = ("node", "power", "boot", "cloud", "health", "console")
 CONSOLE_LINES = 5          # asked of the cloud's console log, the last non-empty one shown
@@ -42,30 +43,34 @@ class EnvironmentStatus:
                 "nodes": [n.row() for n in self.nodes]}
 
 
-def bmc_of(name: str) -> BmcSettings:
-    return BmcSettings.load(None, store.bmc_settings, environment=name)
-
-
 def serving(name: str) -> str | None:
-    """The Redfish URL where a BMC of the environment answers, or None (also for one whose
+    """The Redfish URLs where BMCs of the environment answer, or None (also for one whose
     nodes were never made: no BMC can serve it)."""
     try:
-        settings = bmc_of(name)
+        bmcs = store.bmcs(name)
     except QuintupleOError:
         return None
-    if served_nodes(settings.redfish_url, _credentials(settings), settings.verify_ca) is None:
-        return None
-    return settings.redfish_url
+    answering = [bmc.redfish_url for bmc in bmcs
+                 if served_nodes(bmc.redfish_url, _credentials(bmc), bmc.verify_ca) is not None]
+    return ", ".join(answering) or None
 
 
 def environment_status(name: str, consoles: bool = True) -> EnvironmentStatus:
-    settings = bmc_of(name)
+    bmcs = store.bmcs(name)
     with lifecycle.opened(name) as journal:
         spec = store.stored_spec(journal)
         nodes = store.node_ids(journal, spec)
-    served = served_nodes(settings.redfish_url, _credentials(settings), settings.verify_ca) \
-        if settings.redfish else None
-    kept = kept_overrides(settings.state_dir, "openstack") if served is None else {}
+    served: dict[str, dict[str, Any]] = {}
+    kept: dict[str, BootOverride] = {}
+    answering = []
+    for bmc in bmcs:      # the environment's BMC, or each of its BMC hosts
+        summary = served_nodes(bmc.redfish_url, _credentials(bmc), bmc.verify_ca) \
+            if bmc.redfish else None
+        if summary is None:
+            kept |= kept_overrides(bmc.state_dir, "openstack")
+        else:
+            served |= summary
+            answering.append(bmc.redfish_url)
     import openstack
     try:
         conn = openstack.connect(cloud=spec.cloud)
@@ -83,7 +88,7 @@ def environment_status(name: str, consoles: bool = True) -> EnvironmentStatus:
         server = servers.get(node_id)
         cloud = "gone" if server is None else server.status + (
             f" ({server.task_state})" if server.task_state else "")
-        at_bmc = (served or {}).get(node_id)
+        at_bmc = served.get(node_id)
         if at_bmc is not None:
             power, boot_shown, health = at_a_glance(at_bmc)
         else:
@@ -93,11 +98,10 @@ def environment_status(name: str, consoles: bool = True) -> EnvironmentStatus:
             health = "Critical" if server is None or server.status == "ERROR" else "OK"
         rows.append(NodeStatus(planned.name, power, boot_shown, cloud, health,
                                lines.get(node_id, "")))
-    return EnvironmentStatus(name, spec.cloud, settings.redfish_url if served else None, rows)
+    return EnvironmentStatus(name, spec.cloud, ", ".join(answering) or None, rows)
 
 
-def _credentials(settings: BmcSettings) -> Any:
-    from quintupleo.model import Credentials
+def _credentials(settings: BmcSettings) -> Credentials:
     return Credentials(settings.username, settings.password)
 
 

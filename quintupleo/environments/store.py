@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
+from quintupleo.bmc.settings import BmcSettings
 from quintupleo.environments.journal import Journal
-from quintupleo.environments.plan import Kind, Planned, plan
+from quintupleo.environments.plan import Kind, Planned, bmc_hosts, plan
 from quintupleo.environments.spec import EnvironmentSpec, parse
 from quintupleo.errors import ConfigError
 from quintupleo.paths import state_dir
@@ -68,30 +70,56 @@ def node_ids(journal: Journal, spec: EnvironmentSpec) -> list[tuple[str, Planned
     return nodes
 
 
-def bmc_settings(name: str) -> dict[str, object]:
-    """What `bmc serve --environment NAME` starts from (flags and a config file still win)."""
+def bmc_settings(name: str) -> dict[str, Any]:
+    """What `bmc serve --environment NAME` starts from (flags and a config file still win):
+    the environment's one BMC."""
+    shards = bmc_shards(name)
+    if len(shards) > 1:
+        raise ConfigError(f"environment {name} is served by {len(shards)} BMC hosts in the "
+                          "cloud, each its own BMC: `quintupleo env show` says where")
+    return shards[0]
+
+
+def bmc_shards(name: str) -> list[dict[str, Any]]:
+    """The settings of every BMC that serves the environment, each with its own nodes: the one
+    served from here, or one per BMC host in the cloud (at the addresses it was given)."""
     journal = open_journal(name)
     try:
         spec = stored_spec(journal)
+        nodes = node_ids(journal, spec)
         bmc = spec.bmc
-        address, nodes = bmc.address, {}
-        if bmc.host is not None:     # served in the cloud: the addresses its host was given
-            from quintupleo.environments.bmc_host import read_served
-            served = read_served(journal)
+        common = {"backend": "openstack", "cloud": spec.cloud, "ipmi_port_base": bmc.ipmi_port_base,
+                  "redfish_port": bmc.redfish_port, "tls": bmc.tls, "username": bmc.username,
+                  "password": bmc_password(journal), "boot_strategy": bmc.boot_strategy}
+        directory = journal.path.parent
+        if bmc.host is None:
+            return [{**common, "servers": [node_id for node_id, _ in nodes],
+                     "ipmi_address": bmc.address, "redfish_address": bmc.address,
+                     "state_dir": directory / "bmc", "nodes": {}}]
+        from quintupleo.environments.bmc_host import certificate_dir, read_served
+        ids = {item.name: node_id for node_id, item in nodes}
+        shards: list[dict[str, Any]] = []
+        for host, served_nodes in bmc_hosts(spec, tuple(ids)):
+            served = read_served(journal, host)
             if served is None:
-                raise ConfigError(f"environment {spec.name} has no BMC host yet: run "
+                raise ConfigError(f"environment {spec.name} has no BMC host {host} yet: run "
                                   "`quintupleo env create` again")
-            address = served["address"]
-            nodes = {name: {"ipmi_address": ip} for name, ip in served["nodes"].items()}
-        return {"backend": "openstack", "cloud": spec.cloud,
-                "servers": [node_id for node_id, _ in node_ids(journal, spec)],
-                "ipmi_address": address, "ipmi_port_base": bmc.ipmi_port_base,
-                "redfish_address": address, "redfish_port": bmc.redfish_port,
-                "tls": bmc.tls, "username": bmc.username, "password": bmc_password(journal),
-                "boot_strategy": bmc.boot_strategy,
-                "state_dir": journal.path.parent / "bmc", "nodes": nodes}
+            shards.append({**common, "servers": [ids[node] for node in served_nodes],
+                           "ipmi_address": served["address"],
+                           "redfish_address": served["address"],
+                           "state_dir": certificate_dir(directory, spec, host),
+                           "nodes": {node: {"ipmi_address": ip}
+                                     for node, ip in served["nodes"].items()}})
+        return shards
     finally:
         journal.close()
+
+
+def bmcs(name: str) -> list[BmcSettings]:
+    """Every BMC of the environment as settings (validated), each with its own nodes."""
+    def settings(shard: dict[str, Any]) -> BmcSettings:
+        return BmcSettings.load(None, lambda _: shard, environment=name)
+    return [settings(shard) for shard in bmc_shards(name)]
 
 
 def stored_spec(journal: Journal) -> EnvironmentSpec:

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import base64
 import gzip
+import ipaddress
 import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import jsonschema
 import openstack
 import pytest
+from cryptography import x509
 from ruamel.yaml import YAML
 
 from quintupleo.devcloud.smoke import settle
@@ -37,16 +42,17 @@ bmc:
 """
 
 
-def create(qo_env, tmp_path, addressing: str) -> str:
+def create(qo_env, tmp_path, addressing: str, count: int = 2, hosts: int = 1) -> str:
     name = f"h{uuid.uuid4().hex[:6]}"
     path = tmp_path / f"{name}.yaml"
-    path.write_text(SPEC.format(name=name, addressing=addressing))
+    text = SPEC.format(name=name, addressing=addressing).replace("count: 2", f"count: {count}")
+    path.write_text(text + f"  hosts: {hosts}\n")
     qo_env("create", str(path))
     return name
 
 
-def user_data(admin_conn, conn, name: str) -> dict:
-    host = next(conn.compute.servers(name=f"^qo-{name}-bmc-host$"))
+def user_data(admin_conn, conn, name: str, host: str = "bmc-host") -> dict:
+    host = next(conn.compute.servers(name=f"^qo-{name}-{host}$"))
     # Nova shows user data to an admin from microversion 2.3.
     response = admin_conn.compute.get(f"/servers/{host.id}",
                                       microversion="2.3").json()["server"]
@@ -124,6 +130,63 @@ def test_bmc_host_with_per_node_addresses(conn, admin_conn, qo_env, tmp_path, ta
     assert not list(conn.network.ips(port_id=undercloud_port.id))
     assert not [c for c in conn.identity.application_credentials(user=conn.current_user_id)
                 if c.name.startswith(f"qo-{name}-")]
+    assert "0 leaked resources" in qo_env("audit", name).stdout
+
+
+def test_sharded_bmc_hosts_serve_their_share_and_one_lost_is_made_again(
+        conn, admin_conn, qo_env, tmp_path, tagged):
+    name = create(qo_env, tmp_path, "ports", count=3, hosts=2)
+    node = [f"qo-{name}-node-{i}" for i in range(3)]
+    hosts = {s.name: s for s in tagged(conn, name)["servers"] if "-bmc-host-" in s.name}
+    assert sorted(hosts) == [f"qo-{name}-bmc-host-0", f"qo-{name}-bmc-host-1"]
+    ports = {p.name: p for p in tagged(conn, name)["ports"]}
+    address = {i: ports[f"qo-{name}-bmc-host-{i}-bmc"].fixed_ips[0]["ip_address"] for i in (0, 1)}
+    assert address[0] != address[1]
+    settings = {}
+    for i in (0, 1):      # each host serves its share, on its own address
+        files = files_of(user_data(admin_conn, conn, name, f"bmc-host-{i}")[0])
+        settings[i] = YAML(typ="safe").load(files["/etc/quintupleo/bmc.yaml"])
+        assert settings[i]["ipmi_address"] == settings[i]["redfish_address"] == address[i]
+    assert settings[0]["servers"] == [node[0], node[2]] and settings[1]["servers"] == [node[1]]
+    assert settings[0]["password"] == settings[1]["password"]
+
+    # The inventory points each node at its host: the port is its index there.
+    inventory = YAML(typ="safe").load(qo_env("nodes", name, "-k", "instackenv").stdout)
+    assert [(n["name"], n["pm_addr"], n["pm_port"]) for n in inventory["nodes"]] == [
+        (node[0], address[0], 6230), (node[1], address[1], 6230), (node[2], address[0], 6231)]
+    redfish = YAML(typ="safe").load(qo_env("nodes", name, "--driver", "redfish").stdout)
+    cas = set()
+    for entry in redfish["nodes"]:
+        info = entry["driver_info"]
+        host = 0 if entry["name"] in (node[0], node[2]) else 1
+        assert info["redfish_address"] == f"https://{address[host]}:8000"
+        cas.add((host, info["redfish_verify_ca"]))
+    assert len(cas) == 2       # each host its own certificate, for its own address
+    for host, ca in cas:
+        cert = x509.load_pem_x509_certificate(Path(ca).read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert ipaddress.ip_address(address[host]) in sans.get_values_for_type(x509.IPAddress)
+    shown = qo_env("show", name).stdout
+    assert all(f"BMC host qo-{name}-bmc-host-{i}: IPMI on {address[i]}, ports from 6230; "
+               f"Redfish on https://{address[i]}:8000" in shown for i in (0, 1)), shown
+    one_bmc = subprocess.run([sys.executable, "-m", "quintupleo", "bmc", "serve",
+                              "--environment", name], capture_output=True, text=True,
+                             timeout=60, env=qo_env.environ)
+    assert one_bmc.returncode == 2 and "served by 2 BMC hosts" in one_bmc.stderr
+    assert "Traceback" not in one_bmc.stderr
+
+    # One host deleted out of band: a re-run makes that one again, and nothing else.
+    before = {s.name: s.id for s in tagged(conn, name)["servers"]}
+    conn.compute.delete_server(hosts[f"qo-{name}-bmc-host-1"])
+    conn.compute.wait_for_delete(hosts[f"qo-{name}-bmc-host-1"], wait=60)
+    again = qo_env("create", str(tmp_path / f"{name}.yaml"))
+    assert f"qo-{name}-bmc-host-1 is gone from the cloud" in again.stderr
+    assert "bmc-host-0" not in again.stderr and "replacing" not in again.stderr
+    after = {s.name: s.id for s in tagged(conn, name)["servers"]}
+    assert {n for n in after if after[n] != before.get(n)} == {f"qo-{name}-bmc-host-1"}
+    files = files_of(user_data(admin_conn, conn, name, "bmc-host-1")[0])
+    assert YAML(typ="safe").load(files["/etc/quintupleo/bmc.yaml"])["servers"] == [node[1]]
+    qo_env("delete", name)
     assert "0 leaked resources" in qo_env("audit", name).stdout
 
 

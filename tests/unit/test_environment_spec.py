@@ -118,6 +118,38 @@ def test_a_bmc_host_plan():
     assert order.index("qo-lab1-bmc-credential") < order.index("qo-lab1-bmc-host")
 
 
+def test_sharded_bmc_hosts_each_serve_every_nth_node_with_addresses_of_their_own():
+    data = copy.deepcopy(GOOD)
+    data["networks"].update({"bmc": {"cidr": "10.0.1.0/24"}, "external": "public"})
+    data["roles"]["compute"]["count"] = 3
+    data["bmc"] = {"host": {"image": "i", "flavor": "f"}, "addressing": "addresses", "hosts": 2}
+    planned = {p.name: p for p in plan(parse(data))}
+    hosts = [p for p in planned.values() if p.kind is Kind.BMC_HOST]
+    assert [(h.name, h.params.nodes) for h in hosts] == [
+        ("qo-lab1-bmc-host-0", ("qo-lab1-controller-0", "qo-lab1-compute-0",
+                                "qo-lab1-compute-2")),
+        ("qo-lab1-bmc-host-1", ("qo-lab1-controller-1", "qo-lab1-compute-1"))]
+    assert [planned[f"{h.name}-bmc"].params.addresses for h in hosts] == [4, 3]
+    # one application credential for the environment, each host its own port
+    assert [h.needs for h in hosts] == [(f"{h.name}-bmc", "qo-lab1-bmc-credential")
+                                        for h in hosts]
+
+
+@pytest.mark.parametrize(("bmc", "key", "words"), [
+    ({"host": {"image": "i", "flavor": "f"}, "hosts": 4}, "bmc.hosts", "4 BMC hosts for 3 nodes"),
+    ({"host": {"image": "i", "flavor": "f"}, "hosts": 0}, "bmc.hosts", "from 1 to 64"),
+    ({"host": {"image": "i", "flavor": "f"}, "hosts": True}, "bmc.hosts", "from 1 to 64"),
+    ({"hosts": 2}, "bmc.hosts", "only for a BMC host in the cloud"),
+])
+def test_bmc_hosts_is_checked(bmc, key, words):
+    data = copy.deepcopy(GOOD)
+    data["networks"].update({"bmc": {"cidr": "10.0.1.0/24"}, "external": "public"})
+    data["bmc"] = bmc
+    with pytest.raises(SpecError) as error:
+        parse(data)
+    assert f": {key}: " in str(error.value) and words in str(error.value)
+
+
 def test_bmc_host_user_data_holds_1000_nodes_within_novas_limit():
     from quintupleo.environments import bmc_host
     data = copy.deepcopy(GOOD)
