@@ -33,6 +33,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dnsmasq") is 
 
 PXE_MARKER, DISK_MARKER = "QO-PXE-MARKER-5e1c", "QO-DISK-MARKER-0b7a"
 CD_MARKER, UEFI_MARKER = "QO-CD-MARKER-93d2", "QO-UEFI-MARKER-c4a8"
+V6_MARKER = "QO-IPV6-MARKER-2f6b"
 
 
 class LabRun:
@@ -541,3 +542,60 @@ def test_lab_status_list_and_watch(tmp_path):
         assert kept["node-1"]["boot"] == "Pxe, once, Legacy"      # as the BMC kept it
     finally:
         run.qo("down")
+
+
+def test_the_ipxe_images_network_boot_over_dhcpv6(tmp_path):
+    """IPv6 provisioning: a dnsmasq doing router advertisements (managed: use DHCPv6) and
+    DHCPv6 with a boot URL, and no DHCPv4 at all. Our BIOS and UEFI iPXE images, each on a
+    node's disk as the rescue and rebuild strategies put them, get an IPv6 address and the URL
+    by DHCPv6 and fetch the script over HTTP on IPv6."""
+    run = LabRun(tmp_path / "home", f"v{uuid.uuid4().hex[:6]}", 17600)
+    root = tmp_path / "http"
+    root.mkdir()
+    (root / "boot.ipxe").write_text(f"#!ipxe\necho {V6_MARKER} ${{mac}}\nsleep 600\n")
+    logs, services = tmp_path, []
+    try:
+        run.qo("up", "--role", "bios=1", "--role", "efi=1,boot-mode=uefi,memory=768",
+               "--cidr", "10.254.0.0/24", "--ipmi-port-base", str(run.port_base),
+               "--redfish-port", str(run.port_base + 50))
+        for image in build(tmp_path / "images"):
+            node = "bios-0" if image.firmware == "bios" else "efi-0"
+            subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
+                            str(image.path), str(run.node_dir(node) / "disk.qcow2")], check=True)
+        subprocess.run(["ip", "-n", run.netns, "addr", "add", "fd00:54::1/64", "dev", "br0",
+                        "nodad"], check=True)
+        in_lab = ["ip", "netns", "exec", run.netns]
+        services.append(subprocess.Popen(
+            [*in_lab, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+             "--interface=br0", "--bind-interfaces", "--pid-file=", "--enable-ra",
+             "--dhcp-range=fd00:54::100,fd00:54::1ff,64,1h",
+             "--dhcp-userclass=set:ipxe,iPXE",
+             "--dhcp-option=tag:ipxe,option6:bootfile-url,http://[fd00:54::1]:8089/boot.ipxe",
+             "--log-dhcp", f"--log-facility={logs / 'dnsmasq.log'}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        services.append(subprocess.Popen(
+            [*in_lab, sys.executable, "-m", "http.server", "8089", "--bind", "fd00:54::1",
+             "--directory", str(root)], stdout=(logs / "http.log").open("wb"),
+            stderr=subprocess.STDOUT))
+        for node in (0, 1):
+            run.ipmitool(node, "chassis", "bootdev", "disk")
+            run.ipmitool(node, "power", "on")
+        for node in ("bios-0", "efi-0"):
+            run.wait_marker(node, V6_MARKER, 1, timeout=180)
+            run.ipmitool(0 if node == "bios-0" else 1, "power", "off")   # done: free the core
+        nodes = {n["name"]: n for n in json.loads((run.dir / "nodes.json").read_text())["nodes"]}
+        for node in ("bios-0", "efi-0"):
+            assert f"{V6_MARKER} {nodes[node]['ports'][0]['address']}" in run.serial(node)
+        assert "QuintupleO network boot (BIOS)" in run.serial("bios-0")
+        assert "QuintupleO network boot (UEFI)" in run.serial("efi-0")
+        dhcp = (logs / "dnsmasq.log").read_text()
+        assert dhcp.count("DHCPREPLY") >= 2 and "DHCPACK" not in dhcp    # v6 only, no v4
+        requests_seen = [line for line in (logs / "http.log").read_text().splitlines()
+                         if "GET /boot.ipxe" in line]
+        assert len(requests_seen) >= 2 and all(
+            line.startswith("fd00:54::") for line in requests_seen), requests_seen
+    finally:
+        for service in services:
+            service.terminate()
+            service.wait(10)
+        run.qo("down", check=False)
