@@ -86,7 +86,10 @@ def create(layout: Layout, network_id: str, network: str, mtu: int | None = None
         _ip("-n", name, "link", "set", "lo", "up")
         _ip("-n", name, "link", "set", INTERFACE, "up")
         if address:
-            _ip("-n", name, "addr", "add", address, "dev", INTERFACE)
+            # An IPv6 address is usable at once: no duplicate detection on our own segment
+            # (a server started right after would find it still tentative).
+            nodad = ["nodad"] if ipaddress.ip_interface(address).version == 6 else []
+            _ip("-n", name, "addr", "add", address, "dev", INTERFACE, *nodad)
     except DevcloudError:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
         raise
