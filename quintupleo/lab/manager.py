@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import os
 import secrets
 import shutil
@@ -49,6 +50,14 @@ def up(name: str, roles: int | list[Role], cidr: str = "192.168.24.0/24",
         raise ConfigError(f"--inventory-driver {inventory_driver}: ipmi or redfish")
     if tftp_root is not None and not Path(tftp_root).is_dir():
         raise ConfigError(f"--tftp-root {tftp_root}: no such directory")
+    try:
+        version = ipaddress.ip_network(cidr).version
+    except ValueError as exc:
+        raise ConfigError(f"--cidr {cidr}: not a network ({exc})") from None
+    if version == 6 and tftp_root is not None:
+        raise ConfigError(f"--cidr {cidr}: the lab's own DHCP/TFTP server (QEMU's user-mode "
+                          "network) is IPv4 only; for IPv6 run your own DHCPv6 server on the "
+                          "lab's bridge")
     try:
         lab = Lab.load(name)
     except ConfigError:

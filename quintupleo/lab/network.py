@@ -53,8 +53,9 @@ def create(lab: Lab) -> None:
     network = ipaddress.ip_network(lab.cidr)
     _ip("link", "set", "lo", "up", netns=lab.netns)
     _ip("link", "add", BRIDGE, "type", "bridge", netns=lab.netns)
+    # IPv6: usable at once (no duplicate detection on the lab's own segment)
     _ip("addr", "add", f"{next(network.hosts())}/{network.prefixlen}", "dev", BRIDGE,
-        netns=lab.netns)
+        *(["nodad"] if network.version == 6 else []), netns=lab.netns)
     _ip("link", "set", BRIDGE, "up", netns=lab.netns)
     for tap in [tap_name(node) for node in lab.nodes] + ([SERVER_TAP] if lab.tftp_root else []):
         _ip("tuntap", "add", tap, "mode", "tap", netns=lab.netns)

@@ -545,10 +545,10 @@ def test_lab_status_list_and_watch(tmp_path):
 
 
 def test_the_ipxe_images_network_boot_over_dhcpv6(tmp_path):
-    """IPv6 provisioning: a dnsmasq doing router advertisements (managed: use DHCPv6) and
-    DHCPv6 with a boot URL, and no DHCPv4 at all. Our BIOS and UEFI iPXE images, each on a
-    node's disk as the rescue and rebuild strategies put them, get an IPv6 address and the URL
-    by DHCPv6 and fetch the script over HTTP on IPv6."""
+    """IPv6 provisioning: an IPv6-only lab network, a dnsmasq on it doing router advertisements
+    (managed: use DHCPv6) and DHCPv6 with a boot URL, and no DHCPv4 at all. Our BIOS and UEFI
+    iPXE images, each on a node's disk as the rescue and rebuild strategies put them, get an
+    IPv6 address and the URL by DHCPv6 and fetch the script over HTTP on IPv6."""
     run = LabRun(tmp_path / "home", f"v{uuid.uuid4().hex[:6]}", 17600)
     root = tmp_path / "http"
     root.mkdir()
@@ -556,14 +556,12 @@ def test_the_ipxe_images_network_boot_over_dhcpv6(tmp_path):
     logs, services = tmp_path, []
     try:
         run.qo("up", "--role", "bios=1", "--role", "efi=1,boot-mode=uefi,memory=768",
-               "--cidr", "10.254.0.0/24", "--ipmi-port-base", str(run.port_base),
+               "--cidr", "fd00:54::/64", "--ipmi-port-base", str(run.port_base),
                "--redfish-port", str(run.port_base + 50))
         for image in build(tmp_path / "images"):
             node = "bios-0" if image.firmware == "bios" else "efi-0"
             subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
                             str(image.path), str(run.node_dir(node) / "disk.qcow2")], check=True)
-        subprocess.run(["ip", "-n", run.netns, "addr", "add", "fd00:54::1/64", "dev", "br0",
-                        "nodad"], check=True)
         in_lab = ["ip", "netns", "exec", run.netns]
         services.append(subprocess.Popen(
             [*in_lab, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
