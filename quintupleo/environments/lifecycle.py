@@ -20,7 +20,8 @@ from quintupleo.environments.cloud import CloudOps
 from quintupleo.environments.journal import Journal
 from quintupleo.environments.plan import Planned, changed, plan
 from quintupleo.environments.preflight import preflight
-from quintupleo.environments.spec import EnvironmentSpec, SpecError, load
+from quintupleo.environments.reader import SpecError
+from quintupleo.environments.spec import EnvironmentSpec, load
 from quintupleo.errors import QuintupleOError
 
 Say = Callable[[str], None]   # a line for the user (which iPXE images were uploaded)

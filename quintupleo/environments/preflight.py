@@ -18,7 +18,8 @@ from openstack import exceptions as os_exc
 from quintupleo.backends.openstack.driver import microversion
 from quintupleo.environments.kinds import kinds
 from quintupleo.environments.plan import Planned
-from quintupleo.environments.spec import PROVISIONING, EnvironmentSpec, HostSpec, SpecError
+from quintupleo.environments.reader import SpecError
+from quintupleo.environments.spec import PROVISIONING, EnvironmentSpec, HostSpec
 from quintupleo.errors import QuintupleOError
 
 SHOWN = 8          # names listed when one is missing

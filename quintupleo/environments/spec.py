@@ -31,7 +31,6 @@ or too busy for one).
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,19 +39,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from quintupleo.backends.openstack.boot import STRATEGIES as BOOT_STRATEGIES
+from quintupleo.environments.reader import Reader
 from quintupleo.errors import ConfigError
 
-NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 PROVISIONING = "provisioning"
 BMC_NETWORK = "bmc"
 ADDRESSING = ("ports", "addresses")
 ROLE_BOOTS = ("network", "image")
 MAX_BMC_HOSTS = 64
-
-
-class SpecError(ConfigError):
-    def __init__(self, source: str, key: str, message: str) -> None:
-        super().__init__(f"{source}: {key}: {message}")
 
 
 @dataclass(frozen=True)
@@ -155,47 +149,8 @@ class EnvironmentSpec:
         return "-".join(("qo", self.name, *parts))
 
 
-class _Reader:
-    """Walks the YAML tree, remembering where it is for error messages."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, key: str, message: str) -> SpecError:
-        return SpecError(self.source, key, message)
-
-    def mapping(self, value: Any, key: str, allowed: set[str],
-                required: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(key, "expected a mapping")
-        unknown = set(value) - allowed
-        if unknown:
-            raise self.fail(f"{key}.{sorted(unknown)[0]}" if key else sorted(unknown)[0],
-                            f"unknown key; allowed: {', '.join(sorted(allowed))}")
-        for name in sorted(required - set(value)):
-            raise self.fail(f"{key}.{name}" if key else name, "required")
-        return value
-
-    def name(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not NAME.match(value):
-            raise self.fail(key, "lower-case letters, digits and '-', starting with a letter, "
-                                 "at most 24 characters")
-        return value
-
-    def text(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, "expected a non-empty string")
-        return value
-
-    def cidr(self, value: Any, key: str) -> str:
-        try:
-            return str(ipaddress.ip_network(self.text(value, key)))
-        except ValueError as exc:
-            raise self.fail(key, f"not a network: {exc}") from None
-
-
 def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
-    r = _Reader(source)
+    r = Reader(source)
     top = r.mapping(data, "", {"name", "cloud", "networks", "roles", "bmc", "vips",
                                "undercloud"}, {"name", "cloud", "networks", "roles"})
     name = r.name(top["name"], "name")
@@ -205,11 +160,11 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
     key = f"networks.{PROVISIONING}"
     provisioning = r.mapping(nets[PROVISIONING], key,
                              {"cidr", "fixed_ips", "existing", "port_security"})
-    cidr, existing_net = _where(r, provisioning, key)
+    cidr, existing_net = r.where(provisioning, key)
     networks = [NetworkSpec(PROVISIONING, cidr,
-                            _flag(r, provisioning, key, "port_security", False)
+                            r.flag(provisioning, key, "port_security", False)
                             if existing_net else False,
-                            fixed_ips=_flag(r, provisioning, key, "fixed_ips", True),
+                            fixed_ips=r.flag(provisioning, key, "fixed_ips", True),
                             existing=existing_net)]
     if not existing_net and "port_security" in provisioning:
         raise r.fail(f"{key}.port_security", "only for an existing network (ours has none)")
@@ -233,12 +188,12 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         if net_name in (PROVISIONING, BMC_NETWORK):
             raise r.fail(key, f"the {net_name} network is declared above")
         net = r.mapping(net, key, {"cidr", "port_security", "fixed_ips", "existing"})
-        security = _flag(r, net, key, "port_security", False)
-        fixed_ips = _flag(r, net, key, "fixed_ips", True)
+        security = r.flag(net, key, "port_security", False)
+        fixed_ips = r.flag(net, key, "fixed_ips", True)
         if security and not fixed_ips:
             raise r.fail(f"{key}.fixed_ips", "false needs port_security false (Neutron would "
                                              "drop the traffic of a port with no address)")
-        cidr, existing_net = _where(r, net, key)
+        cidr, existing_net = r.where(net, key)
         networks.append(NetworkSpec(net_name, cidr, security, fixed_ips=fixed_ips,
                                     existing=existing_net))
     known = {n.name for n in networks}
@@ -273,7 +228,7 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         roles.append(RoleSpec(role_name, count, r.text(role["flavor"], f"{key}.flavor"),
                               r.text(role["image"], f"{key}.image"),
                               r.text(profile, f"{key}.profile") if profile is not None else None,
-                              tuple(nics), _zone(r, role, key), boot,
+                              tuple(nics), r.zone(role, key), boot,
                               _anti_affinity(r, role, key)))
     bmc = _bmc(r, top.get("bmc") or {})
     baremetal = sum(role.count for role in roles if role.boot == "network")
@@ -292,24 +247,7 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
                            _vips(r, top.get("vips") or [], known), undercloud, external)
 
 
-def _where(r: _Reader, data: dict[str, Any], key: str) -> tuple[str | None, str | None]:
-    """A network of ours (`cidr`) or an existing one (`existing`): exactly one of them."""
-    if ("cidr" in data) == ("existing" in data):
-        raise r.fail(f"{key}.cidr", "give cidr (a network to make) or existing (a network of "
-                                    "the cloud to use), one of them")
-    if "existing" in data:
-        return None, r.text(data["existing"], f"{key}.existing")
-    return r.cidr(data["cidr"], f"{key}.cidr"), None
-
-
-def _flag(r: _Reader, data: dict[str, Any], key: str, name: str, default: bool) -> bool:
-    value = data.get(name, default)
-    if not isinstance(value, bool):
-        raise r.fail(f"{key}.{name}", "true or false")
-    return value
-
-
-def _vips(r: _Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
+def _vips(r: Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
     if not isinstance(data, list):
         raise r.fail("vips", "a list of {name, network, ip}")
     vips, names = [], set()
@@ -332,7 +270,7 @@ def _vips(r: _Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
     return tuple(vips)
 
 
-def _anti_affinity(r: _Reader, data: dict[str, Any], where: str) -> str | None:
+def _anti_affinity(r: Reader, data: dict[str, Any], where: str) -> str | None:
     value = data.get("anti_affinity", False)
     if value is True:
         return "anti-affinity"
@@ -344,20 +282,15 @@ def _anti_affinity(r: _Reader, data: dict[str, Any], where: str) -> str | None:
     return None
 
 
-def _zone(r: _Reader, data: dict[str, Any], where: str) -> str | None:
-    zone = data.get("availability_zone")
-    return r.text(zone, f"{where}.availability_zone") if zone is not None else None
-
-
-def _host(r: _Reader, data: dict[str, Any], where: str) -> HostSpec:
+def _host(r: Reader, data: dict[str, Any], where: str) -> HostSpec:
     """The image, flavor, key and zone of a host (its mapping already checked)."""
     key = data.get("key")
     return HostSpec(r.text(data["image"], f"{where}.image"), r.text(data["flavor"],
                     f"{where}.flavor"), r.text(key, f"{where}.key") if key is not None else None,
-                    _zone(r, data, where))
+                    r.zone(data, where))
 
 
-def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | None:
+def _undercloud(r: Reader, data: Any, networks: set[str]) -> UndercloudSpec | None:
     if data is None:
         return None
     data = r.mapping(data, "undercloud", {"image", "flavor", "key", "networks", "floating_ip",
@@ -370,10 +303,10 @@ def _undercloud(r: _Reader, data: Any, networks: set[str]) -> UndercloudSpec | N
             raise r.fail(f"undercloud.networks[{index}]", f"no network {nic!r}")
     host = _host(r, data, "undercloud")
     return UndercloudSpec(host.image, host.flavor, host.key, host.availability_zone,
-                          tuple(nics), _flag(r, data, "undercloud", "floating_ip", False))
+                          tuple(nics), r.flag(data, "undercloud", "floating_ip", False))
 
 
-def _bmc(r: _Reader, data: Any) -> BmcSpec:
+def _bmc(r: Reader, data: Any) -> BmcSpec:
     fields = dict(r.mapping(data, "bmc", {"address", "ipmi_port_base", "redfish_port", "tls",
                                           "username", "host", "addressing", "install",
                                           "boot_strategy", "hosts"}))

@@ -8,7 +8,8 @@ import pytest
 
 from quintupleo.environments.plan import Kind, RouterParams, plan
 from quintupleo.environments.plan import changed as plan_changed
-from quintupleo.environments.spec import SpecError, parse
+from quintupleo.environments.reader import SpecError
+from quintupleo.environments.spec import parse
 
 GOOD = {
     "name": "lab1", "cloud": "devcloud",
