@@ -135,8 +135,8 @@ def show(name: str, format: FormatOption = Format.table) -> None:
 def _role(server: ServerParams) -> str:
     if server.baremetal:
         return f"{server.role} (node)"
-    if server.role == "undercloud":
-        return "undercloud"
+    if server.role in ("undercloud", "relay"):
+        return server.role
     return f"{server.role} (image)"      # boot: image, running, not behind the BMC
 
 

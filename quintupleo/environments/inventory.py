@@ -54,7 +54,7 @@ def environment_nodes(name: str) -> tuple[list[BmcSettings], list[InventoryNode]
             ordered = tuple(macs[port] for port in server.ports if port in macs)
             nodes.append(InventoryNode(replace(info, macs=ordered or info.macs),
                                        bmc.access(info, index), server.profile,
-                                       modes[server.image]))
+                                       modes[server.image], server.leaf))
     nodes.sort(key=lambda node: order.index(node.info.id))
     return bmcs, nodes
 

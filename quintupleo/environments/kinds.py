@@ -206,7 +206,9 @@ class Ports(ResourceKind):
         extra: dict[str, Any] = {"admin_state_up": False} if p.node else {}
         if p.mac:
             extra["mac_address"] = p.mac
-        if p.addresses != 1:    # none (the user's DHCP), or a BMC host's per-node addresses
+        if p.ip is not None:
+            extra["fixed_ips"] = [{"subnet_id": ids[f"{p.network}-subnet"], "ip_address": p.ip}]
+        elif p.addresses != 1:  # none (the user's DHCP), or a BMC host's per-node addresses
             extra["fixed_ips"] = [{"subnet_id": ids[f"{p.network}-subnet"]}] * p.addresses
         network = network_id(cloud, p.network, p.existing, ids)
         if not p.security:
@@ -307,6 +309,8 @@ class Servers(ResourceKind):
             options["availability_zone"] = p.availability_zone
         if p.group:
             options["scheduler_hints"] = {"group": ids[p.group]}
+        if p.config_drive:
+            options["has_config_drive"] = True
         return conn.compute.create_server(
             name=item.name, image_id=image.id, flavor_id=flavor.id, tags=[cloud.tag],
             metadata=metadata, networks=[{"port": ids[port]} for port in p.ports], **options)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
+from quintupleo.environments.relay import relay_addresses, relay_script
 from quintupleo.environments.spec import BMC_NETWORK, EnvironmentSpec
 
 
@@ -61,6 +63,7 @@ class PortParams:
     addresses: int = 1           # fixed IPs: 0 (the user's DHCP), 1, or a BMC host's many
     mac: str | None = None       # a node's: set, not Neutron's (see node_mac)
     existing: str | None = None  # on an existing network of the cloud (its name)
+    ip: str | None = None        # a chosen fixed IP (the relay's on each leaf)
 
 
 def node_mac(port: str) -> str:
@@ -89,6 +92,8 @@ class ServerParams:
     availability_zone: str | None = None
     user_data: str | None = None   # base64
     group: str | None = None       # the server group it goes in (by name)
+    leaf: str | None = None        # routed provisioning: the leaf of its first NIC
+    config_drive: bool = False     # its user data on a config drive too (the relay image's)
 
 
 @dataclass(frozen=True)
@@ -194,8 +199,10 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
             ports = ports_for(node, role.networks, node=baremetal)
             resources.append(Planned(Kind.SERVER, node, ServerParams(
                 role.name, index, role.flavor, role.image, ports, role.profile, baremetal,
-                availability_zone=role.availability_zone, group=group),
+                availability_zone=role.availability_zone, group=group, leaf=role.leaf),
                 needs=(*ports, *([group] if group else []))))
+    if spec.relay is not None:
+        resources += _relay(spec)
     if spec.undercloud is not None:
         host = spec.resource_name("undercloud")
         ports = ports_for(host, spec.undercloud.networks, node=False)
@@ -222,6 +229,27 @@ def plan(spec: EnvironmentSpec) -> list[Planned]:
                 spec.bmc.host.key, spec.bmc.host.availability_zone),
                 needs=(*ports, credential)))   # nodes: by name
     return resources
+
+
+def _relay(spec: EnvironmentSpec) -> list[Planned]:
+    """The relay host joining the leaves: a port at its address on each, its script (relay.py)
+    as user data, also on a config drive for our relay image."""
+    assert spec.relay is not None
+    host, made, macs = spec.resource_name("relay"), [], {}
+    for leaf, address in relay_addresses(spec).items():
+        port = f"{host}-{leaf}"
+        macs[leaf] = node_mac(spec.resource_name(port))
+        made.append(Planned(Kind.PORT, port, PortParams(
+            spec.resource_name(leaf), security=False, mac=macs[leaf], ip=address),
+            needs=_on(spec, leaf)))
+    script = base64.b64encode(relay_script(spec, macs).encode()).decode()
+    ports = tuple(p.name for p in made)
+    relay = spec.relay
+    made.append(Planned(Kind.SERVER, host, ServerParams(
+        "relay", 0, relay.flavor, relay.image, ports, key=relay.key,
+        availability_zone=relay.availability_zone, user_data=script, config_drive=True),
+        needs=ports))
+    return made
 
 
 def bmc_hosts(spec: EnvironmentSpec, nodes: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:

@@ -31,7 +31,7 @@ or too busy for one).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ PROVISIONING = "provisioning"
 BMC_NETWORK = "bmc"
 ADDRESSING = ("ports", "addresses")
 ROLE_BOOTS = ("network", "image")
+RELAY_IMAGE = "quintupleo-relay"     # built here from Debian's packages (images/relay.py)
 MAX_BMC_HOSTS = 64
 
 
@@ -94,6 +95,14 @@ class UndercloudSpec(HostSpec):
 
 
 @dataclass(frozen=True)
+class RelaySpec(HostSpec):
+    """The host joining routed provisioning leaves: it routes between them (its address on
+    each is the leaf's last) and relays their DHCP to `server` on the first leaf."""
+
+    server: str = ""
+
+
+@dataclass(frozen=True)
 class RoleSpec:
     name: str
     count: int
@@ -106,6 +115,7 @@ class RoleSpec:
     # a server group's policy: its nodes on different hypervisors (anti-affinity, strict; or
     # soft-anti-affinity, as far as the cloud can); None: wherever the scheduler puts them
     anti_affinity: str | None = None
+    leaf: str | None = None        # routed provisioning: the leaf its first NIC is on
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,8 @@ class EnvironmentSpec:
     vips: tuple[VipSpec, ...] = ()
     undercloud: UndercloudSpec | None = None
     external: str | None = None            # an existing external network (name or ID)
+    leaves: tuple[str, ...] = ()           # routed provisioning: its leaves' networks
+    relay: RelaySpec | None = None
 
     def network(self, name: str) -> NetworkSpec | None:
         return next((net for net in self.networks if net.name == name), None)
@@ -152,22 +164,26 @@ class EnvironmentSpec:
 def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
     r = Reader(source)
     top = r.mapping(data, "", {"name", "cloud", "networks", "roles", "bmc", "vips",
-                               "undercloud"}, {"name", "cloud", "networks", "roles"})
+                               "undercloud", "relay"}, {"name", "cloud", "networks", "roles"})
     name = r.name(top["name"], "name")
     cloud = r.text(top["cloud"], "cloud")
     nets = r.mapping(top["networks"], "networks", {PROVISIONING, BMC_NETWORK, "external",
                                                    "extra"}, {PROVISIONING})
     key = f"networks.{PROVISIONING}"
-    provisioning = r.mapping(nets[PROVISIONING], key,
-                             {"cidr", "fixed_ips", "existing", "port_security"})
-    cidr, existing_net = r.where(provisioning, key)
-    networks = [NetworkSpec(PROVISIONING, cidr,
-                            r.flag(provisioning, key, "port_security", False)
-                            if existing_net else False,
-                            fixed_ips=r.flag(provisioning, key, "fixed_ips", True),
-                            existing=existing_net)]
-    if not existing_net and "port_security" in provisioning:
-        raise r.fail(f"{key}.port_security", "only for an existing network (ours has none)")
+    if isinstance(nets[PROVISIONING], list):     # routed: leaves, joined by the relay host
+        networks = _leaves(r, nets[PROVISIONING])
+    else:
+        provisioning = r.mapping(nets[PROVISIONING], key,
+                                 {"cidr", "fixed_ips", "existing", "port_security"})
+        cidr, existing_net = r.where(provisioning, key)
+        networks = [NetworkSpec(PROVISIONING, cidr,
+                                r.flag(provisioning, key, "port_security", False)
+                                if existing_net else False,
+                                fixed_ips=r.flag(provisioning, key, "fixed_ips", True),
+                                existing=existing_net)]
+        if not existing_net and "port_security" in provisioning:
+            raise r.fail(f"{key}.port_security", "only for an existing network (ours has none)")
+    leaves = tuple(n.name for n in networks) if networks[0].name != PROVISIONING else ()
     if BMC_NETWORK in nets:
         key = f"networks.{BMC_NETWORK}"
         networks.append(NetworkSpec(BMC_NETWORK, r.cidr(
@@ -185,7 +201,7 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
     for net_name, net in extra.items():
         key = f"networks.extra.{net_name}"
         r.name(net_name, key)
-        if net_name in (PROVISIONING, BMC_NETWORK):
+        if net_name in (PROVISIONING, BMC_NETWORK, *leaves):
             raise r.fail(key, f"the {net_name} network is declared above")
         net = r.mapping(net, key, {"cidr", "port_security", "fixed_ips", "existing"})
         security = r.flag(net, key, "port_security", False)
@@ -196,7 +212,7 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         cidr, existing_net = r.where(net, key)
         networks.append(NetworkSpec(net_name, cidr, security, fixed_ips=fixed_ips,
                                     existing=existing_net))
-    known = {n.name for n in networks}
+    known = {n.name for n in networks} | {PROVISIONING}
     roles = []
     role_map = top["roles"]
     if not isinstance(role_map, dict) or not role_map:
@@ -205,7 +221,7 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         key = f"roles.{role_name}"
         r.name(role_name, key)
         role = r.mapping(role, key, {"count", "flavor", "image", "profile", "networks",
-                                     "availability_zone", "boot", "anti_affinity"},
+                                     "availability_zone", "boot", "anti_affinity", "leaf"},
                          {"count", "flavor", "image"})
         boot = role.get("boot", "network")
         if boot not in ROLE_BOOTS:
@@ -224,12 +240,14 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         if nics[0] != PROVISIONING:
             raise r.fail(f"{key}.networks[0]", "the first NIC must be on the provisioning network "
                                                "(it is the one that PXE-boots)")
+        leaf = _leaf(r, role.get("leaf"), leaves, f"{key}.leaf")
+        nics = [leaf if nic == PROVISIONING and leaf else nic for nic in nics]
         profile = role.get("profile")
         roles.append(RoleSpec(role_name, count, r.text(role["flavor"], f"{key}.flavor"),
                               r.text(role["image"], f"{key}.image"),
                               r.text(profile, f"{key}.profile") if profile is not None else None,
                               tuple(nics), r.zone(role, key), boot,
-                              _anti_affinity(r, role, key)))
+                              _anti_affinity(r, role, key), leaf))
     bmc = _bmc(r, top.get("bmc") or {})
     baremetal = sum(role.count for role in roles if role.boot == "network")
     if bmc.hosts > baremetal:
@@ -239,12 +257,20 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         raise r.fail("bmc.host", "the BMC host reaches the cloud's APIs through a router: give "
                                  f"networks.{BMC_NETWORK} and networks.external")
     undercloud = _undercloud(r, top.get("undercloud"), known)
+    vips = _vips(r, top.get("vips") or [], known)
+    if leaves:     # `provisioning` names the first leaf: the undercloud's, where DHCP answers
+        first = {PROVISIONING: leaves[0]}
+        vips = tuple(replace(v, network=first.get(v.network, v.network)) for v in vips)
+        if undercloud is not None:
+            undercloud = replace(undercloud, networks=tuple(first.get(n, n)
+                                                            for n in undercloud.networks))
+    relay = _relay(r, top.get("relay"), networks, leaves)
     if (undercloud is not None and undercloud.floating_ip
             and (external is None or BMC_NETWORK not in undercloud.networks)):
         raise r.fail("undercloud.floating_ip", f"needs networks.external and a NIC on "
                                                f"networks.{BMC_NETWORK} (the routed one)")
-    return EnvironmentSpec(name, cloud, tuple(networks), tuple(roles), bmc,
-                           _vips(r, top.get("vips") or [], known), undercloud, external)
+    return EnvironmentSpec(name, cloud, tuple(networks), tuple(roles), bmc, vips, undercloud,
+                           external, leaves, relay)
 
 
 def _vips(r: Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
@@ -268,6 +294,58 @@ def _vips(r: Reader, data: Any, networks: set[str]) -> tuple[VipSpec, ...]:
                 raise r.fail(f"{key}.ip", str(exc)) from None
         vips.append(VipSpec(name, vip["network"], ip))
     return tuple(vips)
+
+
+def _leaves(r: Reader, data: list[Any]) -> list[NetworkSpec]:
+    """Routed provisioning: each leaf its own network; the first is the undercloud's."""
+    key = f"networks.{PROVISIONING}"
+    if len(data) < 2:
+        raise r.fail(key, "a list of at least two leaves {name, cidr} (one network: a mapping)")
+    leaves: list[NetworkSpec] = []
+    for index, leaf in enumerate(data):
+        where = f"{key}[{index}]"
+        leaf = r.mapping(leaf, where, {"name", "cidr", "fixed_ips"}, {"name", "cidr"})
+        name = r.name(leaf["name"], f"{where}.name")
+        if name in (PROVISIONING, BMC_NETWORK) or name in {n.name for n in leaves}:
+            raise r.fail(f"{where}.name", f"{name!r} is taken")
+        cidr = r.cidr(leaf["cidr"], f"{where}.cidr")
+        if any(ipaddress.ip_network(cidr).overlaps(ipaddress.ip_network(str(n.cidr)))
+               for n in leaves):
+            raise r.fail(f"{where}.cidr", "overlaps another leaf (the relay routes between them)")
+        leaves.append(NetworkSpec(name, cidr, fixed_ips=r.flag(leaf, where, "fixed_ips", True)))
+    return leaves
+
+
+def _leaf(r: Reader, value: Any, leaves: tuple[str, ...], key: str) -> str | None:
+    if value is None:
+        return leaves[0] if leaves else None
+    if not leaves:
+        raise r.fail(key, "only with provisioning leaves (networks.provisioning as a list)")
+    if value not in leaves:
+        raise r.fail(key, f"no leaf {value!r}; the leaves: {', '.join(leaves)}")
+    return str(value)
+
+
+def _relay(r: Reader, data: Any, networks: list[NetworkSpec],
+           leaves: tuple[str, ...]) -> RelaySpec | None:
+    if (data is None) == bool(leaves):
+        raise r.fail("relay", "needed with provisioning leaves, and only with them")
+    if data is None:
+        return None
+    data = r.mapping(data, "relay", {"image", "flavor", "key", "availability_zone", "server"},
+                     {"flavor"})
+    host = _host(r, {"image": RELAY_IMAGE, **data}, "relay")
+    first = ipaddress.ip_network(str(networks[0].cidr))
+    if first.version == 6:
+        raise r.fail(f"networks.{PROVISIONING}[0].cidr", "routed leaves are IPv4 (the relay "
+                                                         "relays DHCPv4)")
+    server = data.get("server", str(next(first.hosts())))
+    try:
+        if ipaddress.ip_address(server) not in first:
+            raise r.fail("relay.server", f"not on the first leaf ({first})")
+    except ValueError as exc:
+        raise r.fail("relay.server", str(exc)) from None
+    return RelaySpec(host.image, host.flavor, host.key, host.availability_zone, str(server))
 
 
 def _anti_affinity(r: Reader, data: dict[str, Any], where: str) -> str | None:

@@ -27,6 +27,15 @@ class InventoryNode:
     bmc: BmcAccess
     profile: str | None = None
     boot_mode: str = "uefi"
+    # routed provisioning: the leaf its first (PXE) NIC is on, Ironic's port physical_network
+    physical_network: str | None = None
+
+    def ports(self) -> list[dict[str, str]]:
+        """Ironic's ports: one per NIC in order, the first on its leaf (if routed)."""
+        ports = [{"address": mac} for mac in self.info.macs]
+        if ports and self.physical_network:
+            ports[0]["physical_network"] = self.physical_network
+        return ports
 
     @property
     def redfish_system_id(self) -> str:

@@ -23,7 +23,9 @@ def instackenv_node(node: InventoryNode, driver: str = "ipmi") -> dict[str, Any]
     capabilities = [f"boot_mode:{node.boot_mode}"]
     if node.profile:
         capabilities.append(f"profile:{node.profile}")
-    return {"name": info.name, **access, "mac": list(info.macs), "cpu": info.cpus,
+    # TripleO takes `ports` (with their physical network) instead of `mac` for routed leaves
+    nics = {"ports": node.ports()} if node.physical_network else {"mac": list(info.macs)}
+    return {"name": info.name, **access, **nics, "cpu": info.cpus,
             "memory": info.memory_mb, "disk": info.local_gb, "arch": info.cpu_arch,
             "capabilities": ",".join(capabilities)}
 

@@ -39,7 +39,7 @@ def ironic_node(node: InventoryNode, driver: str = "ipmi",
         "driver_info": driver_info(node, driver),
         "properties": properties,
         "extra": {"quintupleo_node_id": info.id, "system_uuid": info.uuid},
-        "ports": [{"address": mac} for mac in info.macs],
+        "ports": node.ports(),
     }
 
 

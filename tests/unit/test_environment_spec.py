@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 
 import pytest
@@ -245,3 +246,79 @@ def test_a_corrected_spec_replaces_what_changed_and_what_refers_to_it():
     assert "qo-lab1-compute-0" not in stale and "qo-lab1-compute-0-provisioning" not in stale
     fewer = plan(parse(with_change("roles.compute", KeyError)))
     assert "qo-lab1-compute-0" in plan_changed(before, fewer, held)          # no longer planned
+
+
+ROUTED = {
+    "name": "spine", "cloud": "devcloud",
+    "networks": {"provisioning": [{"name": "leaf0", "cidr": "192.168.24.0/24"},
+                                  {"name": "leaf1", "cidr": "192.168.25.0/24"},
+                                  {"name": "leaf2", "cidr": "192.168.26.0/24"}],
+                 "extra": {"storage": {"cidr": "172.16.1.0/24"}}},
+    "roles": {"controller": {"count": 1, "flavor": "f", "image": "i"},
+              "compute": {"count": 2, "flavor": "f", "image": "i", "leaf": "leaf2",
+                          "networks": ["provisioning", "storage"]}},
+    "relay": {"flavor": "f", "availability_zone": "qemu"},
+    "undercloud": {"image": "i", "flavor": "f"},
+}
+
+
+def test_routed_leaves_place_roles_and_a_relay_joins_them():
+    from quintupleo.environments.relay import relay_script
+    spec = parse(copy.deepcopy(ROUTED))
+    assert spec.leaves == ("leaf0", "leaf1", "leaf2")
+    assert spec.relay.server == "192.168.24.1" and spec.relay.image == "quintupleo-relay"
+    planned = {p.name: p for p in plan(spec)}
+    # every leaf its own network; a role's first NIC on its leaf (the first leaf by default)
+    assert {"qo-spine-leaf0", "qo-spine-leaf1", "qo-spine-leaf2"} <= set(planned)
+    assert planned["qo-spine-compute-1"].params.ports == ("qo-spine-compute-1-leaf2",
+                                                          "qo-spine-compute-1-storage")
+    assert planned["qo-spine-compute-1"].params.leaf == "leaf2"
+    assert planned["qo-spine-controller-0"].params.leaf == "leaf0"
+    assert planned["qo-spine-undercloud"].params.ports == ("qo-spine-undercloud-leaf0",)
+    # the relay: a port at each leaf's last address, its script as user data on a config drive
+    relay = planned["qo-spine-relay"].params
+    assert relay.config_drive and relay.availability_zone == "qemu"
+    ports = [planned[p].params for p in relay.ports]
+    assert [p.ip for p in ports] == ["192.168.24.254", "192.168.25.254", "192.168.26.254"]
+    assert not any(p.security for p in ports)
+    script = relay_script(spec, {leaf: p.mac for leaf, p in zip(spec.leaves, ports, strict=True)})
+    assert base64.b64decode(relay.user_data).decode() == script
+    assert "--dhcp-relay=192.168.25.254,192.168.24.1 --dhcp-relay=192.168.26.254,192.168.24.1" \
+        in script and "--dhcp-relay=192.168.24.254" not in script
+    assert all(f"nic {p.mac}" in script for p in ports)
+
+
+@pytest.mark.parametrize(("change", "key", "words"), [
+    (("relay", KeyError), "relay", "needed with provisioning leaves"),
+    (("roles.controller.leaf", "leaf9"), "roles.controller.leaf", "no leaf 'leaf9'"),
+    (("networks.provisioning", [{"name": "a", "cidr": "10.0.0.0/24"}]),
+     "networks.provisioning", "at least two leaves"),
+    (("networks.provisioning", [{"name": "a", "cidr": "10.0.0.0/24"},
+                                {"name": "b", "cidr": "10.0.0.128/25"}]),
+     "networks.provisioning[1].cidr", "overlaps"),
+    (("networks.provisioning", [{"name": "a", "cidr": "10.0.0.0/24"},
+                                {"name": "a", "cidr": "10.0.1.0/24"}]),
+     "networks.provisioning[1].name", "taken"),
+    (("relay.server", "10.9.9.9"), "relay.server", "not on the first leaf"),
+])
+def test_routed_specs_are_checked(change, key, words):
+    data = copy.deepcopy(ROUTED)
+    path, value = change
+    *parents, last = path.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    with pytest.raises(SpecError) as error:
+        parse(data)
+    assert f": {key}: " in str(error.value) and words in str(error.value), str(error.value)
+
+
+def test_a_leaf_or_a_relay_needs_leaves():
+    with pytest.raises(SpecError, match=r"roles\.compute\.leaf: only with provisioning leaves"):
+        parse(with_change("roles.compute.leaf", "leaf1"))
+    with pytest.raises(SpecError, match="relay: needed with provisioning leaves, and only"):
+        parse(with_change("relay", {"flavor": "f"}))
