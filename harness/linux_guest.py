@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from quintupleo.images.cpio import newc as cpio
+
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quintupleo" / "linux"
 KERNEL = CACHE / "vmlinuz"
 MODULES = ("virtio_ring.ko", "virtio.ko", "virtio_pci_legacy_dev.ko", "virtio_pci_modern_dev.ko",
@@ -19,19 +21,6 @@ PRELUDE = """#!/bin/busybox sh
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 for module in {modules}; do insmod /lib/$module; done
 """
-
-
-def cpio(entries: list[tuple[str, int, bytes, tuple[int, int]]]) -> bytes:
-    """A newc cpio archive of (name, mode, data, (rdev major, minor)) entries."""
-    out = bytearray()
-    for inode, (name, mode, data, (major, minor)) in enumerate(
-            [*entries, ("TRAILER!!!", 0, b"", (0, 0))], 1):
-        encoded = name.encode() + b"\0"
-        fields = (inode, mode, 0, 0, 1, 0, len(data), 0, 0, major, minor, len(encoded), 0)
-        out += b"070701" + b"".join(f"{f:08X}".encode() for f in fields) + encoded
-        out += b"\0" * (-len(out) % 4) + data
-        out += b"\0" * (-len(out) % 4)
-    return bytes(out)
 
 
 def initramfs(script: str) -> bytes:
