@@ -29,8 +29,11 @@ from quintupleo.devcloud.layout import Layout
 from quintupleo.devcloud.plugins.names import REAL_HOST
 from quintupleo.reaping import wait_gone
 
+# genisoimage: Nova's config drives (the relay host of routed environments reads its user data
+# from one)
 APT_PACKAGES = ("libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "libvirt-dev",
-                "pkg-config", "nftables", "qemu-system-x86", "qemu-utils", "ipxe-qemu")
+                "pkg-config", "nftables", "qemu-system-x86", "qemu-utils", "ipxe-qemu",
+                "genisoimage")
 ACCOUNT = "libvirt-qemu"
 
 

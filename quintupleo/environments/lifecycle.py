@@ -21,7 +21,7 @@ from quintupleo.environments.journal import Journal
 from quintupleo.environments.plan import Planned, changed, plan
 from quintupleo.environments.preflight import preflight
 from quintupleo.environments.reader import SpecError
-from quintupleo.environments.spec import EnvironmentSpec, load
+from quintupleo.environments.spec import RELAY_IMAGE, EnvironmentSpec, load
 from quintupleo.errors import QuintupleOError
 
 Say = Callable[[str], None]   # a line for the user (which iPXE images were uploaded)
@@ -119,6 +119,8 @@ def create(spec_file: Path, progress: apply.Progress = lambda phase, done, total
         journal.set_meta("state", "creating")
         if spec.bmc.boot_strategy != "none":
             ensure_ipxe_images(ops.conn, say)
+        if spec.relay is not None and spec.relay.image == RELAY_IMAGE:
+            ensure_relay_image(ops.conn, say)
         started = time.monotonic()
         ids = apply.create(ops, journal, planned, progress)
         journal.set_meta("state", "created")
@@ -155,6 +157,14 @@ def ensure_ipxe_images(conn: Any, say: Say = lambda line: None) -> None:
     for image in build(default_dir()):
         done = publish_ipxe(conn, image)
         say(f"iPXE image {done.name}: {'reused' if done.reused else 'uploaded'} ({done.id})")
+
+
+def ensure_relay_image(conn: Any, say: Say = lambda line: None) -> None:
+    """The relay host's image, built here from Debian's packages; shared, kept on delete."""
+    from quintupleo.images.glance import publish_relay
+    from quintupleo.images.relay import build_relay
+    done = publish_relay(conn, build_relay(), RELAY_IMAGE)
+    say(f"relay image {done.name}: {'reused' if done.reused else 'uploaded'} ({done.id})")
 
 
 def _raw(spec_file: Path) -> Any:

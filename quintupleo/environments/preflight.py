@@ -19,7 +19,7 @@ from quintupleo.backends.openstack.driver import microversion
 from quintupleo.environments.kinds import kinds
 from quintupleo.environments.plan import Planned
 from quintupleo.environments.reader import SpecError
-from quintupleo.environments.spec import PROVISIONING, EnvironmentSpec, HostSpec
+from quintupleo.environments.spec import PROVISIONING, RELAY_IMAGE, EnvironmentSpec, HostSpec
 from quintupleo.errors import QuintupleOError
 
 SHOWN = 8          # names listed when one is missing
@@ -71,7 +71,8 @@ def _check(conn: Any, spec: EnvironmentSpec, source: str, to_make: list[Planned]
         if host.flavor not in flavors:
             raise fail(f"{key}.flavor", f"no flavor {host.flavor!r} in cloud {spec.cloud}; "
                        f"it has {_some(f.name for f in listed)}")
-        if conn.image.find_image(host.image, ignore_missing=True) is None:
+        if host.image != RELAY_IMAGE and \
+                conn.image.find_image(host.image, ignore_missing=True) is None:
             raise fail(f"{key}.image", f"no image {host.image!r} in cloud {spec.cloud}; it has "
                        f"{_some(i.name for i in conn.image.images())}")
         if host.key is not None and conn.compute.find_keypair(host.key) is None:
@@ -122,6 +123,8 @@ def _hosts(spec: EnvironmentSpec) -> Iterator[tuple[str, HostSpec]]:
         yield "undercloud", spec.undercloud
     if spec.bmc.host is not None:
         yield "bmc.host", spec.bmc.host
+    if spec.relay is not None:       # its default image is made by `create` (images/relay.py)
+        yield "relay", spec.relay
 
 
 def _quotas(conn: Any, spec: EnvironmentSpec, fail: Any, to_make: list[Planned]) -> None:

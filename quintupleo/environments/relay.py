@@ -60,8 +60,9 @@ def relay_script(spec: EnvironmentSpec, macs: dict[str, str]) -> str:
         "command -v dnsmasq >/dev/null || apt-get install -y dnsmasq-base "
         "|| dnf install -y dnsmasq || apk add dnsmasq",
         # in the background, its log on the console: cloud-init waits for the script to end
-        "nohup dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --user=root "
-        f"--log-dhcp --log-facility=- {relays} >/dev/console 2>&1 &",
+        "dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --user=root "
+        f"--log-dhcp --log-facility=- {relays} </dev/null >/dev/console 2>&1 &",
+        'sleep 1; kill -0 $!   # still running: its options were good',
         'echo "QuintupleO relay ready" >/dev/console',
     ]
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from openstack import exceptions as os_exc
 
 from quintupleo.errors import BackendError
 from quintupleo.images.ipxe import BuiltImage, ipxe_image_name
+from quintupleo.images.relay import COMMAND_LINE, RelayImage
 
 CHUNK = 1024 * 1024
 
@@ -35,7 +36,7 @@ def file_hash(path: Path, algorithm: str = "sha512") -> str:
 
 
 def publish(conn: Any, path: Path, name: str, disk_format: str,
-            properties: dict[str, str]) -> Published:
+            properties: dict[str, str], container_format: str = "bare") -> Published:
     """The active image named `name` holding exactly `path`'s bytes; uploaded if none is."""
     hashes: dict[str, str] = {}   # algorithm -> the file's digest, computed once each
     try:
@@ -48,7 +49,8 @@ def publish(conn: Any, path: Path, name: str, disk_format: str,
             if image.hash_value == hashes[algorithm]:
                 return Published(name, image.id, True)
         image = conn.image.create_image(
-            name=name, filename=str(path), disk_format=disk_format, container_format="bare",
+            name=name, filename=str(path), disk_format=disk_format,
+            container_format=container_format,
             visibility="private", allow_duplicates=True, wait=True, timeout=600, **properties)
     except os_exc.SDKException as exc:
         _forget_partial(conn, name)
@@ -84,3 +86,13 @@ def publish_ipxe(conn: Any, image: BuiltImage) -> Published:
     return publish(conn, image.path, ipxe_image_name(image.firmware), "raw",
                    ipxe_properties(image.firmware))
 
+
+
+def publish_relay(conn: Any, image: RelayImage, name: str) -> Published:
+    """The relay's kernel (aki) and ramdisk (ari), and its root image naming both: Nova's
+    libvirt driver boots the kernel directly, with the image's command line."""
+    kernel = publish(conn, image.kernel, f"{name}-kernel", "aki", {}, "aki")
+    ramdisk = publish(conn, image.ramdisk, f"{name}-ramdisk", "ari", {}, "ari")
+    return publish(conn, image.root, name, "raw", {
+        "kernel_id": kernel.id, "ramdisk_id": ramdisk.id, "os_command_line": COMMAND_LINE,
+        "quintupleo_image": "relay"})
