@@ -17,11 +17,12 @@ from typing import Any
 from quintupleo.environments import apply, store
 from quintupleo.environments.bmc_host import BmcHost
 from quintupleo.environments.cloud import CloudOps
+from quintupleo.environments.hosts import RELAY_IMAGE
 from quintupleo.environments.journal import Journal
 from quintupleo.environments.plan import Planned, changed, plan
 from quintupleo.environments.preflight import preflight
 from quintupleo.environments.reader import SpecError
-from quintupleo.environments.spec import RELAY_IMAGE, EnvironmentSpec, load
+from quintupleo.environments.spec import EnvironmentSpec, load
 from quintupleo.errors import QuintupleOError
 
 Say = Callable[[str], None]   # a line for the user (which iPXE images were uploaded)

@@ -7,8 +7,9 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
+from quintupleo.environments.hosts import BMC_NETWORK
 from quintupleo.environments.relay import relay_addresses, relay_script
-from quintupleo.environments.spec import BMC_NETWORK, EnvironmentSpec
+from quintupleo.environments.spec import EnvironmentSpec
 
 
 class Kind(StrEnum):

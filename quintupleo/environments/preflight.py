@@ -16,10 +16,11 @@ from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as os_exc
 
 from quintupleo.backends.openstack.driver import microversion
+from quintupleo.environments.hosts import PROVISIONING, RELAY_IMAGE, HostSpec
 from quintupleo.environments.kinds import kinds
 from quintupleo.environments.plan import Planned
 from quintupleo.environments.reader import SpecError
-from quintupleo.environments.spec import PROVISIONING, RELAY_IMAGE, EnvironmentSpec, HostSpec
+from quintupleo.environments.spec import EnvironmentSpec
 from quintupleo.errors import QuintupleOError
 
 SHOWN = 8          # names listed when one is missing

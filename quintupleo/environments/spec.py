@@ -23,6 +23,12 @@
     undercloud: {image: centos-9, flavor: m1.large, key: mykey,            # optional
                  networks: [bmc, provisioning], floating_ip: true}
 
+A provisioning (or extra) network may be IPv6 (`cidr: fd00:1:2::/64`): Neutron then sends no
+router advertisements and runs no DHCPv6 on it; the user's server does both. Routed (spine-leaf)
+provisioning: `networks.provisioning` is a list of leaves `[{name, cidr}, ...]`, roles say
+`leaf: NAME` (default: the first, the undercloud's), and `relay: {flavor, image, server}` joins
+them (relay.py).
+
 `bmc.host: {image, flavor, key}` serves the BMC from a host in the cloud instead (see bmc_host.py);
 `bmc.hosts: N` from N such hosts, each serving every N-th node (for environments too large
 or too busy for one).
@@ -38,16 +44,20 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from quintupleo.backends.openstack.boot import STRATEGIES as BOOT_STRATEGIES
+from quintupleo.environments.hosts import (
+    BMC_NETWORK,
+    PROVISIONING,
+    BmcSpec,
+    RelaySpec,
+    UndercloudSpec,
+    bmc_spec,
+    relay_spec,
+    undercloud_spec,
+)
 from quintupleo.environments.reader import Reader
 from quintupleo.errors import ConfigError
 
-PROVISIONING = "provisioning"
-BMC_NETWORK = "bmc"
-ADDRESSING = ("ports", "addresses")
 ROLE_BOOTS = ("network", "image")
-RELAY_IMAGE = "quintupleo-relay"     # built here from Debian's packages (images/relay.py)
-MAX_BMC_HOSTS = 64
 
 
 @dataclass(frozen=True)
@@ -77,32 +87,6 @@ class VipSpec:
 
 
 @dataclass(frozen=True)
-class HostSpec:
-    """A server of the environment that is not a bare-metal node (it stays powered on)."""
-
-    image: str
-    flavor: str
-    key: str | None = None
-    availability_zone: str | None = None   # the cloud's zone for it; None: the cloud's default
-
-
-@dataclass(frozen=True)
-class UndercloudSpec(HostSpec):
-    """The host that runs the provisioning tool."""
-
-    networks: tuple[str, ...] = ("provisioning",)
-    floating_ip: bool = False
-
-
-@dataclass(frozen=True)
-class RelaySpec(HostSpec):
-    """The host joining routed provisioning leaves: it routes between them (its address on
-    each is the leaf's last) and relays their DHCP to `server` on the first leaf."""
-
-    server: str = ""
-
-
-@dataclass(frozen=True)
 class RoleSpec:
     name: str
     count: int
@@ -119,30 +103,12 @@ class RoleSpec:
 
 
 @dataclass(frozen=True)
-class BmcSpec:
-    """Where the environment's virtual BMC listens: served from here by `bmc serve
-    --environment NAME` (`address`), or from a host in the cloud (`host`), where each node
-    gets a port of the host's address (`addressing: ports`) or an address of its own on 623."""
-
-    address: str = "127.0.0.1"
-    ipmi_port_base: int = 6230
-    redfish_port: int = 8000
-    tls: bool = True
-    username: str = "admin"
-    host: HostSpec | None = None
-    addressing: str = "ports"
-    install: str | None = None          # what the host pip-installs; default: this version
-    hosts: int = 1                      # BMC hosts (shards): node k is served by host k mod N
-    boot_strategy: str = "none"         # network and CD boots: none, rescue or rebuild
-
-
-@dataclass(frozen=True)
 class EnvironmentSpec:
     name: str
     cloud: str
     networks: tuple[NetworkSpec, ...]     # the provisioning network first
     roles: tuple[RoleSpec, ...]
-    bmc: BmcSpec = BmcSpec()
+    bmc: BmcSpec = BmcSpec()  # noqa: RUF009 (frozen: one shared default is safe)
     vips: tuple[VipSpec, ...] = ()
     undercloud: UndercloudSpec | None = None
     external: str | None = None            # an existing external network (name or ID)
@@ -248,7 +214,7 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
                               r.text(profile, f"{key}.profile") if profile is not None else None,
                               tuple(nics), r.zone(role, key), boot,
                               _anti_affinity(r, role, key), leaf))
-    bmc = _bmc(r, top.get("bmc") or {})
+    bmc = bmc_spec(r, top.get("bmc") or {})
     baremetal = sum(role.count for role in roles if role.boot == "network")
     if bmc.hosts > baremetal:
         raise r.fail("bmc.hosts", f"{bmc.hosts} BMC hosts for {baremetal} nodes: at most one "
@@ -256,7 +222,7 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
     if bmc.host is not None and external is None:
         raise r.fail("bmc.host", "the BMC host reaches the cloud's APIs through a router: give "
                                  f"networks.{BMC_NETWORK} and networks.external")
-    undercloud = _undercloud(r, top.get("undercloud"), known)
+    undercloud = undercloud_spec(r, top.get("undercloud"), known)
     vips = _vips(r, top.get("vips") or [], known)
     if leaves:     # `provisioning` names the first leaf: the undercloud's, where DHCP answers
         first = {PROVISIONING: leaves[0]}
@@ -264,7 +230,7 @@ def parse(data: Any, source: str = "spec") -> EnvironmentSpec:
         if undercloud is not None:
             undercloud = replace(undercloud, networks=tuple(first.get(n, n)
                                                             for n in undercloud.networks))
-    relay = _relay(r, top.get("relay"), networks, leaves)
+    relay = relay_spec(r, top.get("relay"), networks[0].cidr, leaves)
     if (undercloud is not None and undercloud.floating_ip
             and (external is None or BMC_NETWORK not in undercloud.networks)):
         raise r.fail("undercloud.floating_ip", f"needs networks.external and a NIC on "
@@ -326,28 +292,6 @@ def _leaf(r: Reader, value: Any, leaves: tuple[str, ...], key: str) -> str | Non
     return str(value)
 
 
-def _relay(r: Reader, data: Any, networks: list[NetworkSpec],
-           leaves: tuple[str, ...]) -> RelaySpec | None:
-    if (data is None) == bool(leaves):
-        raise r.fail("relay", "needed with provisioning leaves, and only with them")
-    if data is None:
-        return None
-    data = r.mapping(data, "relay", {"image", "flavor", "key", "availability_zone", "server"},
-                     {"flavor"})
-    host = _host(r, {"image": RELAY_IMAGE, **data}, "relay")
-    first = ipaddress.ip_network(str(networks[0].cidr))
-    if first.version == 6:
-        raise r.fail(f"networks.{PROVISIONING}[0].cidr", "routed leaves are IPv4 (the relay "
-                                                         "relays DHCPv4)")
-    server = data.get("server", str(next(first.hosts())))
-    try:
-        if ipaddress.ip_address(server) not in first:
-            raise r.fail("relay.server", f"not on the first leaf ({first})")
-    except ValueError as exc:
-        raise r.fail("relay.server", str(exc)) from None
-    return RelaySpec(host.image, host.flavor, host.key, host.availability_zone, str(server))
-
-
 def _anti_affinity(r: Reader, data: dict[str, Any], where: str) -> str | None:
     value = data.get("anti_affinity", False)
     if value is True:
@@ -358,60 +302,6 @@ def _anti_affinity(r: Reader, data: dict[str, Any], where: str) -> str | None:
         raise r.fail(f"{where}.anti_affinity", "true (every node on another hypervisor), soft "
                                                "(as far as the cloud can) or false")
     return None
-
-
-def _host(r: Reader, data: dict[str, Any], where: str) -> HostSpec:
-    """The image, flavor, key and zone of a host (its mapping already checked)."""
-    key = data.get("key")
-    return HostSpec(r.text(data["image"], f"{where}.image"), r.text(data["flavor"],
-                    f"{where}.flavor"), r.text(key, f"{where}.key") if key is not None else None,
-                    r.zone(data, where))
-
-
-def _undercloud(r: Reader, data: Any, networks: set[str]) -> UndercloudSpec | None:
-    if data is None:
-        return None
-    data = r.mapping(data, "undercloud", {"image", "flavor", "key", "networks", "floating_ip",
-                                          "availability_zone"}, {"image", "flavor"})
-    nics = data.get("networks", [PROVISIONING])
-    if not isinstance(nics, list) or not nics:
-        raise r.fail("undercloud.networks", "a list of network names")
-    for index, nic in enumerate(nics):
-        if nic not in networks:
-            raise r.fail(f"undercloud.networks[{index}]", f"no network {nic!r}")
-    host = _host(r, data, "undercloud")
-    return UndercloudSpec(host.image, host.flavor, host.key, host.availability_zone,
-                          tuple(nics), r.flag(data, "undercloud", "floating_ip", False))
-
-
-def _bmc(r: Reader, data: Any) -> BmcSpec:
-    fields = dict(r.mapping(data, "bmc", {"address", "ipmi_port_base", "redfish_port", "tls",
-                                          "username", "host", "addressing", "install",
-                                          "boot_strategy", "hosts"}))
-    for key in ("ipmi_port_base", "redfish_port"):
-        if key in fields and (not isinstance(fields[key], int) or not 0 < fields[key] < 65536):
-            raise r.fail(f"bmc.{key}", "a port number")
-    if "tls" in fields and not isinstance(fields["tls"], bool):
-        raise r.fail("bmc.tls", "true or false")
-    for key in ("address", "username", "install"):
-        if key in fields:
-            r.text(fields[key], f"bmc.{key}")
-    if fields.get("boot_strategy", "none") not in BOOT_STRATEGIES:
-        raise r.fail("bmc.boot_strategy", f"one of {', '.join(BOOT_STRATEGIES)}")
-    if fields.get("addressing", "ports") not in ADDRESSING:
-        raise r.fail("bmc.addressing", f"one of {', '.join(ADDRESSING)}")
-    if "host" in fields:
-        fields["host"] = _host(r, r.mapping(fields["host"], "bmc.host",
-                                            {"image", "flavor", "key", "availability_zone"},
-                                            {"image", "flavor"}), "bmc.host")
-    else:
-        for key in ("addressing", "install", "hosts"):
-            if key in fields:
-                raise r.fail(f"bmc.{key}", "only for a BMC host in the cloud (bmc.host)")
-    hosts = fields.get("hosts", 1)
-    if not isinstance(hosts, int) or isinstance(hosts, bool) or not 1 <= hosts <= MAX_BMC_HOSTS:
-        raise r.fail("bmc.hosts", f"an integer from 1 to {MAX_BMC_HOSTS}")
-    return BmcSpec(**fields)
 
 
 def load(path: Path) -> EnvironmentSpec:
