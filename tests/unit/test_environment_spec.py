@@ -22,8 +22,8 @@ GOOD = {
 }
 
 
-def with_change(path: str, value):
-    data = copy.deepcopy(GOOD)
+def with_change(path: str, value, base: dict = GOOD):
+    data = copy.deepcopy(base)
     *parents, last = path.split(".")
     node = data
     for key in parents:
@@ -302,18 +302,8 @@ def test_routed_leaves_place_roles_and_a_relay_joins_them():
     (("relay.server", "10.9.9.9"), "relay.server", "not on the first leaf"),
 ])
 def test_routed_specs_are_checked(change, key, words):
-    data = copy.deepcopy(ROUTED)
-    path, value = change
-    *parents, last = path.split(".")
-    node = data
-    for part in parents:
-        node = node[part]
-    if value is KeyError:
-        del node[last]
-    else:
-        node[last] = value
     with pytest.raises(SpecError) as error:
-        parse(data)
+        parse(with_change(*change, base=ROUTED))
     assert f": {key}: " in str(error.value) and words in str(error.value), str(error.value)
 
 
