@@ -34,6 +34,7 @@ bench: setup devcloud
 	$(VENV)/bin/python bench/devcloud_vms.py
 	$(VENV)/bin/python bench/bmc_ipmi.py
 	$(VENV)/bin/python bench/bmc_redfish.py
+	$(VENV)/bin/python bench/bmc_scale.py
 	$(VENV)/bin/python bench/env.py
 	$(VENV)/bin/python bench/pxe.py
 	$(VENV)/bin/python bench/lab.py
