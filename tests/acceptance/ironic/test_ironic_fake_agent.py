@@ -1,0 +1,87 @@
+"""Unmodified Ironic inspects, cleans, deploys and undeploys fake nodes: the fake backend's
+fake agent (`bmc serve --fake-agent URL`) stands in for Ironic Python Agent on the wire.
+
+Ironic's iPXE boot interface writes each node's config under its HTTP root, served here; a fake
+node powered on to boot from the network reads its own there and runs the agent when the
+config boots one: inspection data to Ironic, lookup, heartbeats, the agent API Ironic drives
+(`direct` deploy, `agent` inspection and cleaning). Every command Ironic sent is in the BMC's
+log; at the end each node is `available` again and powered off."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import http.server
+import re
+import threading
+
+from ironic_steps import enroll, wait_for
+
+AGENT_PORTS = 19970
+HTTP_PORT = 19960
+
+
+@contextlib.contextmanager
+def http_root(directory):
+    """Ironic's [deploy]http_root over HTTP: its iPXE configs, the deploy image."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", HTTP_PORT), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{HTTP_PORT}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_ironic_inspects_cleans_deploys_and_undeploys_fake_nodes(bmc_server, ironic, report,
+                                                                  tmp_path, config):
+    section = "fake backend · fake agent (direct deploy)"
+    inventory = tmp_path / "nodes.json"
+    url = f"http://127.0.0.1:{HTTP_PORT}"
+    with report.step(section, "start Ironic (iPXE boot, direct deploy, agent inspection)"):
+        ir = ironic(boot="ipxe", http_url=url, agent=True)
+    with http_root(ir.work / "http"):
+        bmc = bmc_server("--backend", "fake", "--fake-nodes", "2", "--fake-agent", url,
+                         "--fake-agent-delay", "0.5", "--refresh-interval", "1",
+                         "--inventory-output", str(inventory),
+                         *config(fake_agent_port_base=AGENT_PORTS, fake_agent_heartbeat=1))
+        image = b"QuintupleO fake whole-disk image\n" * 1000
+        (ir.work / "http" / "disk.raw").write_bytes(image)
+        for part in ("deploy.kernel", "deploy.initramfs"):
+            (ir.sources / part).write_bytes(b"not booted: the fake agent stands in\n")
+        names = enroll(ir, report, section, inventory, {
+            "driver_info/deploy_kernel": f"file://{ir.sources / 'deploy.kernel'}",
+            "driver_info/deploy_ramdisk": f"file://{ir.sources / 'deploy.initramfs'}",
+            "deploy_interface": "direct", "inspect_interface": "agent",
+            "automated_clean": True,
+            "instance_info": {"image_source": f"{url}/disk.raw", "image_disk_format": "raw",
+                              "image_os_hash_algo": "sha256",
+                              "image_os_hash_value": hashlib.sha256(image).hexdigest()}})
+        for name in names:
+            with report.step(section, f"{name}: inspect (the agent sends its inventory)"):
+                ir.provision(name, "manage", "manageable")
+                ir.provision(name, "inspect", "manageable", timeout=180)
+                properties = ir.node(name)["properties"]
+                assert int(properties["memory_mb"]) == 2048 and properties["cpu_arch"] == \
+                    "x86_64", properties
+            with report.step(section, f"{name}: provide (automated cleaning by the agent)"):
+                ir.provision(name, "provide", "available", timeout=180)
+            with report.step(section, f"{name}: deploy (the agent writes the image)"):
+                ir.provision(name, "active", "active", timeout=300)
+                node = ir.node(name)
+                assert node["power_state"] == "power on", node
+            with report.step(section, f"{name}: undeploy (cleaning again)"):
+                ir.provision(name, "deleted", "available", timeout=300)
+                wait_for(lambda name=name: ir.node(name)["power_state"] == "power off",
+                         "power off after cleaning", 60)
+        log = bmc.log
+        for name in names:
+            sent = re.findall(rf"node {name}: fake agent command (\S+) (\S*)", log)
+            assert ("deploy.execute_deploy_step", "write_image") in sent, sent
+            assert ("clean.execute_clean_step", "erase_devices_metadata") in sent, sent
+            assert ("standby.power_off", "") in sent or ("standby.sync", "") in sent, sent
+        assert "Traceback" not in log
