@@ -8,19 +8,17 @@ from quintupleo.backends.agent import commands
 from quintupleo.backends.agent.node import BootConfig, inspection_data
 from quintupleo.backends.fake import FakeBackend
 
-IPXE_DEPLOY = """#!ipxe
-:deploy
-imgfree
-kernel --timeout 60000 http://127.0.0.1:8089/3f8c/deploy_kernel selinux=0 \
-ipa-api-url=http://127.0.0.1:6385 \
-ipa-inspection-callback-url=http://127.0.0.1:6385/v1/continue_inspection coreos.configdrive=0 initrd=deploy_ramdisk || goto retry
-initrd --timeout 60000 http://127.0.0.1:8089/3f8c/deploy_ramdisk || goto retry
-boot
-"""
+IPXE_DEPLOY = (
+    "#!ipxe\n:deploy\nimgfree\n"
+    "kernel --timeout 60000 http://127.0.0.1:8089/3f8c/deploy_kernel selinux=0 "
+    "ipa-api-url=http://127.0.0.1:6385 "
+    "ipa-inspection-callback-url=http://127.0.0.1:6385/v1/continue_inspection "
+    "coreos.configdrive=0 initrd=deploy_ramdisk || goto retry\n"
+    "initrd --timeout 60000 http://127.0.0.1:8089/3f8c/deploy_ramdisk || goto retry\nboot\n")
 
 
 def test_the_agent_boots_only_from_a_config_that_names_it():
-    config = BootConfig.parse(IPXE_DEPLOY.replace("\\\n", ""))
+    config = BootConfig.parse(IPXE_DEPLOY)
     assert config == BootConfig("http://127.0.0.1:6385",
                                 "http://127.0.0.1:6385/v1/continue_inspection")
     assert BootConfig.parse("#!ipxe\nsanboot --no-describe --drive 0x80\n") is None
