@@ -47,7 +47,8 @@ def backend_for(settings: BmcSettings) -> Backend:
         agents = None
         if settings.fake_agent:
             from quintupleo.backends.agent import FakeAgents
-            agents = FakeAgents(settings.fake_agent, settings.fake_agent_address,
+            agents = FakeAgents(settings.fake_agent, settings.state_dir,
+                                settings.fake_agent_address,
                                 settings.fake_agent_port_base, settings.fake_agent_delay,
                                 settings.fake_agent_heartbeat)
         return FakeBackend(settings.fake_nodes, settings.fake_delay,

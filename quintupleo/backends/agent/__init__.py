@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,16 +21,18 @@ from aiohttp import web
 
 from quintupleo.backends.agent.node import AGENT_VERSION, AgentRefused, BootConfig, FakeAgent
 from quintupleo.model import NodeInfo
+from quintupleo.tls import self_signed, server_context
 
 log = logging.getLogger(__name__)
 __all__ = ["FakeAgents"]
 
 
 class FakeAgents:
-    def __init__(self, boot_url: str, address: str = "127.0.0.1", port_base: int = 9999,
-                 delay: float = 1.0, heartbeat: float | None = None,
+    def __init__(self, boot_url: str, state_dir: Path, address: str = "127.0.0.1",
+                 port_base: int = 9999, delay: float = 1.0, heartbeat: float | None = None,
                  power: Callable[[str, str], None] = lambda node_id, what: None) -> None:
         self.boot_url = boot_url.rstrip("/")
+        self.state_dir = state_dir
         self.address, self.port_base = address, port_base
         self.delay, self.heartbeat = delay, heartbeat
         self.power = power                  # (node id, "power off" | "reboot"): the agent's own
@@ -38,6 +42,9 @@ class FakeAgents:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._tokens: dict[str, str] = {}
+        self._certificate = ""
 
     async def _start(self) -> tuple[web.AppRunner, aiohttp.ClientSession]:
         if self._runner is None or self._session is None:
@@ -49,6 +56,10 @@ class FakeAgents:
             app.router.add_get("/v1/commands/{id}", self._one)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
+            # As IPA: its API over TLS with a certificate of its own, which each heartbeat
+            # hands Ironic to verify it with (Ironic requires TLS by default).
+            cert, key = self_signed(self.state_dir, self.address, "agent")
+            self._tls, self._certificate = server_context(cert, key), cert.read_text()
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         return self._runner, self._session
 
@@ -62,10 +73,12 @@ class FakeAgents:
             log.info("node %s: no agent boot config at %s", info.name, self.boot_url)
             return
         port = self.port_base + index
-        site = web.TCPSite(runner, self.address, port)
+        site = web.TCPSite(runner, self.address, port, ssl_context=self._tls)
         await site.start()
-        agent = FakeAgent(info, f"http://{self.address}:{port}", session, self.delay,
-                          self.heartbeat, lambda what: self.power(info.id, what))
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        agent = FakeAgent(info, f"https://{host}:{port}", self._certificate, session,
+                          self.delay, self.heartbeat, lambda what: self.power(info.id, what),
+                          self._tokens)
         self.agents[info.id], self._by_port[port], self._sites[info.id] = agent, agent, site
         self._tasks[info.id] = asyncio.get_running_loop().create_task(self._run(agent, config))
         log.info("node %s: fake agent up on port %d (Ironic at %s)", info.name, port,

@@ -4,7 +4,8 @@ on the wire, and nothing on a disk.
 It boots only when Ironic configured the node's network boot for the agent: its iPXE config
 (`pxelinux.cfg/MAC` under Ironic's HTTP URL, what the node's iPXE would fetch) names
 `ipa-api-url`. Then, as IPA: inspection data to `ipa-inspection-callback-url` when asked, a
-lookup by MAC, heartbeats (with its callback URL, agent version and token) until powered off,
+lookup by MAC, heartbeats (its https callback URL, agent version, token and certificate) until
+powered off,
 and a command API (commands.py) whose slow commands report back by an early heartbeat.
 """
 
@@ -32,6 +33,7 @@ AGENT_VERSION = "13.0.0"            # the Ironic Python Agent it stands for (ima
 LOOKUP_RETRY = 2.0                  # seconds between lookups Ironic refuses (wrong state)
 LOOKUP_TIMEOUT = 600.0
 MIN_API_VERSION = (1, 84)           # continue_inspection; everything before it too
+MASKED_TOKEN = "******"             # Ironic's answer once it has given the token out
 
 
 @dataclass(frozen=True)
@@ -80,17 +82,20 @@ class AgentRefused(Exception):
 class FakeAgent:
     """The agent of `info`'s node, reachable at `callback_url` once booted."""
 
-    def __init__(self, info: NodeInfo, callback_url: str, session: aiohttp.ClientSession,
-                 delay: float, heartbeat: float | None,
-                 power: Callable[[str], None]) -> None:
+    def __init__(self, info: NodeInfo, callback_url: str, certificate: str,
+                 session: aiohttp.ClientSession, delay: float, heartbeat: float | None,
+                 power: Callable[[str], None], tokens: dict[str, str]) -> None:
         self.info = info
         self.callback_url = callback_url
+        self.certificate = certificate      # what Ironic verifies the agent's API with
         self.session = session
         self.delay = delay
         self.heartbeat_every = heartbeat
         self.power = power                 # "power off" / "reboot": the node's own hardware
+        # Ironic's token for the node, by node: Ironic shows it once ("******" after), and a
+        # node it did not reboot keeps the one it had (fast track: from boot to boot of ours)
+        self.tokens = tokens
         self.results: list[CommandResult] = []
-        self.token: str | None = None
         self.node_uuid: str | None = None
         self.started_at = time.time()
         self._wake = asyncio.Event()
@@ -100,17 +105,33 @@ class FakeAgent:
     async def run(self, config: BootConfig) -> None:
         """From boot to power-off (the caller cancels it then)."""
         version = await self._api_version(config.api_url)
-        if config.inspection_url:
-            await self._inspect(config.inspection_url, version)
-        found = await self._lookup(config.api_url, version)
-        self.node_uuid, self.token = found["node"]["uuid"], found["config"].get("agent_token")
+        found = None
+        if config.inspection_url:     # Ironic answers it as a lookup (its token, only once)
+            found = await self._inspect(config.inspection_url, version)
+        if not found or "config" not in found:
+            found = await self._lookup(config.api_url, version)
+        self._adopt(found)
         timeout = float(found["config"].get("heartbeat_timeout") or 300)
         while True:
-            await self._heartbeat(config.api_url, version)
+            if not await self._heartbeat(config.api_url, version):
+                # Ironic dropped our token (e.g. when cleaning ends and fast track keeps the
+                # node up): a new lookup gets a new one, as a rebooted agent would
+                self._adopt(await self._lookup(config.api_url, version))
             self._wake.clear()
             interval = self.heartbeat_every or timeout * random.uniform(0.3, 0.6)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
+
+    @property
+    def token(self) -> str | None:
+        return self.tokens.get(self.info.id)
+
+    def _adopt(self, found: dict[str, Any]) -> None:
+        """A lookup's answer: the node's UUID, and Ironic's token unless it is masked."""
+        self.node_uuid = found["node"]["uuid"]
+        token = found["config"].get("agent_token")
+        if token and token != MASKED_TOKEN:
+            self.tokens[self.info.id] = token
 
     async def _api_version(self, api: str) -> str:
         async with self.session.get(f"{api}/") as response:
@@ -125,12 +146,22 @@ class FakeAgent:
     def _headers(self, version: str) -> dict[str, str]:
         return {"X-OpenStack-Ironic-API-Version": version}
 
-    async def _inspect(self, url: str, version: str) -> None:
-        async with self.session.post(url, json=inspection_data(self.info),
-                                     headers=self._headers(version)) as response:
-            if response.status >= 400:
-                log.warning("node %s: inspection data refused: HTTP %d %s", self.info.name,
-                            response.status, (await response.text())[:300])
+    async def _inspect(self, url: str, version: str) -> dict[str, Any] | None:
+        """Inspection data, sent again while Ironic is not yet waiting for it (it powers the
+        node on before it moves to `inspect wait`; a real ramdisk takes longer to boot)."""
+        deadline = time.monotonic() + LOOKUP_TIMEOUT
+        while True:
+            async with self.session.post(url, json=inspection_data(self.info),
+                                         headers=self._headers(version)) as response:
+                if response.status < 400:
+                    answer: dict[str, Any] = await response.json(content_type=None)
+                    return answer
+                if time.monotonic() > deadline:
+                    log.warning("node %s: inspection data refused: HTTP %d %s",
+                                self.info.name, response.status,
+                                (await response.text())[:300])
+                    return None
+            await asyncio.sleep(LOOKUP_RETRY)
 
     async def _lookup(self, api: str, version: str) -> dict[str, Any]:
         deadline = time.monotonic() + LOOKUP_TIMEOUT
@@ -145,17 +176,21 @@ class FakeAgent:
                 raise RuntimeError("Ironic never found the node by its MACs")
             await asyncio.sleep(LOOKUP_RETRY)
 
-    async def _heartbeat(self, api: str, version: str) -> None:
+    async def _heartbeat(self, api: str, version: str) -> bool:
+        """False when Ironic refuses our token."""
         body = {"callback_url": self.callback_url, "agent_version": AGENT_VERSION,
-                "agent_token": self.token}
+                "agent_token": self.token, "agent_verify_ca": self.certificate}
         try:
             async with self.session.post(f"{api}/v1/heartbeat/{self.node_uuid}", json=body,
                                          headers=self._headers(version)) as response:
                 if response.status >= 400:
+                    text = await response.text()
                     log.info("node %s: heartbeat refused: HTTP %d %s", self.info.name,
-                             response.status, (await response.text())[:300])
+                             response.status, text[:300])
+                    return "agent token" not in text
         except aiohttp.ClientError as exc:     # Ironic restarting: the next one will do
             log.info("node %s: heartbeat failed: %s", self.info.name, exc)
+        return True
 
     # ---- the command API ---------------------------------------------------------------------
     def check_token(self, token: str | None) -> None:
@@ -230,7 +265,7 @@ def inspection_data(info: NodeInfo) -> dict[str, Any]:
             "boot": {"current_boot_mode": "uefi" if info.hardware.boot_mode == "Uefi"
                      else "bios", "pxe_interface": info.macs[0] if info.macs else None},
             "hostname": info.name,
-            "bmc_address": "0.0.0.0",
+            "bmc_address": None,     # a fake node has no BMC of its own to read (ipmitool lan)
         },
         "root_disk": {"name": "/dev/vda", "size": disk},
         "boot_interface": info.macs[0] if info.macs else None,

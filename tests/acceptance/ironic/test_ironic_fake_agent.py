@@ -5,7 +5,7 @@ Ironic's iPXE boot interface writes each node's config under its HTTP root, serv
 node powered on to boot from the network reads its own there and runs the agent when the
 config boots one: inspection data to Ironic, lookup, heartbeats, the agent API Ironic drives
 (`direct` deploy, `agent` inspection and cleaning). Every command Ironic sent is in the BMC's
-log; at the end each node is `available` again and powered off."""
+log; at the end each node is `available` again (fast track: its agent still up)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import http.server
 import re
 import threading
 
-from ironic_steps import enroll, wait_for
+from ironic_steps import enroll
 
 AGENT_PORTS = 19970
 HTTP_PORT = 19960
@@ -76,8 +76,6 @@ def test_ironic_inspects_cleans_deploys_and_undeploys_fake_nodes(bmc_server, iro
                 assert node["power_state"] == "power on", node
             with report.step(section, f"{name}: undeploy (cleaning again)"):
                 ir.provision(name, "deleted", "available", timeout=300)
-                wait_for(lambda name=name: ir.node(name)["power_state"] == "power off",
-                         "power off after cleaning", 60)
         log = bmc.log
         for name in names:
             sent = re.findall(rf"node {name}: fake agent command (\S+) (\S*)", log)
