@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
 
+from quintupleo.backends.agent import FakeAgents
 from quintupleo.backends.base import Backend
 from quintupleo.errors import NodeBusy
 from quintupleo.model import (
@@ -47,13 +49,18 @@ class FakeBackend(Backend):
     has_media = True
 
     def __init__(self, count: int, delay: float = 0.0, prefix: str = "fake-",
-                 staged: bool = False) -> None:
+                 staged: bool = False, agents: FakeAgents | None = None) -> None:
         self.delay = delay
         self.staged_boots = staged
         self.settle_poll = min(delay, 0.2)
         self.infos = [self._info(prefix, i) for i in range(count)]
         self.nodes = {info.id: _FakeNode() for info in self.infos}
         self.actions: list[tuple[str, PowerAction]] = []   # what really ran, for tests and logs
+        self.index = {info.id: i for i, info in enumerate(self.infos)}
+        self.agents = agents
+        self._halting: set[asyncio.Task[None]] = set()
+        if agents is not None:       # what the agent does to its own node
+            agents.power = self._agent_power
 
     @staticmethod
     def _info(prefix: str, index: int) -> NodeInfo:
@@ -101,6 +108,33 @@ class FakeBackend(Backend):
             node.power = target
         else:
             node.target, node.busy_until = target, time.monotonic() + self.delay
+        if self.agents is not None:
+            await self._agent_follows(node_id, action, boot, target)
+
+    async def _agent_follows(self, node_id: str, action: PowerAction, boot: BootOverride,
+                             target: PowerState) -> None:
+        """A network boot may start the node's agent; any other boot or a power-off ends it."""
+        assert self.agents is not None
+        if action.boots and target is PowerState.ON and \
+                boot.device in (BootDevice.PXE, BootDevice.HTTP):
+            await self.agents.boot(self.infos[self.index[node_id]], self.index[node_id])
+        elif action.boots or target is PowerState.OFF:
+            await self.agents.halt(node_id)
+
+    def _agent_power(self, node_id: str, what: str) -> None:
+        """The agent powers its node off (`standby.power_off`) or reboots it (to its disk)."""
+        if what == "power off":
+            self.nodes[node_id].power, self.nodes[node_id].target = PowerState.OFF, None
+        self.actions.append((node_id, PowerAction.OFF if what == "power off"
+                             else PowerAction.RESET))
+        if self.agents is not None:
+            task = asyncio.get_running_loop().create_task(self.agents.halt(node_id))
+            self._halting.add(task)
+            task.add_done_callback(self._halting.discard)
+
+    async def close(self) -> None:
+        if self.agents is not None:
+            await self.agents.close()
 
     def supports(self, action: PowerAction) -> bool:
         return True

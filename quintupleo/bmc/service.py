@@ -19,7 +19,6 @@ from quintupleo.bmc.events import EventBus
 from quintupleo.bmc.ipmi.server import IpmiEndpoint, listen
 from quintupleo.bmc.metrics import Metrics, ServiceState
 from quintupleo.bmc.redfish.app import RedfishService
-from quintupleo.bmc.redfish.tls import self_signed, server_context
 from quintupleo.bmc.settings import BmcSettings
 from quintupleo.bmc.store import BootStore
 from quintupleo.bmc.throttle import FailureCounter, LoginGuard
@@ -27,6 +26,7 @@ from quintupleo.errors import ConfigError
 from quintupleo.inventory import InventoryNode, write_private
 from quintupleo.inventory.ironic import ironic_document
 from quintupleo.model import Credentials
+from quintupleo.tls import self_signed, server_context
 
 log = logging.getLogger(__name__)
 

@@ -45,6 +45,14 @@ class BmcSettings:
     fake_nodes: int = 2
     fake_delay: float = 0.0
     fake_staged: bool = False            # fake boots read "on" only when done, like a rescue
+    # fake: an Ironic Python Agent for each node that network-boots into it (backends/agent):
+    # where Ironic serves its iPXE configs, where the agents listen, how long a step takes,
+    # seconds between heartbeats (None: as IPA, from Ironic's heartbeat timeout)
+    fake_agent: str | None = None
+    fake_agent_address: str = "127.0.0.1"
+    fake_agent_port_base: int = 9999
+    fake_agent_delay: float = 1.0
+    fake_agent_heartbeat: float | None = None
     cloud: str | None = None
     lab: str | None = None               # qemu: the lab (`quintupleo lab up`) whose nodes to serve
     prefix: str | None = None
@@ -156,7 +164,15 @@ class BmcSettings:
                     "account_lockout_counter_reset_after"):
             if getattr(self, key) <= 0:
                 raise bad(key, "must be positive")
-        for key in ("account_lockout_threshold", "source_lockout_threshold", "fake_delay"):
+        if self.fake_agent is not None and self.backend != "fake":
+            raise bad("fake_agent", "only for the fake backend (real nodes run a real agent)")
+        if self.fake_agent is not None and \
+                not 0 < self.fake_agent_port_base < 65536 - self.fake_nodes:
+            raise bad("fake_agent_port_base", "a port, with room for a port per node after it")
+        if self.fake_agent_heartbeat is not None and self.fake_agent_heartbeat <= 0:
+            raise bad("fake_agent_heartbeat", "must be more than 0 seconds")
+        for key in ("account_lockout_threshold", "source_lockout_threshold", "fake_delay",
+                    "fake_agent_delay"):
             if getattr(self, key) < 0:
                 raise bad(key, "must be 0 or more")
         for name, node in self.nodes.items():

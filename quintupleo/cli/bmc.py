@@ -44,8 +44,15 @@ def backend_for(settings: BmcSettings) -> Backend:
     """The nodes the settings name: a lab's QEMU machines, Nova servers, or fakes."""
     media_max_bytes = settings.media_max_mb * 1024 * 1024
     if settings.backend == "fake":
+        agents = None
+        if settings.fake_agent:
+            from quintupleo.backends.agent import FakeAgents
+            agents = FakeAgents(settings.fake_agent, settings.state_dir,
+                                settings.fake_agent_address,
+                                settings.fake_agent_port_base, settings.fake_agent_delay,
+                                settings.fake_agent_heartbeat)
         return FakeBackend(settings.fake_nodes, settings.fake_delay,
-                           staged=settings.fake_staged)
+                           staged=settings.fake_staged, agents=agents)
     if settings.backend == "qemu":
         from quintupleo.backends.qemu import QemuBackend
         from quintupleo.lab.layout import Lab
@@ -71,6 +78,12 @@ def serve(
         help="Number of in-memory nodes (fake backend) [default: 2].")] = None,
     fake_delay: Annotated[float | None, typer.Option(
         help="Seconds a fake power change takes [default: 0].")] = None,
+    fake_agent: Annotated[str | None, typer.Option(
+        metavar="URL", help="Fake nodes that network-boot run a fake Ironic Python Agent when "
+                            "Ironic's iPXE config for them (under URL, its [deploy]http_url) "
+                            "boots one; each agent on port 9999 + the node's index.")] = None,
+    fake_agent_delay: Annotated[float | None, typer.Option(
+        help="Seconds a fake agent's step or image write takes [default: 1].")] = None,
     cloud: Annotated[str | None, typer.Option(
         envvar="OS_CLOUD", help="clouds.yaml entry (openstack backend).")] = None,
     prefix: Annotated[str | None, typer.Option(
@@ -120,7 +133,8 @@ def serve(
     try:
         settings = BmcSettings.load(
             config, bmc_settings, environment=environment, backend=backend, lab=lab,
-            fake_nodes=fake_nodes, fake_delay=fake_delay, cloud=cloud, boot_strategy=boot_strategy,
+            fake_nodes=fake_nodes, fake_delay=fake_delay, fake_agent=fake_agent,
+            fake_agent_delay=fake_agent_delay, cloud=cloud, boot_strategy=boot_strategy,
             prefix=prefix, servers=server, ipmi_address=ipmi_address,
             ipmi_port_base=ipmi_port_base, username=username, password=password,
             refresh_interval=refresh_interval, redfish=redfish, redfish_address=redfish_address,

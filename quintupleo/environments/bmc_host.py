@@ -21,12 +21,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from quintupleo import __version__
-from quintupleo.bmc.redfish.tls import self_signed
 from quintupleo.environments.hosts import BMC_NETWORK
 from quintupleo.environments.journal import Journal
 from quintupleo.environments.plan import BmcHostParams
 from quintupleo.environments.spec import EnvironmentSpec
 from quintupleo.errors import ConfigError
+from quintupleo.tls import self_signed
 
 ETC = "/etc/quintupleo"
 VENV = "/opt/quintupleo"

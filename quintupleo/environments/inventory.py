@@ -10,7 +10,6 @@ from typing import Any
 import openstack
 
 from quintupleo.backends.openstack.driver import OpenStackBackend
-from quintupleo.bmc.redfish.tls import self_signed
 from quintupleo.bmc.settings import BmcSettings
 from quintupleo.environments import store
 from quintupleo.inventory import InventoryNode
@@ -18,6 +17,7 @@ from quintupleo.inventory.instackenv import instackenv_document
 from quintupleo.inventory.ironic import ironic_document
 from quintupleo.inventory.metal3 import metal3_document
 from quintupleo.model import NodeInfo
+from quintupleo.tls import self_signed
 
 
 def environment_nodes(name: str) -> tuple[list[BmcSettings], list[InventoryNode]]:

@@ -1,4 +1,5 @@
-"""A self-signed certificate for the Redfish endpoint, made once into the state dir."""
+"""Self-signed certificates for our TLS servers (Redfish, the fake agents' API), each made once
+into a state dir; the server side's SSL context."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def self_signed(state_dir: Path, address: str) -> tuple[Path, Path]:
+def self_signed(state_dir: Path, address: str, name: str = "redfish") -> tuple[Path, Path]:
     """(cert, key) in state_dir, generated if missing; valid for `address` and localhost."""
-    cert_path, key_path = state_dir / "redfish-cert.pem", state_dir / "redfish-key.pem"
+    cert_path, key_path = state_dir / f"{name}-cert.pem", state_dir / f"{name}-key.pem"
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
     state_dir.mkdir(parents=True, exist_ok=True)
