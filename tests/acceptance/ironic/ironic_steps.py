@@ -3,7 +3,11 @@ the enrollment every test starts with."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -107,3 +111,19 @@ def set_boot_mode(ir: Ironic, name: str, mode: str, bmc) -> None:
     if isinstance(bmc, RedfishView):
         ir.call("PUT", f"nodes/{name}/states/boot_mode", {"target": mode})
         ir.wait(name, lambda n: n["boot_mode"] == mode, f"boot mode {mode}")
+
+
+@contextlib.contextmanager
+def http_server(root: Path, port: int = 0):
+    """An HTTP server of `root` on 127.0.0.1 (a web server of images, Ironic's http_root):
+    its URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

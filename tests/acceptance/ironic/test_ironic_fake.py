@@ -4,17 +4,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
 import json
-import threading
-from pathlib import Path
 
 import pytest
 import requests
 from ironic_report import Report
-from ironic_steps import IpmiView, RedfishView, enroll, set_boot_mode, wait_for
+from ironic_steps import IpmiView, RedfishView, enroll, http_server, set_boot_mode, wait_for
 
 from harness.ironic import Ironic
 
@@ -225,20 +220,6 @@ def test_ironic_bios_settings_and_indicator_over_redfish(bmc_server, ironic, rep
         assert at_bmc.get("/redfish/v1/Systems/fake-0")["LocationIndicatorActive"] is False
 
 
-@contextlib.contextmanager
-def image_server(root: Path):
-    """An HTTP server of `root` on 127.0.0.1, as the firmware images' web server."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def deploy(ir: Ironic, name: str, steps: list[dict], **capabilities: str) -> None:
     """A ramdisk deploy (of files a fake node does not boot) with `steps` as deploy steps and
     the instance's `capabilities`."""
@@ -278,7 +259,7 @@ def test_ironic_raid_firmware_and_secure_boot_over_redfish(bmc_server, ironic, r
     def volumes() -> list[dict]:
         return [at_bmc.get(v["@odata.id"]) for v in at_bmc.get(f"{storage}/Volumes")["Members"]]
 
-    with image_server(images) as url, report.step(
+    with http_server(images) as url, report.step(
             section, f"{name}: deploy (secure boot) with RAID 1, BIOS and BMC firmware steps"):
         deploy(ir, name, [
             {"interface": "raid", "step": "apply_configuration", "priority": 150,

@@ -9,32 +9,13 @@ log; at the end each node is `available` again (fast track: its agent still up).
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import http.server
 import re
-import threading
 
-from ironic_steps import enroll
+from ironic_steps import enroll, http_server
 
 AGENT_PORTS = 19970
 HTTP_PORT = 19960
-
-
-@contextlib.contextmanager
-def http_root(directory):
-    """Ironic's [deploy]http_root over HTTP: its iPXE configs, the deploy image."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", HTTP_PORT), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{HTTP_PORT}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def provision_all(ir, names: list[str], target: str, stable: str, timeout: float = 300) -> None:
@@ -54,7 +35,7 @@ def test_ironic_inspects_cleans_deploys_and_undeploys_fake_nodes(bmc_server, iro
     url = f"http://127.0.0.1:{HTTP_PORT}"
     with report.step(section, "start Ironic (iPXE boot, direct deploy, agent inspection)"):
         ir = ironic(boot="ipxe", http_url=url, agent=True)
-    with http_root(ir.work / "http"):
+    with http_server(ir.work / "http", HTTP_PORT):
         bmc = bmc_server("--backend", "fake", "--fake-nodes", "2", "--fake-agent", url,
                          "--fake-agent-delay", "0.5", "--refresh-interval", "1",
                          "--inventory-output", str(inventory),
