@@ -87,8 +87,11 @@ class FakeAgents:
     async def _run(self, agent: FakeAgent, config: BootConfig) -> None:
         try:
             await agent.run(config)
-        except (aiohttp.ClientError, RuntimeError, KeyError, ValueError) as exc:
-            log.warning("node %s: fake agent stopped: %s", agent.info.name, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:   # Ironic gone, timed out, or answering nonsense: one line
+            log.warning("node %s: fake agent stopped: %s: %s", agent.info.name,
+                        type(exc).__name__, exc)
 
     async def _boot_config(self, session: aiohttp.ClientSession,
                            info: NodeInfo) -> BootConfig | None:
@@ -98,7 +101,7 @@ class FakeAgents:
                 async with session.get(url) as response:
                     if response.status == 200:
                         return BootConfig.parse(await response.text())
-            except aiohttp.ClientError as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 log.info("node %s: no boot config at %s: %s", info.name, url, exc)
         return None
 

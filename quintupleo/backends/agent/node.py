@@ -188,7 +188,7 @@ class FakeAgent:
                     log.info("node %s: heartbeat refused: HTTP %d %s", self.info.name,
                              response.status, text[:300])
                     return "agent token" not in text
-        except aiohttp.ClientError as exc:     # Ironic restarting: the next one will do
+        except (aiohttp.ClientError, TimeoutError) as exc:   # Ironic busy or restarting
             log.info("node %s: heartbeat failed: %s", self.info.name, exc)
         return True
 
