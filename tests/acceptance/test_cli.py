@@ -4,10 +4,12 @@ same keys; nothing cut when piped; errors on one line), the BMC's logs and metri
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -68,10 +70,20 @@ def commands(group=None, path=()):
             yield (*path, name)
 
 
+@functools.cache
+def help_texts() -> dict[tuple[str, ...], str]:
+    """Every command's `--help`, as a user's terminal of 200 columns shows it (read once, four
+    at a time: each is a process of its own)."""
+    every = list(commands())
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = pool.map(lambda words: qo(*words, "--help", env={"COLUMNS": "200"}).stdout,
+                         every)
+        return dict(zip(every, texts, strict=True))
+
+
 def test_help_says_every_default_and_names_no_python_type():
     seen = 0
-    for words in commands():
-        text = qo(*words, "--help", env={"COLUMNS": "200"}).stdout
+    for words, text in help_texts().items():
         assert "Usage:" in text, words
         for internal in ("<int>", "<str>", "<bool>", "<float>", "<path>", "list[", "Optional"):
             assert internal not in text, (words, internal, text)
@@ -89,8 +101,7 @@ def test_help_says_every_default_and_names_no_python_type():
 
 def test_flags_are_spelled_one_way_across_groups():
     spelled = {}
-    for words in commands():
-        text = qo(*words, "--help", env={"COLUMNS": "200"}).stdout
+    for words, text in help_texts().items():
         for flag in ("--output", "--out ", "--format", "--kind"):
             if flag in text:
                 spelled.setdefault(flag.strip(), []).append(" ".join(words))
