@@ -36,26 +36,25 @@ def environment_nodes(name: str) -> tuple[list[BmcSettings], list[InventoryNode]
     servers = {node_id: item.server for node_id, item in planned.items() if item.server}
     modes = {image: boot_mode(conn, image) for image in {s.image for s in servers.values()}}
 
-    async def discover() -> list[list[NodeInfo]]:
-        found = []
-        for bmc in bmcs:     # each BMC's nodes in its order: their index is their IPMI port's
-            backend = OpenStackBackend(spec.cloud, servers=bmc.servers, connection=conn)
-            try:
-                found.append(await backend.discover())
-            finally:
-                await backend.close()
-        return found
+    async def discover() -> list[NodeInfo]:
+        """Every node in one server listing (not one per BMC host)."""
+        backend = OpenStackBackend(spec.cloud, servers=list(planned), connection=conn)
+        try:
+            return await backend.discover()
+        finally:
+            await backend.close()
 
-    order = list(planned)
+    # each node's BMC, and its index there (its IPMI port's)
+    served = {node_id: (bmc, index) for bmc in bmcs
+              for index, node_id in enumerate(bmc.servers)}
     nodes = []
-    for bmc, infos in zip(bmcs, asyncio.run(discover()), strict=True):
-        for index, info in enumerate(infos):
-            server = servers[info.id]
-            ordered = tuple(macs[port] for port in server.ports if port in macs)
-            nodes.append(InventoryNode(replace(info, macs=ordered or info.macs),
-                                       bmc.access(info, index), server.profile,
-                                       modes[server.image], server.leaf))
-    nodes.sort(key=lambda node: order.index(node.info.id))
+    for info in asyncio.run(discover()):     # in the spec's order
+        server = servers[info.id]
+        bmc, index = served[info.id]
+        ordered = tuple(macs[port] for port in server.ports if port in macs)
+        nodes.append(InventoryNode(replace(info, macs=ordered or info.macs),
+                                   bmc.access(info, index), server.profile,
+                                   modes[server.image], server.leaf))
     return bmcs, nodes
 
 

@@ -44,6 +44,7 @@ class FakeAgents:
         self._session: aiohttp.ClientSession | None = None
         self._tls: ssl.SSLContext | None = None
         self._tokens: dict[str, str] = {}
+        self._index: dict[str, int] = {}     # node id -> its index (its port's)
         self._certificate = ""
 
     async def _start(self) -> tuple[web.AppRunner, aiohttp.ClientSession]:
@@ -72,6 +73,7 @@ class FakeAgents:
         if config is None:
             log.info("node %s: no agent boot config at %s", info.name, self.boot_url)
             return
+        self._index[info.id] = index
         port = self.port_base + index
         site = web.TCPSite(runner, self.address, port, ssl_context=self._tls)
         await site.start()
@@ -113,7 +115,7 @@ class FakeAgents:
             task.cancel()
         if agent is not None:
             agent.stop()
-            self._by_port = {p: a for p, a in self._by_port.items() if a is not agent}
+            self._by_port.pop(self.port_base + self._index[node_id], None)
         if site is not None:
             await site.stop()
 
