@@ -55,7 +55,7 @@ CONFIG = """\
 auth_strategy = noauth
 rpc_transport = none
 host = quintupleo-test
-debug = true
+debug = {debug}
 log_file = {log}
 use_stderr = false
 minimum_memory_warning_only = true
@@ -93,7 +93,7 @@ automated_clean = false
 deploy_callback_timeout = 600
 # file:// image sources (a test's kernel and initramfs) must lie here
 file_url_allowed_paths = {work}/sources
-
+{conductor}
 [redfish]
 # how often Ironic checks that BIOS settings took effect after the reboot, and a firmware
 # update's task (default 60 s); how long it waits for a BMC to restart into new firmware
@@ -149,9 +149,11 @@ class Ironic:
 
     def __init__(self, venv: Path, work: Path, port: int, *, force_power_sync: bool = False,
                  sync_interval: int = 600, boot: str = "pxe", http_url: str = "http://127.0.0.1",
-                 pxe: str = "", host: str = "127.0.0.1", agent: bool = False) -> None:
+                 pxe: str = "", host: str = "127.0.0.1", agent: bool = False,
+                 debug: bool = True, conductor: str = "") -> None:
         """`agent`: for the real agent (`direct` deploy, `agent` inspection), which must reach
-        the API at `host` (an address on the nodes' network)."""
+        the API at `host` (an address on the nodes' network); `conductor`: more lines of its
+        [conductor] section."""
         self.venv, self.work, self.port = venv, work, port
         self.log = work / "ironic.log"
         self.url = f"http://{host}:{port}"
@@ -162,7 +164,8 @@ class Ironic:
         self.config = work / "ironic.conf"
         self.config.write_text(CONFIG.format(
             log=self.log, port=port, work=work, force=str(force_power_sync).lower(),
-            sync=sync_interval, boot=boot, http_url=http_url, host=host,
+            sync=sync_interval, boot=boot, debug=str(debug).lower(), conductor=conductor,
+            http_url=http_url, host=host,
             pxe=pxe + (AGENT_PXE if agent else ""),
             agent=AGENT.format(host=host, port=port, work=work) if agent else ""))
 

@@ -7,13 +7,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from quintupleo.environments.cloud import CloudOps
+from quintupleo.environments.cloud import BULK, WORKERS, CloudOps
 from quintupleo.environments.journal import Entry, Journal
 from quintupleo.environments.plan import Kind, Planned, changed
 
 log = logging.getLogger(__name__)
 
-WORKERS = 8
 Progress = Callable[[str, int, int], None]   # (phase, done, total)
 
 
@@ -45,15 +44,20 @@ def create(ops: CloudOps, journal: Journal, planned: list[Planned],
             progress(kind.value, done, len(todo))
             for item in todo:
                 journal.creating(item.name, item.kind)   # before the cloud sees it
-            # Only what an earlier run started (and crashed) is looked for before creating.
-            futures = {pool.submit(ops.create, item, ids, item.name in entries): item
-                       for item in todo}
-            for future, item in futures.items():
-                cloud_id = future.result()
-                journal.created(item.name, cloud_id)
-                ids[item.name] = cloud_id
-                made_now.add(item.name)
-                done += 1
+            # Only what an earlier run started (and crashed) is looked for before creating;
+            # the rest of a kind the cloud makes in bulk goes BULK at a time.
+            bulk = ops.kinds[kind].in_bulk
+            batches = [[item] for item in todo if item.name in entries or not bulk(item)]
+            fresh = [item for item in todo if item.name not in entries and bulk(item)]
+            batches += [fresh[start:start + BULK] for start in range(0, len(fresh), BULK)]
+            futures = {pool.submit(ops.create_many, batch, ids, batch[0].name in entries): batch
+                       for batch in batches}
+            for future, batch in futures.items():
+                for item, cloud_id in zip(batch, future.result(), strict=True):
+                    journal.created(item.name, cloud_id)
+                    ids[item.name] = cloud_id
+                    made_now.add(item.name)
+                    done += 1
                 progress(kind.value, done, len(todo))
     # Bare-metal nodes are handed over powered off, then their ports are brought up; a node
     # counts as handed over only when both are done (a crash in between is finished here).

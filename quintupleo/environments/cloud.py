@@ -1,17 +1,26 @@
 """An environment's cloud: each kind of resource (kinds.py) found by exact name, created, tagged,
-deleted, listed; and the nodes' hand-over (powered off, then their ports up)."""
+deleted, listed; and the nodes' hand-over (powered off, then their ports up).
+
+Calls are few and parallel: ports are made in bulk, what every server shares (image, flavor,
+an existing network) is looked up once, and the connection retries what the cloud refuses for
+its rate limits (backends/openstack: `connect`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from openstack import exceptions as os_exc
 
-from quintupleo.environments.kinds import CloudError, kinds
+from quintupleo.environments.kinds import kinds
 from quintupleo.environments.plan import BmcHostParams, Kind, Planned
+from quintupleo.environments.resources import CloudError
 from quintupleo.environments.spec import EnvironmentSpec
 from quintupleo.errors import QuintupleOError
 
@@ -19,7 +28,10 @@ if TYPE_CHECKING:
     from quintupleo.environments.bmc_host import BmcHost
 
 SERVER_TIMEOUT = 300.0
-__all__ = ["SERVER_TIMEOUT", "CloudError", "CloudOps"]
+WORKERS = 8                 # calls in flight at once
+BULK = 100                  # ports per bulk creation
+__all__ = ["BULK", "SERVER_TIMEOUT", "WORKERS", "CloudError", "CloudOps"]
+T = TypeVar("T")
 
 
 class CloudOps:
@@ -32,9 +44,38 @@ class CloudOps:
         self.host = host
         self.calls = 0
         self.kinds = kinds(self.prefix)
+        self._lock = threading.Lock()
+        self._found: dict[tuple[str, str], Any] = {}
+        self._extensions: set[str] | None = None
 
     def count(self, calls: int = 1) -> None:
-        self.calls += calls
+        with self._lock:
+            self.calls += calls
+
+    def lookup(self, what: str, name: str, find: Callable[[], Any]) -> Any:
+        """What many resources of the plan share (an image, a flavor, a network), asked of
+        the cloud once (twice at most, when two threads ask at the same time)."""
+        with self._lock:
+            if (what, name) in self._found:
+                return self._found[what, name]
+        self.count()
+        found = find()
+        with self._lock:
+            self._found[what, name] = found
+        return found
+
+    def extension(self, alias: str) -> bool:
+        """Whether the cloud's Neutron has this API extension (asked once)."""
+        if self._extensions is None:
+            self.count()
+            self._extensions = {e.alias for e in self.conn.network.extensions()}
+        return alias in self._extensions
+
+    def each(self, call: Callable[[T], Any], items: Iterable[T]) -> None:
+        """`call` for every item, WORKERS at a time; the first failure is raised."""
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cloud") as pool:
+            for future in [pool.submit(call, item) for item in items]:
+                future.result()
 
     # ---- listing -------------------------------------------------------------------------
     def listing(self, kind: Kind, **query: Any) -> list[Any]:
@@ -76,6 +117,23 @@ class CloudOps:
         except os_exc.SDKException as exc:
             raise CloudError(f"{item.kind.value} {item.name}: {_reason(exc)}") from None
 
+    def create_many(self, items: list[Planned], ids: dict[str, str],
+                    adopt: bool = False) -> list[str]:
+        """Create several of a kind the cloud makes in bulk, none of them started before (or
+        one, as `create`): their IDs, in order."""
+        if len(items) == 1:
+            return [self.create(items[0], ids, adopt)]
+        described = self.kinds[items[0].kind]
+        try:
+            made = described.create_many(self, items, ids)
+            for resource, item in zip(made, items, strict=True):
+                described.complete(self, resource, item, ids)
+                described.tag(self, resource, True)
+            return [str(resource.id) for resource in made]
+        except os_exc.SDKException as exc:
+            raise CloudError(f"{len(items)} {items[0].kind.value}s ({items[0].name} and "
+                             f"more): {_reason(exc)}") from None
+
     # ---- what a BMC host's creation needs ------------------------------------------------
     def _host(self) -> BmcHost:
         if self.host is None:
@@ -100,17 +158,25 @@ class CloudOps:
 
     # ---- hand-over -----------------------------------------------------------------------
     def set_ports_up(self, port_ids: set[str], up: bool) -> None:
-        """Let the (powered-off) nodes' ports carry traffic, or not."""
-        for port_id in port_ids:
+        """Let the (powered-off) nodes' ports carry traffic, or not (Neutron updates one port
+        per call)."""
+        def update(port_id: str) -> None:
             self.count()
             self.conn.network.update_port(port_id, admin_state_up=up)
+        self.each(update, sorted(port_ids))
 
     def power_off(self, server_ids: set[str]) -> None:
         """Wait for the servers' first boot to end and stop them: nodes are handed over
         powered off. One server list per poll for all of them, one stop per server."""
+        def stop(server_id: str) -> None:
+            self.count()
+            with contextlib.suppress(os_exc.ConflictException):   # a task began
+                self.conn.compute.stop_server(server_id)
+
         deadline = time.monotonic() + SERVER_TIMEOUT
         pending = set(server_ids)
         while pending:
+            running = []
             for server in self.tagged(Kind.SERVER):
                 if server.id not in pending:
                     continue
@@ -119,9 +185,8 @@ class CloudOps:
                 if server.task_state is None and server.status == "SHUTOFF":
                     pending.discard(server.id)
                 elif server.task_state is None and server.status == "ACTIVE":
-                    self.count()
-                    with contextlib.suppress(os_exc.ConflictException):   # a task began
-                        self.conn.compute.stop_server(server.id)
+                    running.append(server.id)
+            self.each(stop, running)
             if pending and time.monotonic() > deadline:
                 raise CloudError(f"{len(pending)} servers not powered off after "
                                  f"{SERVER_TIMEOUT:.0f} s")

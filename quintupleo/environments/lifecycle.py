@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quintupleo.backends.openstack.driver import connect as connect_cloud
 from quintupleo.environments import apply, store
 from quintupleo.environments.bmc_host import BmcHost
 from quintupleo.environments.cloud import CloudOps
@@ -43,9 +44,8 @@ def connect(spec: EnvironmentSpec, journal: Journal | None = None,
             source: str | None = None) -> CloudOps:
     """The cloud calls for `spec`; with the journal, also what a BMC host needs. `source`: the
     spec's file, to name its `cloud` key when the entry is wrong."""
-    import openstack
     try:
-        conn = openstack.connect(cloud=spec.cloud)
+        conn = connect_cloud(spec.cloud)
     except Exception as exc:   # openstacksdk raises several kinds for a bad clouds.yaml entry
         if source is not None:
             raise SpecError(source, "cloud", f"{spec.cloud!r}: {exc}") from None

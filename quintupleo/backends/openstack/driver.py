@@ -126,7 +126,7 @@ class OpenStackBackend(Backend):
     async def _connection(self) -> Any:
         if self._conn is None:
             try:
-                self._conn = await self._run("connect", openstack.connect, cloud=self.cloud,
+                self._conn = await self._run("connect", connect, self.cloud,
                                              api_timeout=API_TIMEOUT)
             except BackendError as exc:
                 raise ConfigError(f"cloud {self.cloud or '(OS_CLOUD)'}: {exc}; check "
@@ -380,6 +380,19 @@ class _Steps:
 
     async def settle(self, server_id: str) -> Any:
         return await self._backend.settle(server_id)
+
+
+RATE_RETRIES = 8     # retries of a call the cloud refuses with 429 or 503 (keystoneauth's)
+
+
+def connect(cloud: str | None, **options: Any) -> Any:
+    """openstacksdk's connection to the clouds.yaml entry, retrying a call the cloud refuses
+    for its rate limit (429) or as unavailable (503) after its Retry-After, or with back-off
+    (0.5 s doubling) when it gives none — unless the entry sets `status_code_retries` itself."""
+    conn = openstack.connect(cloud=cloud, **options)
+    # read when each service's proxy is first made, so set before any call
+    conn.config.config.setdefault("status_code_retries", RATE_RETRIES)
+    return conn
 
 
 def microversion(conn: Any) -> tuple[int, int]:

@@ -113,12 +113,16 @@ def set_boot_mode(ir: Ironic, name: str, mode: str, bmc) -> None:
         ir.wait(name, lambda n: n["boot_mode"] == mode, f"boot mode {mode}")
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:   # no line per request
+        pass
+
+
 @contextlib.contextmanager
 def http_server(root: Path, port: int = 0):
     """An HTTP server of `root` on 127.0.0.1 (a web server of images, Ironic's http_root):
     its URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -47,14 +47,14 @@ def test_ironic_inspects_cleans_deploys_and_undeploys_fake_nodes(bmc_server, iro
             "instance_info": {"image_source": f"{url}/disk.raw", "image_disk_format": "raw",
                               "image_os_hash_algo": "sha256",
                               "image_os_hash_value": hashlib.sha256(image).hexdigest()}})
+        # the agent's kernel and ramdisk over HTTP, which Ironic caches: a file:// source it
+        # copies at each boot, and its cache clean-up after a copy stats the temporary files
+        # of another node's copy in progress ("No such file" in tftp/master)
+        patch = {"automated_clean": True}
+        for part in ("kernel", "ramdisk"):
+            (ir.work / "http" / f"agent.{part}").write_bytes(b"a fake agent's\n")
+            patch[f"driver_info/deploy_{part}"] = f"{url}/agent.{part}"
         for name in names:
-            # each node its own kernel and ramdisk files: two nodes caching the same file://
-            # source at once race in Ironic's image cache (seen: "No such file" in tftp/master)
-            patch = {"automated_clean": True}
-            for part in ("kernel", "ramdisk"):
-                source = ir.sources / f"{name}.{part}"
-                source.write_bytes(b"not booted: the fake agent stands in\n")
-                patch[f"driver_info/deploy_{part}"] = f"file://{source}"
             ir.call("PATCH", f"nodes/{name}", [{"op": "add", "path": f"/{path}", "value": value}
                                                for path, value in patch.items()])
         # both nodes at once, phase by phase, as a provisioning tool drives a rack
