@@ -45,7 +45,8 @@ from ironic_steps import http_server
 from harness.ironic import Ironic, install
 
 IRONIC_PORT, HTTP_PORT, REDFISH_PORT, SUSHY_PORT = 18800, 18810, 18820, 18830
-IPMI_BASE, AGENT_BASE = 31000, 41000
+# below Linux's ephemeral ports (32768 and up), which outgoing connections take
+IPMI_BASE, AGENT_BASE = 20000, 22000
 AUTH = ("admin", "password")
 BUSY = (409, 503)          # NodeLocked, NoFreeConductorWorker / concurrent actions limit
 IMAGE = b"QuintupleO fake whole-disk image\n" * 1000

@@ -61,7 +61,7 @@ class FakeAgents:
             # hands Ironic to verify it with (Ironic requires TLS by default).
             cert, key = self_signed(self.state_dir, self.address, "agent")
             self._tls, self._certificate = server_context(cert, key), cert.read_text()
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         return self._runner, self._session
 
     # ---- the node's side: it network-boots, it stops --------------------------------------
@@ -76,7 +76,12 @@ class FakeAgents:
         self._index[info.id] = index
         port = self.port_base + index
         site = web.TCPSite(runner, self.address, port, ssl_context=self._tls)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:     # taken (by a client's ephemeral port, say): a dead ramdisk
+            log.warning("node %s: fake agent cannot listen on %s port %d: %s", info.name,
+                        self.address, port, exc.strerror)
+            return
         host = f"[{self.address}]" if ":" in self.address else self.address
         agent = FakeAgent(info, f"https://{host}:{port}", self._certificate, session,
                           self.delay, self.heartbeat, lambda what: self.power(info.id, what),

@@ -148,30 +148,40 @@ class FakeAgent:
 
     async def _inspect(self, url: str, version: str) -> dict[str, Any] | None:
         """Inspection data, sent again while Ironic is not yet waiting for it (it powers the
-        node on before it moves to `inspect wait`; a real ramdisk takes longer to boot)."""
+        node on before it moves to `inspect wait`; a real ramdisk takes longer to boot), and
+        after a send Ironic was too busy to answer in time (then a refusal may mean it took
+        the first: on to the lookup)."""
         deadline = time.monotonic() + LOOKUP_TIMEOUT
+        unanswered = False
         while True:
-            async with self.session.post(url, json=inspection_data(self.info),
-                                         headers=self._headers(version)) as response:
-                if response.status < 400:
-                    answer: dict[str, Any] = await response.json(content_type=None)
-                    return answer
-                if time.monotonic() > deadline:
-                    log.warning("node %s: inspection data refused: HTTP %d %s",
-                                self.info.name, response.status,
-                                (await response.text())[:300])
-                    return None
+            try:
+                async with self.session.post(url, json=inspection_data(self.info),
+                                             headers=self._headers(version)) as response:
+                    if response.status < 400:
+                        answer: dict[str, Any] = await response.json(content_type=None)
+                        return answer
+                    if unanswered or time.monotonic() > deadline:
+                        log.warning("node %s: inspection data refused: HTTP %d %s",
+                                    self.info.name, response.status,
+                                    (await response.text())[:300])
+                        return None
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.info("node %s: inspection data unanswered: %r", self.info.name, exc)
+                unanswered = True
             await asyncio.sleep(LOOKUP_RETRY)
 
     async def _lookup(self, api: str, version: str) -> dict[str, Any]:
         deadline = time.monotonic() + LOOKUP_TIMEOUT
         while True:
-            async with self.session.get(f"{api}/v1/lookup", headers=self._headers(version),
-                                        params={"addresses": ",".join(self.info.macs)}
-                                        ) as response:
-                if response.status == 200:
-                    found: dict[str, Any] = await response.json(content_type=None)
-                    return found
+            try:
+                async with self.session.get(f"{api}/v1/lookup", headers=self._headers(version),
+                                            params={"addresses": ",".join(self.info.macs)}
+                                            ) as response:
+                    if response.status == 200:
+                        found: dict[str, Any] = await response.json(content_type=None)
+                        return found
+            except (aiohttp.ClientError, TimeoutError) as exc:   # Ironic busy: as IPA, again
+                log.info("node %s: lookup unanswered: %r", self.info.name, exc)
             if time.monotonic() > deadline:
                 raise RuntimeError("Ironic never found the node by its MACs")
             await asyncio.sleep(LOOKUP_RETRY)
