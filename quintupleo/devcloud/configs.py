@@ -130,7 +130,7 @@ def neutron(layout: Layout, state: State) -> dict[str, str]:
             "type_drivers": "flat,vlan,vxlan",
             "tenant_network_types": "vxlan",
             "mechanism_drivers": "quintupleo_agentless",
-            "extension_drivers": "port_security",
+            "extension_drivers": "port_security,tag_ports_during_bulk_creation",
         },
         "ml2_type_flat": {"flat_networks": "*"},
         "ml2_type_vlan": {"network_vlan_ranges": "physnet1:100:199"},
@@ -178,7 +178,7 @@ def _nova_common(layout: Layout, state: State) -> dict[str, dict[str, object]]:
         "neutron": _service_auth(state, "neutron"),
         "glance": {"region_name": "RegionOne"},
         "scheduler": {"discover_hosts_in_cells_interval": 2, "workers": 1},
-        "quota": {"instances": 100, "cores": 400, "ram": 819200},
+        "quota": {"instances": 250, "cores": 500, "ram": 819200},   # 200 nodes (bench/env.py)
         "vnc": {"enabled": False},
         "serial_console": {
             "enabled": True,
