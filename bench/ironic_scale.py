@@ -1,7 +1,8 @@
 """Ironic at scale on one machine: unmodified Ironic (standalone) enrolls, manages, inspects,
 cleans and deploys N fake nodes of one `bmc serve` with the fake agent, over the `ipmi` and the
-`redfish` hardware types; beside sushy-tools' fake driver at one N, for the phases it can do
-(it has no agent: enroll, manage, a power-sync period).
+`redfish` hardware types, and undeploys them after a power-sync period; beside sushy-tools'
+fake driver at one N, for the phases it can do (it has no agent: enroll, manage, a power-sync
+period). Its small size runs in `make test` (tests/acceptance/ironic/test_ironic_fake_agent.py).
 
     python bench/ironic_scale.py [--nodes 100 500 1000] [--types ipmi redfish]
                                  [--sushy-nodes 100] [--sync 60] [--delay 1]
@@ -228,7 +229,7 @@ def run_ours(tmp: Path, nodes: int, driver: str, args) -> list[dict[str, str]]:
              "--fake-nodes", str(nodes), "--fake-agent", url, "--fake-agent-delay",
              str(args.delay), "--ipmi-port-base", str(IPMI_BASE), "--redfish-port",
              str(REDFISH_PORT), "--state-dir", str(work / "bmc"), "--inventory-output",
-             str(inventory), "--inventory-driver", driver, "--log-level", "warning"],
+             str(inventory), "--inventory-driver", driver, "--log-level", args.bmc_log_level],
             stdout=log.open("w"), stderr=-2)
         try:
             base = f"https://127.0.0.1:{REDFISH_PORT}"
@@ -278,6 +279,10 @@ def run_ours(tmp: Path, nodes: int, driver: str, args) -> list[dict[str, str]]:
             time.sleep(args.sync)
             phase_row(rows, f"power-sync period ({args.sync} s, idle)", len(rack.names), {},
                       bmc_meter, ironic_meter, bmc)
+            count = len(rack.names)
+            failed = rack.provision("deleted", "available", args.timeout)
+            phase_row(rows, "undeploy (agent cleaning)", count, failed, bmc_meter, ironic_meter,
+                      bmc)
             if rack.retries:
                 console.print(f"  requests Ironic refused as busy and retried: {rack.retries}")
         finally:
@@ -326,7 +331,7 @@ def run_sushy(tmp: Path, nodes: int, args) -> list[dict[str, str]]:
     return rows
 
 
-def main() -> None:
+def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--types", nargs="+", default=["ipmi", "redfish"],
@@ -337,17 +342,25 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--heartbeat", type=float, default=30.0)
     parser.add_argument("--timeout", type=float, default=3600.0, help="per phase")
-    args = parser.parse_args()
+    parser.add_argument("--bmc-log-level", default="warning")
+    return parser.parse_args(argv)
+
+
+COLUMNS = ("phase", "nodes", "time", "per node", "failed", "BMC CPU", "Ironic CPU",
+           "BMC req/s", "BMC errors", "BMC RSS")
+
+
+def main() -> None:
+    args = options()
     console.width = max(console.width, 150)
     tmp = Path(tempfile.mkdtemp(prefix="qo-bench-ironic-scale-"))
-    columns = ("phase", "nodes", "time", "per node", "failed", "BMC CPU", "Ironic CPU",
-               "BMC req/s", "BMC errors", "BMC RSS")
+    columns = COLUMNS
     for driver in args.types:
         for nodes in args.nodes:
             rows = run_ours(tmp, nodes, driver, args)
             print_table(f"Ironic ({driver}) and one QuintupleO process (fake nodes, fake agent)",
                         "", [tuple(r[c] for c in columns) for r in rows], columns)
-    sushy_nodes = args.sushy_nodes or max(args.nodes)
+    sushy_nodes = max(args.nodes) if args.sushy_nodes is None else args.sushy_nodes
     if sushy_nodes:
         rows = run_sushy(tmp, sushy_nodes, args)
         print_table("Ironic (redfish) and sushy-emulator (fake driver; no agent: no inspect, "

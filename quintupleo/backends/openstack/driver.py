@@ -127,7 +127,7 @@ class OpenStackBackend(Backend):
         if self._conn is None:
             try:
                 self._conn = await self._run("connect", connect, self.cloud,
-                                             api_timeout=API_TIMEOUT)
+                                             BMC_RATE_RETRIES, api_timeout=API_TIMEOUT)
             except BackendError as exc:
                 raise ConfigError(f"cloud {self.cloud or '(OS_CLOUD)'}: {exc}; check "
                                   "clouds.yaml and --cloud / OS_CLOUD") from None
@@ -382,16 +382,20 @@ class _Steps:
         return await self._backend.settle(server_id)
 
 
-RATE_RETRIES = 8     # retries of a call the cloud refuses with 429 or 503 (keystoneauth's)
+# How often a call the cloud refuses with 429 or 503 is made again (keystoneauth's retries):
+# an environment's creation can wait for the cloud (0.5 s doubling: 2 min in all); the BMC's
+# refresh and power calls should not wait long (7.5 s), the next refresh asks again anyway
+RATE_RETRIES, BMC_RATE_RETRIES = 8, 4
 
 
-def connect(cloud: str | None, **options: Any) -> Any:
-    """openstacksdk's connection to the clouds.yaml entry, retrying a call the cloud refuses
-    for its rate limit (429) or as unavailable (503) after its Retry-After, or with back-off
-    (0.5 s doubling) when it gives none — unless the entry sets `status_code_retries` itself."""
+def connect(cloud: str | None, retries: int = RATE_RETRIES, **options: Any) -> Any:
+    """openstacksdk's connection to the clouds.yaml entry, making a call the cloud refuses
+    for its rate limit (429) or as unavailable (503) again after its Retry-After, or with
+    back-off (0.5 s doubling) when it gives none — unless the entry sets `status_code_retries`
+    itself."""
     conn = openstack.connect(cloud=cloud, **options)
     # read when each service's proxy is first made, so set before any call
-    conn.config.config.setdefault("status_code_retries", RATE_RETRIES)
+    conn.config.config.setdefault("status_code_retries", retries)
     return conn
 
 
