@@ -103,6 +103,7 @@ def main() -> None:
     try:
         for nodes in args.sizes:
             now = measure(nodes, tmp)
+            print(f"{nodes} nodes: {json.dumps(now)}", flush=True)   # as they come: runs are long
             rows.append((f"{nodes} nodes", f"{now['resources']:.0f}",
                          f"{now['create']:.1f} s / {now['create_calls']:.0f}",
                          f"{now['rerun']:.2f} s / {now['rerun_calls']:.0f}",
@@ -110,6 +111,7 @@ def main() -> None:
                          f"{now['leaks']:.0f}"))
             if nodes in args.before_sizes:
                 then = before(nodes, tmp)
+                print(f"{nodes} nodes at {BEFORE}: {json.dumps(then)}", flush=True)
                 if isinstance(then, str):
                     compared.append((f"{nodes} nodes", then, "", "", ""))
                     continue
