@@ -72,7 +72,11 @@ class CloudOps:
         return alias in self._extensions
 
     def each(self, call: Callable[[T], Any], items: Iterable[T]) -> None:
-        """`call` for every item, WORKERS at a time; the first failure is raised."""
+        """`call` for every item, WORKERS at a time; the first failure is raised. (Called at
+        each poll of power_off: most polls have nothing to stop, and start no threads.)"""
+        items = list(items)
+        if not items:
+            return
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cloud") as pool:
             for future in [pool.submit(call, item) for item in items]:
                 future.result()
